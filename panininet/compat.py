@@ -1,0 +1,255 @@
+"""Everything panininet does to make basicsr 1.4.2 (and facexlib) work on today's stack, in one place.
+
+basicsr 1.4.2 is the only release on PyPI and it breaks on current PyTorch / torchvision / OpenCV:
+
+1. ``import basicsr`` fails on torchvision >= 0.17, which removed
+   ``torchvision.transforms.functional_tensor`` (renamed ``_functional_tensor``).
+   :func:`install_functional_tensor_alias` registers the old name as an alias *before* basicsr is imported.
+2. ``basicsr.ops.fused_act`` only has a compiled CUDA kernel (``fused_act_ext``); without it every
+   StyleGAN2 forward dies with ``NameError: fused_act_ext``. :func:`patch_fused_act` routes the op to a
+   native PyTorch implementation whenever the compiled kernel is absent or the tensor is not on CUDA.
+   The native op is plain autograd, so backward and double backward (R1, path length) are exact.
+   ``basicsr.ops.upfirdn2d`` gets the same treatment for CUDA tensors without a compiled kernel
+   (on CPU basicsr already calls its native version).
+3. ``basicsr.data.degradations.add_jpg_compression`` passes a float quality to ``cv2.imencode``; OpenCV 5
+   rejects it. :func:`add_jpg_compression` rounds the quality to int and replaces basicsr's function, so
+   ``random_add_jpg_compression`` (which looks it up at call time) is fixed too.
+4. ``basicsr.train.load_resume_state`` calls ``torch.cuda.current_device()`` unconditionally (crashes on a
+   CPU-only machine) and unpickles the state with ``weights_only=False``. :func:`load_resume_state`
+   replaces it: it maps to the current CUDA device when there is one, else the CPU, and loads with
+   ``weights_only=True`` plus an allow-list of the few non-tensor types a BasicSR training state holds.
+
+All patches are applied by :func:`apply`, which ``panininet/__init__.py`` calls before anything else.
+Nothing in site-packages is edited. Each patch is idempotent.
+"""
+import collections
+import importlib
+import logging
+import os.path as osp
+import sys
+import types
+
+import torch
+from torch.nn import functional as F
+
+logger = logging.getLogger('panininet')
+
+# What the StyleGAN2 ops run on after :func:`apply`: 'cuda-kernels' or 'native'.
+OP_PATH = None
+_APPLIED = False
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. torchvision.transforms.functional_tensor
+# ---------------------------------------------------------------------------------------------------------------------
+def install_functional_tensor_alias():
+    """Make ``torchvision.transforms.functional_tensor`` importable on torchvision >= 0.17."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401  (old torchvision: nothing to do)
+        return
+    except ImportError:
+        pass
+    from torchvision.transforms import _functional_tensor
+    alias = types.ModuleType(name, 'Alias of torchvision.transforms._functional_tensor installed by panininet.compat')
+    alias.__dict__.update({k: v for k, v in vars(_functional_tensor).items() if not k.startswith('__')})
+    sys.modules[name] = alias
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. fused bias + leaky ReLU, upfirdn2d
+# ---------------------------------------------------------------------------------------------------------------------
+def fused_leaky_relu_native(input, bias, negative_slope=0.2, scale=2**0.5):
+    """Native ``scale * leaky_relu(input + bias, negative_slope)``; bias broadcast over dim 1.
+
+    Args:
+        input (Tensor): Shape (b, c, ...) or (b, c).
+        bias (Tensor): Shape (c,).
+        negative_slope (float): Leaky ReLU slope. Default: 0.2.
+        scale (float): Output gain. Default: sqrt(2).
+
+    Returns:
+        Tensor: Same shape as ``input``.
+    """
+    if bias is not None and bias.numel() > 0:
+        rest = [1] * (input.ndim - bias.ndim - 1)
+        input = input + bias.view(1, bias.shape[0], *rest)
+    return F.leaky_relu(input, negative_slope=negative_slope) * scale
+
+
+class _FusedLeakyReLUDispatch:
+    """Stands in for basicsr's ``FusedLeakyReLUFunction``: compiled kernel on CUDA when built, else native."""
+
+    compiled = None  # basicsr's original autograd Function, when its extension is importable
+
+    @classmethod
+    def apply(cls, input, bias, negative_slope, scale):
+        if cls.compiled is not None and input.is_cuda:
+            return cls.compiled.apply(input, bias, negative_slope, scale)
+        return fused_leaky_relu_native(input, bias, negative_slope, scale)
+
+
+class _UpFirDn2dDispatch:
+    """Stands in for basicsr's ``UpFirDn2d`` (CUDA path): compiled kernel when built, else native."""
+
+    compiled = None
+    native = None  # set to basicsr's ``upfirdn2d_native`` (or a faster equal op) by ``patch_fused_act``
+
+    @classmethod
+    def apply(cls, input, kernel, up, down, pad):
+        if cls.compiled is not None and input.is_cuda:
+            return cls.compiled.apply(input, kernel, up, down, pad)
+        return cls.native(input, kernel, up[0], up[1], down[0], down[1], pad[0], pad[1], pad[2], pad[3])
+
+
+def patch_fused_act():
+    """Route basicsr's fused_leaky_relu / upfirdn2d to native PyTorch where no compiled kernel exists.
+
+    basicsr's ``fused_leaky_relu`` and ``upfirdn2d`` look up ``FusedLeakyReLUFunction`` / ``UpFirDn2d`` in
+    their module globals at call time, so replacing those globals fixes every caller, including classes that
+    imported the functions by name (``basicsr.archs.stylegan2_arch``, GFPGAN's archs).
+
+    Returns:
+        str: 'cuda-kernels' if the compiled extensions are importable, else 'native'.
+    """
+    # the packages re-export functions under the submodules' names, so fetch the modules themselves
+    fa_mod = importlib.import_module('basicsr.ops.fused_act.fused_act')
+    up_mod = importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
+
+    if fa_mod.FusedLeakyReLUFunction is not _FusedLeakyReLUDispatch:
+        _FusedLeakyReLUDispatch.compiled = fa_mod.FusedLeakyReLUFunction if hasattr(fa_mod, 'fused_act_ext') else None
+        fa_mod.FusedLeakyReLUFunction = _FusedLeakyReLUDispatch
+    if up_mod.UpFirDn2d is not _UpFirDn2dDispatch:
+        _UpFirDn2dDispatch.compiled = up_mod.UpFirDn2d if hasattr(up_mod, 'upfirdn2d_ext') else None
+        _UpFirDn2dDispatch.native = up_mod.upfirdn2d_native
+        up_mod.UpFirDn2d = _UpFirDn2dDispatch
+    both = _FusedLeakyReLUDispatch.compiled is not None and _UpFirDn2dDispatch.compiled is not None
+    return 'cuda-kernels' if both else 'native'
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. JPEG with a float quality
+# ---------------------------------------------------------------------------------------------------------------------
+def add_jpg_compression(img, quality=90):
+    """JPEG-compress an image, as ``basicsr.data.degradations.add_jpg_compression`` but OpenCV-5 safe.
+
+    Args:
+        img (ndarray): float32 image in [0, 1], shape (h, w, c) BGR or (h, w).
+        quality (float | int): JPEG quality 0..100; rounded to the nearest int (OpenCV 5 needs an int).
+
+    Returns:
+        ndarray: float32 image in [0, 1], same shape as ``img``.
+    """
+    import cv2
+    import numpy as np
+    img = np.clip(img, 0, 1)
+    quality = int(round(float(quality)))
+    if not 0 <= quality <= 100:
+        raise ValueError(f'JPEG quality must be in [0, 100], got {quality}.')
+    ok, encimg = cv2.imencode('.jpg', img * 255., [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    if not ok:
+        raise RuntimeError('cv2.imencode failed to JPEG-encode the image.')
+    return np.float32(cv2.imdecode(encimg, cv2.IMREAD_UNCHANGED)) / 255.
+
+
+def patch_degradations():
+    import basicsr.data.degradations as deg
+    deg.add_jpg_compression = add_jpg_compression
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. Resume state loading
+# ---------------------------------------------------------------------------------------------------------------------
+def _safe_resume_globals():
+    """Non-tensor types a BasicSR ``.state`` file may hold (MultiStepLR milestones are a Counter)."""
+    return [collections.Counter, collections.defaultdict, collections.OrderedDict]
+
+
+def torch_load_state(path, map_location='cpu'):
+    """``torch.load`` a training state with ``weights_only=True`` and the allow-list above.
+
+    Args:
+        path (str): A ``*.state`` file written by BasicSR's ``save_training_state``.
+        map_location: Passed to ``torch.load``. Default: 'cpu'.
+
+    Returns:
+        dict: The state.
+    """
+    with torch.serialization.safe_globals(_safe_resume_globals()):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_resume_state(opt):
+    """Drop-in for ``basicsr.train.load_resume_state`` that works without CUDA.
+
+    Picks the newest ``experiments/<name>/training_states/*.state`` under ``opt['root_path']`` when
+    ``auto_resume`` is set, else ``opt['path']['resume_state']``.
+
+    Args:
+        opt (dict): Parsed BasicSR options.
+
+    Returns:
+        dict | None: The resume state, tensors on the current CUDA device or the CPU.
+    """
+    from basicsr.utils import check_resume, scandir
+    resume_state_path = None
+    if opt['auto_resume']:
+        state_path = osp.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
+        if not osp.isdir(state_path):  # basicsr resolves experiments under root_path via opt['path']
+            state_path = osp.join(opt['path'].get('experiments_root', ''), 'training_states')
+        if osp.isdir(state_path):
+            states = list(scandir(state_path, suffix='state', recursive=False, full_path=False))
+            if len(states) != 0:
+                states = [float(v.split('.state')[0]) for v in states]
+                resume_state_path = osp.join(state_path, f'{max(states):.0f}.state')
+                opt['path']['resume_state'] = resume_state_path
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+
+    if resume_state_path is None:
+        return None
+    if not osp.isfile(resume_state_path):
+        raise FileNotFoundError(f'Resume state {resume_state_path!r} (path.resume_state) does not exist. '
+                                'Fix the path in the options file or drop it to start from scratch.')
+    if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
+        map_location = torch.device('cuda', torch.cuda.current_device())
+    else:
+        map_location = 'cpu'
+    resume_state = torch_load_state(resume_state_path, map_location=map_location)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def patch_train():
+    import basicsr.train as train_mod
+    train_mod.load_resume_state = load_resume_state
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+def apply():
+    """Apply every patch above once. Called by ``panininet/__init__.py`` before anything else.
+
+    Returns:
+        str: The active StyleGAN2 op path, 'cuda-kernels' or 'native'.
+    """
+    global OP_PATH, _APPLIED
+    if _APPLIED:
+        return OP_PATH
+    install_functional_tensor_alias()
+    import basicsr  # noqa: F401  (imports archs, data, models, ... once the alias exists)
+    OP_PATH = patch_fused_act()
+    patch_degradations()
+    patch_train()
+    _APPLIED = True
+    if OP_PATH == 'cuda-kernels':
+        logger.info('panininet: StyleGAN2 ops use the compiled basicsr CUDA kernels on GPU (native on CPU).')
+    else:
+        logger.info('panininet: StyleGAN2 ops use the native PyTorch path (no compiled basicsr kernels; '
+                    'set BASICSR_EXT=True when building basicsr for the CUDA kernels).')
+    return OP_PATH
+
+
+__all__ = ['apply', 'OP_PATH', 'fused_leaky_relu_native', 'add_jpg_compression', 'load_resume_state',
+           'torch_load_state', 'install_functional_tensor_alias']

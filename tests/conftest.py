@@ -1,0 +1,46 @@
+"""Shared fixtures.
+
+``shared_dir`` is ``../shared`` beside the repository (the read-only reference data and test photos).
+When it is absent the tests that need it are skipped, unless ``PANINI_REQUIRE_SHARED=1`` (set by ``.ci/run``),
+in which case they fail: CI must never go green by skipping them.
+"""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+import panininet  # noqa: F401  (compat + registries before any test imports basicsr)
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED_DIR = osp.join(osp.dirname(REPO_ROOT), 'shared')
+
+
+def _require_shared():
+    return os.environ.get('PANINI_REQUIRE_SHARED', '') not in ('', '0')
+
+
+def get_shared(*parts):
+    """Path of a file or folder under ../shared, skipping (or failing under PANINI_REQUIRE_SHARED=1) if absent."""
+    path = osp.join(SHARED_DIR, *parts)
+    if not osp.exists(path):
+        msg = f'{path} is absent (the ../shared folder beside the repository)'
+        if _require_shared():
+            pytest.fail(f'{msg} and PANINI_REQUIRE_SHARED=1')
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope='session')
+def shared_dir():
+    return get_shared()
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
