@@ -227,6 +227,209 @@ def patch_train():
     train_mod.load_resume_state = load_resume_state
 
 
+# =====================================================================================================================
+# 5. Training engine: distributed training on CPU (gloo) and exact resume.  [section owned by the training task]
+#
+# basicsr's ``train_pipeline`` is used unchanged; these patches replace four names it looks up at call time:
+#
+# * ``basicsr.utils.options.init_dist``: basicsr calls ``torch.cuda.set_device(rank % device_count)`` before
+#   ``init_process_group('nccl')``, a ZeroDivisionError on a machine without CUDA. :func:`init_dist` keeps that path
+#   when CUDA exists and otherwise joins the process group with the gloo backend (``--launcher pytorch`` on CPU).
+#   The other half of the fix (``DistributedDataParallel`` without ``device_ids`` on CPU) is in the model base class
+#   ``panininet/models/base_model.py``.
+# * ``basicsr.train.EnlargedSampler`` -> :class:`ResumableEnlargedSampler`, and ``basicsr.train.load_resume_state`` /
+#   ``create_train_val_dataloader`` wrappers: basicsr restarts the current epoch on resume (the same samples are
+#   seen twice) and does not restore any random generator. A ``*.state`` written by our models holds the RNG states
+#   of every rank (:func:`get_rng_states`); on resume the sampler skips the batches the interrupted run already
+#   consumed in that epoch and, just before the first resumed batch is loaded, restores the RNG states. With
+#   ``num_worker_per_gpu: 0`` (and no prefetcher threads) N straight iterations equal k + resume + N-k bit for bit.
+#   With data-loader workers the order of samples is still exact, but random augmentations drawn inside the
+#   workers are not (basicsr re-seeds each worker with the same seed every epoch).
+# =====================================================================================================================
+_PENDING_RESUME = {}  # filled by the load_resume_state wrapper, consumed by create_train_val_dataloader
+
+
+def init_dist(launcher, backend='nccl', **kwargs):
+    """Drop-in for ``basicsr.utils.dist_util.init_dist`` that also works without CUDA.
+
+    With CUDA it defers to basicsr (``torch.cuda.set_device`` + nccl by default). Without CUDA (or with
+    ``backend='gloo'``) it initialises the default process group with gloo from the torchrun environment
+    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). Only ``launcher='pytorch'`` runs on CPU.
+
+    Args:
+        launcher (str): 'pytorch' or 'slurm'.
+        backend (str): Backend used when CUDA is available. Default: 'nccl'.
+        **kwargs: Passed to ``init_process_group`` (pytorch) or basicsr's slurm initialiser.
+    """
+    import torch.distributed as dist
+    from basicsr.utils import dist_util
+    if torch.cuda.is_available() and backend != 'gloo':
+        return dist_util.init_dist(launcher, backend, **kwargs)
+    if launcher != 'pytorch':
+        raise ValueError(f'Launcher {launcher!r} needs CUDA here; on CPU use torchrun with --launcher pytorch.')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo', **kwargs)
+
+
+def get_rng_states():
+    """RNG states of this process: torch (CPU and every CUDA device), numpy and Python ``random``.
+
+    Stored only as tensors, ints, floats, tuples and lists, so ``torch.load(weights_only=True)`` reads them.
+
+    Returns:
+        dict: Keys 'torch', 'cuda', 'numpy', 'python'.
+    """
+    import random
+
+    import numpy as np
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        'torch': torch.get_rng_state(),
+        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        'numpy': (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        'python': random.getstate(),
+    }
+
+
+def set_rng_states(states):
+    """Restore what :func:`get_rng_states` returned.
+
+    Args:
+        states (dict): RNG states of one process.
+    """
+    import random
+
+    import numpy as np
+    torch.set_rng_state(states['torch'].cpu())
+    if states['cuda'] and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states['cuda']])
+    name, keys, pos, has_gauss, cached = states['numpy']
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
+    python = states['python']
+    random.setstate((python[0], tuple(python[1]), python[2]))
+
+
+def gather_rng_states():
+    """RNG states of every rank, gathered on all ranks (a collective call under torch.distributed).
+
+    Returns:
+        list[dict]: One :func:`get_rng_states` dict per rank, indexed by rank.
+    """
+    import torch.distributed as dist
+    states = get_rng_states()
+    if not (dist.is_available() and dist.is_initialized()):
+        return [states]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, states)
+    return gathered
+
+
+# basicsr's EnlargedSampler made resumable; built by patch_train_engine (basicsr cannot be imported earlier)
+ResumableEnlargedSampler = None
+
+
+def _make_sampler_class():
+    """Build :class:`ResumableEnlargedSampler` on top of basicsr's ``EnlargedSampler`` (imported lazily)."""
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    class ResumableEnlargedSampler(EnlargedSampler):
+        """basicsr's ``EnlargedSampler`` that can resume in the middle of an epoch.
+
+        :meth:`resume` arms it: the next time it is iterated in epoch ``epoch`` it restores ``rng_states`` (right
+        before the first resumed sample is loaded, i.e. after the data loader drew its own seed) and starts after
+        the ``num_done`` indices of that epoch the interrupted run already consumed. Later epochs are unchanged.
+        """
+
+        _resume = None
+
+        def resume(self, epoch, num_done, rng_states=None):
+            """Arm the sampler for a resumed run.
+
+            Args:
+                epoch (int): Epoch of the saved state.
+                num_done (int): Indices of that epoch already consumed by this rank.
+                rng_states (dict | None): This rank's RNG states at the time of saving.
+            """
+            self._resume = (int(epoch), int(num_done), rng_states)
+
+        def __iter__(self):
+            indices = list(super().__iter__())
+            if self._resume is not None and self._resume[0] == self.epoch:
+                _, num_done, rng_states = self._resume
+                self._resume = None
+                if rng_states is not None:
+                    set_rng_states(rng_states)
+                indices = indices[num_done:]
+            return iter(indices)
+
+    ResumableEnlargedSampler.__module__ = __name__
+    ResumableEnlargedSampler.__qualname__ = 'ResumableEnlargedSampler'
+    return ResumableEnlargedSampler
+
+
+def _load_resume_state_and_remember(opt):
+    """``load_resume_state`` above, also remembering epoch, iteration and RNG states for the train sampler."""
+    state = load_resume_state(opt)
+    _PENDING_RESUME.clear()
+    if state is not None:
+        _PENDING_RESUME.update(epoch=state['epoch'], iter=state['iter'], rng=state.get('rng'))
+    return state
+
+
+def _arm_sampler(train_loader, train_sampler, opt):
+    """Point the train sampler at the position (and RNG states) of the pending resume state, if any."""
+    from basicsr.utils import get_root_logger
+    if not _PENDING_RESUME or not hasattr(train_sampler, 'resume'):
+        return
+    resume = dict(_PENDING_RESUME)
+    _PENDING_RESUME.clear()
+    logger = get_root_logger()
+    rank = opt.get('rank', 0)
+    rng = None
+    if resume['rng'] is None:
+        logger.warning('Resume state has no RNG states (not written by a panininet model): random streams '
+                       'restart from the seed, so the resumed run is not identical to an uninterrupted one.')
+    elif rank < len(resume['rng']):
+        rng = resume['rng'][rank]
+    else:
+        logger.warning(f'Resume state holds RNG states for {len(resume["rng"])} ranks, this is rank {rank}: '
+                       'its random streams restart from the seed.')
+    iters_per_epoch = len(train_sampler) // train_loader.batch_size
+    num_batches = resume['iter'] - resume['epoch'] * iters_per_epoch
+    if not 0 <= num_batches <= iters_per_epoch:
+        logger.warning(f'Cannot place iteration {resume["iter"]} in epoch {resume["epoch"]} with {iters_per_epoch} '
+                       'iterations per epoch (batch size or dataset changed?): the epoch restarts from its start.')
+        num_batches = 0
+    train_sampler.resume(resume['epoch'], num_batches * train_loader.batch_size, rng)
+    logger.info(f'Resume: epoch {resume["epoch"]} continues after its first {num_batches} batches.')
+
+
+def patch_train_engine():
+    """Install :func:`init_dist`, :class:`ResumableEnlargedSampler` and the resume wrappers into basicsr."""
+    global ResumableEnlargedSampler
+    import basicsr.train as train_mod
+    import basicsr.utils.options as options_mod
+    options_mod.init_dist = init_dist
+    if not getattr(train_mod.EnlargedSampler, '_panininet_resumable', False):
+        ResumableEnlargedSampler = _make_sampler_class()
+        ResumableEnlargedSampler._panininet_resumable = True
+        train_mod.EnlargedSampler = ResumableEnlargedSampler
+    if getattr(train_mod.create_train_val_dataloader, '_panininet_original', None) is None:
+        original = train_mod.create_train_val_dataloader
+
+        def create_train_val_dataloader(opt, logger):
+            result = original(opt, logger)
+            _arm_sampler(result[0], result[1], opt)
+            return result
+
+        create_train_val_dataloader._panininet_original = original
+        train_mod.create_train_val_dataloader = create_train_val_dataloader
+    train_mod.load_resume_state = _load_resume_state_and_remember
+# =====================================================================================================================
+# end of section 5
+# =====================================================================================================================
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 def apply():
     """Apply every patch above once. Called by ``panininet/__init__.py`` before anything else.
@@ -242,6 +445,7 @@ def apply():
     OP_PATH = patch_fused_act()
     patch_degradations()
     patch_train()
+    patch_train_engine()
     _APPLIED = True
     if OP_PATH == 'cuda-kernels':
         logger.info('panininet: StyleGAN2 ops use the compiled basicsr CUDA kernels on GPU (native on CPU).')
