@@ -1,0 +1,147 @@
+"""Degradation representation encoder (DRE, paper eq. 5) and the MoCo wrapper of its UDRL pre-training (eq. 4).
+
+The layout follows the official ``moco/deg_encoder.py`` so that its checkpoints load by name: ``E`` is six
+3x3 conv + BatchNorm + LeakyReLU(0.1) layers and a global average pool, ``mlp`` the projection head that only the
+contrastive loss uses. ``MoCo`` keeps the official attribute names (``encoder_q``, ``encoder_k``, ``queue``,
+``queue_ptr``), so the state dict of an official ``moco_checkpoint_*.pth.tar`` loads once the DDP prefix
+``module.`` is removed.
+"""
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+
+@ARCH_REGISTRY.register()
+class DegradationEncoder(nn.Module):
+    """Degradation representation encoder (DRE).
+
+    Six 3x3 convolutions (channels f, f, 2f, 2f, 4f, 4f; the third and fifth with stride 2), each followed by
+    BatchNorm and LeakyReLU(0.1), then global average pooling: ``v_DR`` has ``4 * num_feat`` values (256 in the paper).
+
+    Args:
+        num_feat (int): Width f of the first layer. Default: 64 (v_DR of 256 values).
+        num_in_ch (int): Input channels. Default: 3.
+    """
+
+    def __init__(self, num_feat=64, num_in_ch=3):
+        super().__init__()
+        chans = [num_feat, num_feat, 2 * num_feat, 2 * num_feat, 4 * num_feat, 4 * num_feat]
+        strides = [1, 1, 2, 1, 2, 1]
+        layers = []
+        in_ch = num_in_ch
+        for out_ch, stride in zip(chans, strides):
+            layers += [
+                nn.Conv2d(in_ch, out_ch, 3, stride, 1),
+                nn.BatchNorm2d(out_ch),
+                nn.LeakyReLU(0.1, inplace=True)
+            ]
+            in_ch = out_ch
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.E = nn.Sequential(*layers)
+        self.out_dim = in_ch
+        self.mlp = nn.Sequential(nn.Linear(in_ch, in_ch), nn.LeakyReLU(0.1, inplace=True), nn.Linear(in_ch, in_ch))
+
+    def forward(self, x):
+        """Degradation representation.
+
+        Args:
+            x (Tensor): Degraded images, (b, 3, h, w), RGB in [-1, 1].
+
+        Returns:
+            Tensor: v_DR, (b, 4 * num_feat).
+        """
+        return self.E(x).flatten(1)
+
+    def project(self, x):
+        """v_DR and its projection through ``mlp`` (the vector the contrastive loss compares).
+
+        Args:
+            x (Tensor): Degraded images, (b, 3, h, w).
+
+        Returns:
+            tuple[Tensor, Tensor]: v_DR (b, d) and the projection (b, d).
+        """
+        fea = self.forward(x)
+        return fea, self.mlp(fea)
+
+
+class MoCo(nn.Module):
+    """MoCo (v1) around two :class:`DegradationEncoder` s, as used for UDRL (paper eq. 4).
+
+    The query encoder is trained by back-propagation; the key encoder is its exponential moving average
+    (momentum ``m``) and never receives gradients. Keys of past batches wait in a queue of ``K`` normalised vectors
+    and serve as negatives. Defaults are the values the official run actually used (dim 256, K 8192, m 0.999,
+    T 0.07). Single-process: no cross-GPU gather or batch shuffling.
+
+    Args:
+        num_feat (int): Width of the encoders (v_DR has ``4 * num_feat`` values, must equal ``dim``). Default: 64.
+        dim (int): Feature dimension of the queue. Default: 256.
+        K (int): Queue length. Default: 8192.
+        m (float): Momentum of the key encoder. Default: 0.999.
+        T (float): Softmax temperature. Default: 0.07.
+    """
+
+    def __init__(self, num_feat=64, dim=256, K=8192, m=0.999, T=0.07):
+        super().__init__()
+        self.K = K
+        self.m = m
+        self.T = T
+        self.encoder_q = DegradationEncoder(num_feat)
+        self.encoder_k = DegradationEncoder(num_feat)
+        if self.encoder_q.out_dim != dim:
+            raise ValueError(f'MoCo: dim={dim} but the encoder gives {self.encoder_q.out_dim} values '
+                             f'(4 * num_feat); set dim = 4 * num_feat.')
+        for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
+            param_k.data.copy_(param_q.data)
+            param_k.requires_grad = False
+        self.register_buffer('queue', F.normalize(torch.randn(dim, K), dim=0))
+        self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
+
+    @torch.no_grad()
+    def momentum_update(self):
+        """Key encoder parameters <- m * key + (1 - m) * query (BatchNorm statistics follow their own forward)."""
+        for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
+            param_k.data.mul_(self.m).add_(param_q.data, alpha=1.0 - self.m)
+
+    @torch.no_grad()
+    def dequeue_and_enqueue(self, keys):
+        """Replace the oldest ``b`` queue entries by ``keys`` (wrapping around the end of the queue).
+
+        Args:
+            keys (Tensor): Normalised keys, (b, dim).
+        """
+        b = keys.shape[0]
+        ptr = int(self.queue_ptr)
+        idx = (torch.arange(b, device=keys.device) + ptr) % self.K
+        self.queue[:, idx] = keys.T.to(self.queue.dtype)
+        self.queue_ptr[0] = (ptr + b) % self.K
+
+    def forward(self, im_q, im_k):
+        """Contrastive logits of eq. (4).
+
+        In training mode the key encoder is updated first (momentum) and the keys are pushed into the queue
+        after the logits are computed, as in MoCo.
+
+        Args:
+            im_q (Tensor): Query images, (b, 3, h, w).
+            im_k (Tensor): Key images (same degradation, other faces), (b, 3, h, w).
+
+        Returns:
+            tuple[Tensor, Tensor]: logits (b, 1 + K) already divided by T (column 0 = positive) and
+            labels (b,) of zeros; the InfoNCE loss is ``F.cross_entropy(logits, labels)``.
+        """
+        _, q = self.encoder_q.project(im_q)
+        q = F.normalize(q, dim=1)
+        with torch.no_grad():
+            if self.training:
+                self.momentum_update()
+            _, k = self.encoder_k.project(im_k)
+            k = F.normalize(k, dim=1)
+        l_pos = (q * k).sum(dim=1, keepdim=True)
+        l_neg = q @ self.queue.clone().detach()
+        logits = torch.cat([l_pos, l_neg], dim=1) / self.T
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        if self.training:
+            self.dequeue_and_enqueue(k)
+        return logits, labels

@@ -1,0 +1,138 @@
+"""Safe checkpoint loading for panininet and official Panini-Net files.
+
+Everything goes through :func:`load_checkpoint_file`: ``torch.load(..., weights_only=True)``, which refuses any
+pickle that would import or call something outside PyTorch's allow-list. A second try allows only numpy scalar and
+array reconstruction (what training scripts sometimes leave in ``meta``, e.g. a numpy seed). There is no unsafe
+fallback: a file that still needs more is refused with a message naming the file and the way out.
+"""
+import os.path as osp
+import pickle
+from collections import OrderedDict
+
+import torch
+
+from panininet import official
+
+
+def _numpy_safe_globals():
+    """numpy callables that only rebuild scalars, dtypes and arrays (no code execution)."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover (numpy is a dependency)
+        return []
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_classes = [type(np.dtype(t)) for t in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'float16',
+                                                 'float32', 'float64')]
+    return [scalar, _reconstruct, np.ndarray, np.dtype, *dtype_classes]
+
+
+def load_checkpoint_file(path, map_location='cpu'):
+    """Load a checkpoint with ``weights_only=True``.
+
+    Args:
+        path (str): File path.
+        map_location (str | torch.device): Passed to ``torch.load``. Default: 'cpu'.
+
+    Returns:
+        object: The unpickled content (usually a dict).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        RuntimeError: The file needs objects outside the allow-list (message names the file and the way out).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist (give the path of a .pth file)')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as first:
+        try:
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise RuntimeError(
+                f'{path}: refused by torch.load(weights_only=True): it holds objects that may run code when loaded '
+                f'({str(err).splitlines()[0] if str(err) else first}). If you trust where the file comes from, '
+                'load it once yourself with torch.load(path, weights_only=False) and save only its tensors, e.g. '
+                "torch.save({'state_dict': ckpt['state_dict']}, 'clean.pth'); panininet never unpickles such "
+                'files itself.') from err
+
+
+def strip_prefix(state_dict, prefix):
+    """Remove ``prefix`` from every key that has it (e.g. ``'module.'`` of DataParallel)."""
+    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
+
+
+def pick_params(obj, path='<checkpoint>'):
+    """The network state dict inside a BasicSR-style checkpoint: ``params_ema``, else ``params``, else ``obj``.
+
+    Args:
+        obj (dict): Loaded checkpoint.
+        path (str): For error messages.
+
+    Returns:
+        dict: State dict (``module.`` prefixes removed).
+    """
+    if not isinstance(obj, dict):
+        raise ValueError(f'{path}: expected a dict checkpoint, got {type(obj).__name__}')
+    for key in ('params_ema', 'params'):
+        if key in obj:
+            return strip_prefix(obj[key], 'module.')
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return strip_prefix(obj, 'module.')
+    raise ValueError(f"{path}: no 'params_ema' or 'params' entry (keys: {sorted(obj)[:8]}); "
+                     'save networks as {"params_ema": state_dict} as BasicSR does.')
+
+
+def extract_dre_state(obj, path='<checkpoint>'):
+    """DegradationEncoder weights from any file that holds them.
+
+    Accepted: an official ``moco_checkpoint_*.pth.tar`` (official copy rule), an official Panini MFR file
+    (``generator.deg_encoder.*``), a BasicSR-style file of a DegradationEncoder, of a MoCo (``encoder_q.*``) or of a
+    PaniniNet (``dre.*``).
+
+    Args:
+        obj (dict): Loaded checkpoint.
+        path (str): For error messages.
+
+    Returns:
+        OrderedDict: State dict with keys ``E.*`` and ``mlp.*``.
+    """
+    from panininet.archs.dre_arch import DegradationEncoder
+
+    if official.is_official_moco_checkpoint(obj):
+        num_feat = obj['state_dict'][official.MOCO_QUERY_PREFIX + 'E.0.weight'].shape[0]
+        return official.moco_to_dre_state(obj, DegradationEncoder(num_feat).state_dict())
+    if official.is_official_panini_checkpoint(obj):
+        sd = obj.get('state_dict', obj)
+        prefix = 'generator.deg_encoder.'
+    else:
+        sd = pick_params(obj, path)
+        prefix = next((p for p in ('encoder_q.', 'dre.') if any(k.startswith(p) for k in sd)), '')
+    out = OrderedDict((k[len(prefix):], v) for k, v in sd.items() if k.startswith(prefix))
+    if not any(k.startswith('E.') for k in out):
+        raise ValueError(f'{path}: holds no DegradationEncoder weights (looked for E.*, encoder_q.E.*, dre.E.*, '
+                         'module.encoder_q.E.*, generator.deg_encoder.E.*)')
+    return out
+
+
+def load_panini_weights(path, map_location='cpu'):
+    """PaniniNet weights from our checkpoint or an official one (converted on the fly).
+
+    Args:
+        path (str): ``{'params_ema'|'params': state_dict, optional 'arch': {PaniniNet kwargs}}`` written by
+            panininet/BasicSR, or an official MMEditing ``panini_*_latest.pth``.
+        map_location (str | torch.device): Default: 'cpu'.
+
+    Returns:
+        tuple[dict, dict | None]: state dict for PaniniNet, and the PaniniNet kwargs when the file says them
+        (always for official files: derived from the shapes) or None.
+    """
+    obj = load_checkpoint_file(path, map_location=map_location)
+    if official.is_official_panini_checkpoint(obj):
+        return official.convert_official_checkpoint(obj)
+    sd = pick_params(obj, path)
+    arch = obj.get('arch') if isinstance(obj, dict) else None
+    return sd, (dict(arch) if arch is not None else None)
