@@ -1,0 +1,80 @@
+"""UDRL (MoCo) pairs: two different HQ faces degraded with the same sampled eq.-(10) parameters (paper Fig. 2)."""
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from panininet.data.data_util import (
+    ImageReader,
+    hq_paths,
+    is_deterministic,
+    make_rng,
+    params_for_batch,
+    prepare_hq,
+    to_tensor,
+)
+from panininet.data.degradations import DegradationSampler, make_lq, resize
+
+
+@DATASET_REGISTRY.register()
+class UDRLPairDataset(data.Dataset):
+    """Positive pairs for unsupervised degradation representation learning (query, key).
+
+    Item i pairs HQ image i (query) with another HQ image j != i (key, random; in the deterministic mode a
+    function of (seed, i)). One parameter set (sigma, r, delta, q) is drawn and applied to both (the noise
+    realisations are independent; the noise level is shared). Both are degraded at ``degrade_size`` (the Panini
+    input size, 512, so the parameters mean what they mean for :class:`PaniniMFRDataset`) and then area-resized to
+    ``out_size`` (the DRE input, 256): for 512 -> 256 that is the exact 2x2 average Panini-Net applies before its
+    DRE (official reference README, sec. 7).
+
+    Options (YAML keys):
+        dataroot_gt, meta_info, io_backend: as :class:`PaniniMFRDataset` (at least two images).
+        degrade_size (int): Size at which eq. (10) runs. Default: 512.
+        out_size (int): Side of the returned images (DRE input). Default: 256.
+        mean, std: Normalisation (0.5 / 0.5 gives [-1, 1], as the official MoCo). Default: None ([0, 1]).
+        use_hflip (bool): Flip each image independently (p = 0.5). Default: False.
+        degradation_preset, blur_sigma, downsample_range, noise_range, jpeg_range, r_base, use_jpeg,
+            down_interpolation, up_interpolation: as :class:`PaniniMFRDataset`.
+        deterministic (bool), seed (int): as :class:`PaniniMFRDataset`.
+
+    Returns (``__getitem__``):
+        dict: ``query``, ``key`` (3, out_size, out_size) RGB float32 tensors; ``query_path``, ``key_path`` (str);
+        ``lq_path`` (= query_path, for BasicSR's logging); ``params`` (shared by both, as in
+        :class:`PaniniMFRDataset`, plus ``key_index``).
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.degrade_size = int(opt.get('degrade_size', 512))
+        self.out_size = int(opt.get('out_size', 256))
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.use_hflip = opt.get('use_hflip', False)
+        self.deterministic = is_deterministic(opt)
+        self.seed = int(opt.get('seed', 0))
+        self.sampler = DegradationSampler.from_opt(opt)
+        self.paths = hq_paths(opt)
+        if len(self.paths) < 2:
+            raise RuntimeError(f'UDRL pairs need at least two different HQ images; {opt["dataroot_gt"]!r} has '
+                               f'{len(self.paths)}.')
+        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def _degraded(self, path, params, rng):
+        img, _ = prepare_hq(self.reader.read(path), self.degrade_size, rng, self.use_hflip)
+        img = make_lq(img, self.degrade_size, params, self.sampler, rng)
+        return to_tensor(resize(img, self.out_size, 'area'), self.mean, self.std)
+
+    def __getitem__(self, index):
+        rng = make_rng(self.deterministic, self.seed, index)
+        key_index = (index + 1 + int(rng.integers(len(self.paths) - 1))) % len(self.paths)
+        params = self.sampler.sample(rng)
+        q_path, k_path = self.paths[index], self.paths[key_index]
+        return {
+            'query': self._degraded(q_path, params, rng),
+            'key': self._degraded(k_path, params, rng),
+            'query_path': q_path,
+            'key_path': k_path,
+            'lq_path': q_path,
+            'params': params_for_batch(params, key_index=key_index),
+        }
