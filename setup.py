@@ -67,6 +67,9 @@ if __name__ == '__main__':
         extras_require={
             # offline face detector (HOG + 5-point landmarks; weights ship inside the wheels)
             'offline': ['dlib-bin>=19.24', 'face-recognition-models>=0.3.0'],
-            'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0'],
+            # evaluation and analysis scripts (panininet/metrics.py, scripts/evaluate.py, analyze_dafi.py, ...)
+            'metrics': ['lpips>=0.1.4', 'matplotlib>=3.5'],
+            'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
+                     'matplotlib>=3.5'],
         },
         zip_safe=False)
