@@ -60,6 +60,10 @@ RELEASES = {
     'gfpgan1.4': Release('GFPGANv1.4.pth', 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth'),
 }
 
+# Real-ESRGAN's x2 model for ``--bg_upsampler realesrgan`` (used only when the realesrgan package is installed)
+REALESRGAN_X2 = Release('RealESRGAN_x2plus.pth',
+                        'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth')
+
 # facexlib 0.3.0's files (URLs as in facexlib.detection / facexlib.parsing)
 FACEXLIB_RELEASES = {
     'retinaface_resnet50': Release(
@@ -269,25 +273,24 @@ def prepare_model_file(path, weights_dir=None):
     """
     import torch
 
-    from panininet.checkpoint import load_checkpoint_file, load_panini_weights
+    from panininet import official
+    from panininet.checkpoint import load_checkpoint_file, load_panini_weights, pick_params
 
     raw = load_checkpoint_file(path, map_location='cpu')
-    if isinstance(raw, dict) and ('params_ema' in raw or 'params' in raw):
-        return load_panini_weights(path)
+    if not official.is_official_panini_checkpoint(raw):
+        arch = raw.get('arch') if isinstance(raw, dict) else None
+        return pick_params(raw, path), (dict(arch) if arch is not None else None)
     cache_dir = osp.join(weights_root(weights_dir), 'converted')
     stem = osp.splitext(osp.basename(path))[0]
     cached = osp.join(cache_dir, f'{stem}-{sha256sum(path)[:12]}.pth')
     if osp.isfile(cached):
         return load_panini_weights(cached)
-    state_dict, arch = load_panini_weights(path)
+    state_dict, arch = official.convert_official_checkpoint(raw)
     os.makedirs(cache_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(cached) + '.', suffix='.part', dir=cache_dir)
     os.close(fd)
     try:
-        save = {'params_ema': state_dict}
-        if arch is not None:
-            save['arch'] = arch
-        torch.save(save, tmp)
+        torch.save({'params_ema': state_dict, 'arch': arch}, tmp)
         os.replace(tmp, cached)
     finally:
         if osp.exists(tmp):
