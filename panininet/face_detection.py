@@ -17,7 +17,7 @@ dlib's 5 points are two corners per eye and the base of the nose, not RetinaFace
 corners. They are mapped onto facexlib's FFHQ template through :data:`DLIB5_TEMPLATE_512`: the mean position of
 dlib's 5 points on FFHQ-style aligned faces (calibrated on the five CelebA-HQ ground-truth faces of
 ``../shared/testdata/panini_examples/GT`` resized to 512, not on the GFPGAN crops used to test the alignment). For
-each face we fit the similarity ``S`` taking that template onto dlib's points and report
+each face we fit (least squares) the similarity ``S`` taking that template onto dlib's points and report
 ``S(FFHQ_TEMPLATE_512)`` as the face's 5 landmarks, so facexlib's ``estimateAffinePartial2D(landmarks,
 face_template)`` recovers ``S^-1``.
 """
@@ -25,7 +25,6 @@ import contextlib
 import importlib.util
 import os.path as osp
 
-import cv2
 import numpy as np
 
 from panininet.weights import FACEXLIB_RELEASES, resolve_release_file, weights_root
@@ -37,8 +36,9 @@ FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [25
                               [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float64)
 
 # dlib's 5 points (image-right eye outer/inner corner, image-left eye outer/inner corner, nose base) on 512 FFHQ-style
-# crops: mean over the 5 CelebA-HQ faces in panini_examples/GT (std 1-4 px, nose x 6.6 px).
-DLIB5_TEMPLATE_512 = np.array([[343.2, 245.0], [293.6, 249.0], [169.0, 247.2], [217.4, 249.8], [259.0, 340.6]],
+# crops: mean over the 5 CelebA-HQ faces in panini_examples/GT resized to 512 (HOG upsample 1; spread 1-4 px, nose x
+# 6.6 px).
+DLIB5_TEMPLATE_512 = np.array([[343.2, 245.2], [293.4, 249.2], [168.4, 246.6], [217.2, 249.6], [259.6, 340.6]],
                               dtype=np.float64)
 
 
@@ -67,8 +67,35 @@ def dlib_points_to_ffhq5(points):
     Returns:
         np.ndarray: (5, 2) eye centres, nose tip, mouth corners in image pixels (facexlib's order).
     """
-    sim = cv2.estimateAffinePartial2D(DLIB5_TEMPLATE_512, np.asarray(points, np.float64), method=cv2.LMEDS)[0]
+    # fit image -> template (the direction facexlib aligns in), then map the FFHQ template back into the image
+    fit = np.vstack([similarity_lstsq(np.asarray(points, np.float64), DLIB5_TEMPLATE_512), [0.0, 0.0, 1.0]])
+    sim = np.linalg.inv(fit)[:2]
     return FFHQ_TEMPLATE_512 @ sim[:, :2].T + sim[:, 2]
+
+
+def similarity_lstsq(src, dst):
+    """Least-squares similarity (Umeyama) taking ``src`` points onto ``dst``.
+
+    Least squares over all 5 points, not cv2's LMEDS: with 5 points LMEDS fits a 2-point subset and
+    follows the noise of single landmarks (up to 14 px drift at the crop corners, against 8 with least squares).
+
+    Args:
+        src (np.ndarray): (n, 2).
+        dst (np.ndarray): (n, 2).
+
+    Returns:
+        np.ndarray: (2, 3) matrix M with ``dst ~ src @ M[:, :2].T + M[:, 2]``.
+    """
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    flip = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ flip @ vt
+    scale = np.trace(np.diag(sig) @ flip) * len(src) / (s**2).sum()
+    out = np.empty((2, 3))
+    out[:, :2] = scale * rot
+    out[:, 2] = mu_d - scale * rot @ mu_s
+    return out
 
 
 class DlibFaceDetector:
