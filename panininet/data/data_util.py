@@ -2,6 +2,7 @@
 
 Not a ``*_dataset.py`` file, so it registers nothing.
 """
+import os
 import os.path as osp
 
 import cv2
@@ -66,6 +67,22 @@ def hq_paths(opt, key='dataroot_gt'):
     return paths
 
 
+_LMDB_CLIENTS = {}
+
+
+def _file_client(opt):
+    """A FileClient; lmdb ones are shared per (database, process), since lmdb refuses to open a database twice in
+    one process (two datasets on one lmdb) and an environment must not be used across a fork (DataLoader workers)."""
+    opt = dict(opt)
+    backend = opt.pop('type')
+    if backend != 'lmdb':
+        return FileClient(backend, **opt)
+    key = (osp.realpath(opt['db_paths'][0]), os.getpid())
+    if key not in _LMDB_CLIENTS:
+        _LMDB_CLIENTS[key] = FileClient(backend, **opt)
+    return _LMDB_CLIENTS[key]
+
+
 class ImageReader:
     """Reads images through BasicSR's FileClient (disk / lmdb), lazily opened (safe with DataLoader workers).
 
@@ -92,7 +109,7 @@ class ImageReader:
             ndarray: float32 (h, w, 3) BGR in [0, 1]; grayscale files are expanded to 3 channels.
         """
         if self.client is None:
-            self.client = FileClient(self.opt.pop('type'), **self.opt)
+            self.client = _file_client(self.opt)
         lmdb = 'db_paths' in self.opt
         try:
             buf = self.client.get(path, 'gt') if lmdb else self.client.get(path)
