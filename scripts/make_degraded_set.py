@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
-from panininet.data.degradations import PRESETS, TABLE4_RATES, DegradationSampler, make_lq, seeded_rng
+from panininet.data.degradations import PRESETS, TABLE4_FIXED, TABLE4_RATES, DegradationSampler, make_lq, seeded_rng
 
-TABLE4_DEFAULTS = dict(sigma=1.0, delta=10.0, q=30)  # our choice: the paper does not give Table 4's fixed values
+TABLE4_DEFAULTS = TABLE4_FIXED  # our choice (the paper does not give Table 4's fixed sigma, delta, q)
 
 
 def parse_args(argv=None):
@@ -99,7 +99,7 @@ def read_hq(path, hq_size):
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise OSError(f'Cannot read image {path!r}: not an image or corrupt.')
-    img, _ = prepare_hq(img.astype(np.float32) / 255., hq_size, None, use_hflip=False)
+    img, _ = prepare_hq(img, hq_size, None, use_hflip=False)  # uint8, as the datasets read it
     return img
 
 
@@ -165,8 +165,7 @@ def main(argv=None):
             if index == 0 and args.preview:
                 strip.append(label(np.clip(np.rint(lq * 255), 0, 255).astype(np.uint8), f'r = {params["r"]:g}'))
         if index == 0 and args.preview:
-            hq_small = cv2.resize(hq, (args.size, args.size), interpolation=cv2.INTER_AREA)
-            strip.insert(0, label(np.clip(np.rint(hq_small * 255), 0, 255).astype(np.uint8), 'HQ'))
+            strip.insert(0, label(cv2.resize(hq, (args.size, args.size), interpolation=cv2.INTER_AREA), 'HQ'))
 
     fields = ['file', 'source', 'index', 'seed', 'sigma', 'r', 'r_base', 'scale', 'delta', 'q']
     buf = io.StringIO()

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from panininet.data.degradations import TABLE4_FIXED
 from panininet.data.mfr_pair_dataset import PaniniMFRDataset
 
 
@@ -76,7 +77,9 @@ def test_table4_mode(script, gt_dir, tmp_path):
                         '--size', '128', '--preview', str(preview)]) == 0
     rows = _read_csv(out / 'params.csv')
     assert [float(r['r']) for r in rows] == [16, 32, 64, 128]
-    assert {(r['sigma'], r['delta'], r['q']) for r in rows} == {('1.0', '10.0', '30')}
+    fixed = TABLE4_FIXED
+    assert {(float(r['sigma']), float(r['delta']), int(r['q'])) for r in rows} == {
+        (fixed['sigma'], fixed['delta'], fixed['q'])}
     assert sorted(d for d in os.listdir(out) if osp.isdir(out / d)) == ['r016', 'r032', 'r064', 'r128']
     imgs = [cv2.imread(str(out / r['file'])) for r in rows]
     energies = [_hf(im) for im in imgs]

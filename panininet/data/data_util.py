@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import torch
 from basicsr.data.data_util import paths_from_folder
-from basicsr.utils import FileClient, img2tensor
-from torchvision.transforms.functional import normalize
+from basicsr.utils import FileClient
 
 from panininet.data.degradations import resize, seeded_rng
 
@@ -106,7 +105,8 @@ class ImageReader:
             path (str): File path (disk) or lmdb key.
 
         Returns:
-            ndarray: float32 (h, w, 3) BGR in [0, 1]; grayscale files are expanded to 3 channels.
+            ndarray: uint8 (h, w, 3) BGR; grayscale files are expanded to 3 channels. (The HQ stays 8-bit until
+            it becomes a tensor: flips and resizes on uint8 are several times faster than on float32.)
         """
         if self.client is None:
             self.client = _file_client(self.opt)
@@ -121,7 +121,7 @@ class ImageReader:
         if img is None:
             where = f'lmdb {self.root!r} key ' if lmdb else 'file '
             raise OSError(f'Cannot decode image {where}{path!r}: not an image or corrupt.')
-        return img.astype(np.float32) / 255.
+        return img
 
 
 def make_rng(deterministic, seed, index):
@@ -153,16 +153,23 @@ def is_deterministic(opt):
 def prepare_hq(img, size, rng, use_hflip):
     """Resize an HQ image to (size, size) (area when shrinking, cubic when enlarging), maybe flip it.
 
+    Args:
+        img (ndarray): (h, w, 3) uint8 or float32 in [0, 1].
+        size (int): Output side.
+        rng (numpy.random.Generator | None): Draws the flip (only used when ``use_hflip``).
+        use_hflip (bool): Flip horizontally with p = 0.5.
+
     Returns:
-        tuple[ndarray, bool]: float32 contiguous (size, size, 3) and whether it was flipped.
+        tuple[ndarray, bool]: Contiguous (size, size, 3) array of the input dtype, and whether it was flipped.
     """
     if img.shape[:2] != (size, size):
         img = resize(img, size, 'area' if img.shape[0] >= size else 'cubic')
-        img = np.clip(img, 0, 1)
+        if img.dtype != np.uint8:
+            img = np.clip(img, 0, 1)
     flip = bool(use_hflip) and bool(rng.random() < 0.5)
     if flip:
-        img = img[:, ::-1]
-    return np.ascontiguousarray(img, dtype=np.float32), flip
+        img = cv2.flip(img, 1)
+    return np.ascontiguousarray(img), flip
 
 
 def color_jitter(img, shift, rng):
@@ -177,14 +184,21 @@ def to_gray3(img):
 
 
 def to_tensor(img, mean=None, std=None):
-    """float32 BGR HWC [0, 1] -> RGB (3, h, w) float32 tensor, normalised by (x - mean) / std when given.
+    """BGR HWC image -> RGB (3, h, w) float32 tensor in [0, 1], then (x - mean) / std when given.
 
-    With mean = std = 0.5 (the panininet options) the range is [-1, 1].
+    Args:
+        img (ndarray): (h, w, 3) uint8 (0..255) or float32 in [0, 1], BGR.
+        mean, std (float | list[float] | None): Per-channel (RGB) normalisation; 0.5 / 0.5 gives [-1, 1].
+
+    Returns:
+        Tensor: (3, h, w) float32, contiguous.
     """
-    t = img2tensor(img, bgr2rgb=True, float32=True)
+    t = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))  # one 8-bit/float copy
+    t = t.float().mul_(1 / 255.) if t.dtype == torch.uint8 else t
     if mean is not None and std is not None:
-        normalize(t, mean if not np.isscalar(mean) else [mean] * 3, std if not np.isscalar(std) else [std] * 3,
-                  inplace=True)
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+        t.sub_(mean).div_(std)
     return t
 
 

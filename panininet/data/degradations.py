@@ -25,8 +25,11 @@ Conventions: images are float32 HWC arrays in [0, 1] (BGR as read by OpenCV; eve
 RGB works the same). Randomness (only the noise and the sampler are random) comes from an explicit
 ``numpy.random.Generator``; nothing here touches the global RNG state.
 """
+import math
+
 import cv2
 import numpy as np
+import torch
 
 from panininet.compat import add_jpg_compression
 
@@ -52,6 +55,8 @@ PRESETS = {
 
 #: The paper's Table 4 rates (fixed sigma, delta, q; only r changes).
 TABLE4_RATES = (16, 32, 64, 128)
+#: The fixed sigma (input px), delta (0..255) and q we use for Table 4; the paper does not give its values.
+TABLE4_FIXED = dict(sigma=2.0, delta=10.0, q=40)
 
 
 def _interp(name):
@@ -82,10 +87,10 @@ def resize(img, size, interpolation='area'):
 
 
 def gaussian_blur(img, sigma):
-    """Convolve with an isotropic Gaussian kernel k_sigma (separable; kernel radius 4 sigma, reflected borders).
+    """Convolve with an isotropic Gaussian kernel k_sigma (separable, radius ceil(3 sigma), reflected borders).
 
     Args:
-        img (ndarray): float32 image (h, w, c) or (h, w).
+        img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
         sigma (float): Standard deviation in pixels; 0 leaves the image unchanged.
 
     Returns:
@@ -95,7 +100,8 @@ def gaussian_blur(img, sigma):
         raise ValueError(f'Blur sigma must be >= 0, got {sigma}.')
     if sigma == 0:
         return img
-    out = cv2.GaussianBlur(img, (0, 0), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT_101)
+    k = 2 * math.ceil(3 * sigma) + 1  # +-3 sigma holds 99.7 % of the mass (OpenCV's default for float is 4 sigma)
+    out = cv2.GaussianBlur(img, (k, k), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT_101)
     return out.reshape(img.shape)
 
 
@@ -132,6 +138,8 @@ def add_noise(img, delta, rng=None):
         img (ndarray): float32 image in [0, 1].
         delta (float): Noise standard deviation on the 0..255 scale (the paper's delta); 0 adds nothing.
         rng (numpy.random.Generator | None): Source of the noise. None: a fresh, OS-seeded generator.
+            The samples come from a local ``torch.Generator`` seeded from ``rng`` (2-3x faster than NumPy's
+            normal sampler); the global torch and NumPy states are not used.
 
     Returns:
         ndarray: float32 image in [0, 1], same shape.
@@ -141,7 +149,8 @@ def add_noise(img, delta, rng=None):
     if delta == 0:
         return img
     rng = np.random.default_rng() if rng is None else rng
-    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    gen = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+    noise = torch.randn(img.shape, generator=gen, dtype=torch.float32).numpy()
     noise *= np.float32(delta / 255.)
     noise += img
     return np.clip(noise, 0, 1, out=noise)
@@ -286,7 +295,7 @@ def make_lq(img_hq, size, params, sampler, rng=None):
     """HQ face -> LQ input: area-resize to ``size``, then eq. (10) with ``params``.
 
     Args:
-        img_hq (ndarray): float32 HQ image in [0, 1], (H, W, 3).
+        img_hq (ndarray): HQ image (H, W, 3), uint8 (0..255) or float32 in [0, 1].
         size (int): LQ side length (the network input size, e.g. 512).
         params (dict): From :meth:`DegradationSampler.sample`.
         sampler (DegradationSampler): Supplies r_base and the interpolations.
@@ -296,6 +305,7 @@ def make_lq(img_hq, size, params, sampler, rng=None):
         ndarray: float32 (size, size, 3) in [0, 1].
     """
     img = resize(img_hq, size, 'area')
+    img = img.astype(np.float32) * np.float32(1 / 255.) if img.dtype == np.uint8 else img
     return sampler.apply(np.ascontiguousarray(img, dtype=np.float32), params, rng)
 
 
@@ -314,5 +324,5 @@ def seeded_rng(seed, index):
     return np.random.default_rng([int(index), int(seed), 0x9A4141])
 
 
-__all__ = ['PRESETS', 'TABLE4_RATES', 'DegradationSampler', 'add_noise', 'degrade', 'down_up', 'gaussian_blur',
-           'jpeg', 'make_lq', 'resize', 'seeded_rng']
+__all__ = ['PRESETS', 'TABLE4_FIXED', 'TABLE4_RATES', 'DegradationSampler', 'add_noise', 'degrade', 'down_up',
+           'gaussian_blur', 'jpeg', 'make_lq', 'resize', 'seeded_rng']

@@ -86,7 +86,7 @@ class PaniniSRDataset(data.Dataset):
         if self.quantize:
             lq = torch.round(lq * 255.) / 255.
         if self.mean is not None and self.std is not None:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+            mean = torch.as_tensor(self.mean, dtype=torch.float32).reshape(-1, 1, 1)
+            std = torch.as_tensor(self.std, dtype=torch.float32).reshape(-1, 1, 1)
             gt, lq = (gt - mean) / std, (lq - mean) / std
         return {'lq': lq, 'gt': gt, 'lq_path': path, 'gt_path': path, 'params': {'hflip': flipped}}
