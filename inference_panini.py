@@ -17,7 +17,7 @@ import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.face_detection import DETECTORS
-from panininet.restorer import VERSIONS, PaniniRestorer, read_image, write_image
+from panininet.restorer import VERSIONS, PaniniRestorer, read_image, weight_to_mask_bias, write_image
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
 
@@ -116,6 +116,7 @@ def main(argv=None):
     warnings.formatwarning = lambda message, category, *a, **k: f'{category.__name__}: {message}\n'
 
     try:
+        weight_to_mask_bias(args.weight)  # validates -w before anything loads
         files = list_inputs(args.input)
         restorer = PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,
