@@ -98,10 +98,18 @@ class PaniniModel(PaniniBaseModel):
         self.setup_schedulers()
 
     def model_ema(self, decay=0.999):
-        """EMA of the generator parameters; buffers (CBAM BatchNorm statistics, fixed noise) are copied."""
-        super().model_ema(decay)
+        """EMA of the trained generator parameters; frozen ones (the DRE) and buffers (CBAM BatchNorm statistics,
+        fixed noise) are copied, so that they stay bit-identical (``0.999 x + 0.001 x`` is not ``x`` in floats).
+        """
+        net_g = self.get_bare_model(self.net_g)
+        ema_params = dict(self.net_g_ema.named_parameters())
+        for name, param in net_g.named_parameters():
+            if param.requires_grad:
+                ema_params[name].data.mul_(decay).add_(param.data, alpha=1 - decay)
+            else:
+                ema_params[name].data.copy_(param.data)
         ema_buffers = dict(self.net_g_ema.named_buffers())
-        for name, buf in self.get_bare_model(self.net_g).named_buffers():
+        for name, buf in net_g.named_buffers():
             ema_buffers[name].data.copy_(buf.data)
 
     def _network_opt(self, key):

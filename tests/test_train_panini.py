@@ -1,0 +1,269 @@
+"""Panini-Net fine-tuning with BasicSR's engine at tiny sizes on CPU: runs, checkpoints, validation, exact resume,
+DDP (torchrun, gloo) against one process, frozen DRE, and the perceptual loss's value range.
+
+Faces are real photos from ../shared/testdata resized to 128 px; the pre-trained networks (StyleGAN2 G and D, DRE,
+VGG16) are random weights written to temporary files in the BasicSR / torchvision layouts, so the real loading code
+runs and nothing is downloaded. Every experiment folder is under a temporary ``root_path``.
+"""
+import logging
+import math
+import os
+import os.path as osp
+import re
+import sys
+from unittest import mock
+
+import cv2
+import pytest
+import torch
+import yaml
+from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Generator
+from basicsr.models import build_model
+from basicsr.train import train_pipeline
+
+from panininet.archs.dre_arch import DegradationEncoder
+from panininet.losses import VGGPerceptualLoss, vgg_features
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DATA = osp.join(REPO, 'tests', 'data')
+CONFIGS = {'mfr': 'train_panini_mfr_tiny.yml', 'sr16': 'train_panini_sr16_tiny.yml'}
+GEN = dict(num_style_feat=32, channel_multiplier=1, narrow=0.0625)  # as network_g in the tiny options
+
+
+def face_paths(shared_dir):
+    """The 8 distinct aligned faces of ../shared/testdata (5 CelebA-HQ GT, 3 GFPGAN crops)."""
+    gt = osp.join(shared_dir, 'testdata', 'panini_examples', 'GT')
+    crops = osp.join(shared_dir, 'testdata', 'cropped_faces')
+    return [osp.join(gt, f) for f in sorted(os.listdir(gt))] + [osp.join(crops, f) for f in sorted(os.listdir(crops))]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny convolutions: on 2 shared cores, thread synchronisation costs more than it saves (about 6x here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def assets(shared_dir, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('train_panini'))
+    faces = osp.join(root, 'faces')
+    os.makedirs(faces)
+    for p in face_paths(shared_dir):
+        img = cv2.resize(cv2.imread(p), (128, 128), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(osp.join(faces, osp.splitext(osp.basename(p))[0] + '.png'), img)
+    w = osp.join(root, 'weights')
+    os.makedirs(w)
+    torch.manual_seed(123)
+    files = {}
+    for size in (64, 128):
+        files[f'g{size}'] = osp.join(w, f'stylegan2_g{size}.pth')
+        torch.save({'params_ema': StyleGAN2Generator(size, **GEN).state_dict()}, files[f'g{size}'])
+        files[f'd{size}'] = osp.join(w, f'stylegan2_d{size}.pth')
+        d = StyleGAN2Discriminator(size, channel_multiplier=1, narrow=0.0625)
+        torch.save({'params': d.state_dict()}, files[f'd{size}'])
+    dre = DegradationEncoder(8)
+    for m in dre.modules():  # non-trivial BatchNorm statistics, so a change would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    files['dre'] = osp.join(w, 'dre.pth')
+    torch.save({'params': dre.state_dict()}, files['dre'])
+    files['vgg'] = osp.join(w, 'vgg16.pth')  # torchvision layout (features.<i>.*), random weights
+    torch.save({f'features.{k}': v for k, v in vgg_features('vgg16', 'pool5').state_dict().items()}, files['vgg'])
+    return dict(root=root, faces=faces, **files)
+
+
+def _set(opt, dotted, value):
+    keys = dotted.split('.')
+    for k in keys[:-1]:
+        opt = opt[k]
+    opt[keys[-1]] = value
+
+
+def write_opt(assets, config, name, **changes):
+    """Tiny options with the TEST paths filled in; ``changes`` maps 'a.b.c' (or 'a__b__c') to a value."""
+    with open(osp.join(DATA, CONFIGS[config])) as f:
+        opt = yaml.safe_load(f)
+    size = opt['network_g']['out_size']
+    opt['name'] = name
+    opt['datasets']['train']['dataroot_gt'] = assets['faces']
+    opt['datasets']['val']['dataroot_gt'] = assets['faces']
+    opt['network_g']['decoder_load_path'] = assets[f'g{size}']
+    if 'dre_load_path' in opt['network_g']:
+        opt['network_g']['dre_load_path'] = assets['dre']
+    opt['path']['pretrain_network_d'] = assets[f'd{size}']
+    opt['train']['perceptual_opt']['vgg_load_path'] = assets['vgg']
+    for key, value in changes.items():
+        _set(opt, key.replace('__', '.'), value)
+    path = osp.join(assets['root'], f'{name}.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f)
+    return path
+
+
+class _Records(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def run_training(root, opt_path, *args):
+    """``train_pipeline(root)`` in this process, as ``panininet/train.py -opt opt_path *args``; returns log lines."""
+    handler = _Records()
+    logging.getLogger('basicsr').addHandler(handler)
+    try:
+        with mock.patch.object(sys, 'argv', ['train.py', '-opt', opt_path, *args]):
+            train_pipeline(root)
+    finally:
+        logging.getLogger('basicsr').removeHandler(handler)
+    return handler.lines
+
+
+def logged(lines, name):
+    """Values of ``name: <float>`` in the per-iteration log lines."""
+    return [float(v) for line in lines for v in re.findall(rf'(?<!\w){re.escape(name)}: ([-+0-9.e]+|nan|inf)', line)]
+
+
+def exp_dir(assets, name):
+    return osp.join(assets['root'], 'experiments', name)
+
+
+def load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def straight_mfr(assets):
+    """6 iterations of the tiny MFR config (checkpoints at 3 and 6; 4 iterations per epoch, so it crosses one)."""
+    lines = run_training(assets['root'], write_opt(assets, 'mfr', 'mfr_straight'))
+    return lines
+
+
+def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
+    d = exp_dir(assets, 'mfr_straight')
+    for it in (3, 6, 'latest'):
+        g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
+        assert set(g) == {'params', 'params_ema'}
+        assert set(load(osp.join(d, 'models', f'net_d_{it}.pth'))) == {'params'}
+    for it in (3, 6):
+        state = load(osp.join(d, 'training_states', f'{it}.state'))
+        assert state['iter'] == it and len(state['optimizers']) == 2 and len(state['rng']) == 1
+    for name in ('l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake', 'l_d_r1'):
+        values = logged(straight_mfr, name)
+        assert values and all(math.isfinite(v) for v in values), (name, values)
+    assert len(logged(straight_mfr, 'l_g_pix')) == 6 and len(logged(straight_mfr, 'l_d_r1')) == 3  # R1 every 2
+    psnr, ssim = logged(straight_mfr, '# psnr'), logged(straight_mfr, '# ssim')
+    assert psnr and 5 < psnr[-1] < 60 and ssim and -1 <= ssim[-1] <= 1
+    vis = osp.join(d, 'visualization')
+    images = [osp.join(r, f) for r, _, fs in os.walk(vis) for f in fs if f.endswith('.png')]
+    assert len(images) == 8  # one per validation face
+    assert cv2.imread(images[0]).shape == (64, 64, 3)
+
+
+def test_frozen_dre_unchanged(assets, straight_mfr):
+    dre = load(assets['dre'])['params']
+    g = load(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_6.pth'))
+    for key in ('params', 'params_ema'):
+        trained = {k[len('dre.'):]: v for k, v in g[key].items() if k.startswith('dre.')}
+        assert trained.keys() == dre.keys()
+        for k, v in dre.items():  # weights and BatchNorm statistics
+            assert torch.equal(trained[k], v), k
+    # while the rest of the generator did change
+    g3 = load(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_3.pth'))['params']
+    assert [k for k, v in g3.items() if not k.startswith('dre.') and not torch.equal(v, g['params'][k])]
+
+
+def test_exact_resume(assets, straight_mfr):
+    """3 iterations, stop, --auto_resume to 6 == 6 straight iterations, bit for bit (networks, EMA, D, optimisers)."""
+    run_training(assets['root'], write_opt(assets, 'mfr', 'mfr_resume', train__total_iter=3))
+    assert not osp.exists(osp.join(exp_dir(assets, 'mfr_resume'), 'models', 'net_g_6.pth'))
+    lines = run_training(assets['root'], write_opt(assets, 'mfr', 'mfr_resume'), '--auto_resume')
+    assert any('Resuming training from epoch: 0, iter: 3' in line for line in lines)
+    assert logged(lines, 'l_g_pix') == logged(straight_mfr, 'l_g_pix')[3:]
+    a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('mfr_straight', 'mfr_resume'))
+    for f in ('net_g_6.pth', 'net_d_6.pth'):
+        sa, sb = load(osp.join(a, f)), load(osp.join(b, f))
+        for key in sa:
+            for k in sa[key]:
+                assert torch.equal(sa[key][k], sb[key][k]), (f, key, k)
+    ta = load(osp.join(exp_dir(assets, 'mfr_straight'), 'training_states', '6.state'))
+    tb = load(osp.join(exp_dir(assets, 'mfr_resume'), 'training_states', '6.state'))
+    for oa, ob in zip(ta['optimizers'], tb['optimizers']):
+        for i, st in oa['state'].items():
+            for k, v in st.items():
+                assert torch.equal(v, ob['state'][i][k]), (i, k)
+    assert ta['schedulers'] == tb['schedulers']
+
+
+def test_sr16_run(assets):
+    lines = run_training(assets['root'], write_opt(assets, 'sr16', 'sr16_run', train__total_iter=2,
+                                                   logger__save_checkpoint_freq=2))
+    d = exp_dir(assets, 'sr16_run')
+    assert set(load(osp.join(d, 'models', 'net_g_2.pth'))) == {'params', 'params_ema'}
+    assert osp.isfile(osp.join(d, 'models', 'net_d_2.pth')) and osp.isfile(osp.join(d, 'training_states', '2.state'))
+    values = logged(lines, 'l_g_pix') + logged(lines, 'l_g_gan') + logged(lines, 'l_d_fake')
+    assert len(values) == 6 and all(math.isfinite(v) for v in values)
+    assert logged(lines, '# psnr')
+    images = [f for _, _, fs in os.walk(osp.join(d, 'visualization')) for f in fs if f.endswith('.png')]
+    assert len(images) == 8
+
+
+def _model(assets, config):
+    with open(write_opt(assets, config, f'model_{config}')) as f:
+        opt = yaml.safe_load(f)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'], auto_resume=False)
+    for phase, ds in opt['datasets'].items():
+        ds['phase'] = phase
+    exp = osp.join(assets['root'], 'experiments', opt['name'])
+    opt['path'].update(experiments_root=exp, models=osp.join(exp, 'models'), log=exp,
+                       training_states=osp.join(exp, 'training_states'), visualization=osp.join(exp, 'vis'))
+    return build_model(opt), opt
+
+
+@pytest.mark.parametrize('config', ['mfr', 'sr16'])
+def test_l1_decreases_on_training_batch(assets, config):
+    from basicsr.data import build_dataset
+    model, opt = _model(assets, config)
+    ds = build_dataset(opt['datasets']['train'])
+    batch = {k: torch.stack([ds[i][k] for i in (0, 5)]) for k in ('lq', 'gt')}
+    l1 = []
+    for it in range(1, 7):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        l1.append(model.log_dict['l_g_pix'])
+        assert all(math.isfinite(v) for v in model.log_dict.values())
+    assert l1[-1] < 0.8 * l1[0], l1
+
+
+def test_missing_pretrained_file_names_option(assets):
+    with open(write_opt(assets, 'mfr', 'missing')) as f:
+        opt = yaml.safe_load(f)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'])
+    opt['path']['pretrain_network_d'] = 'no/such/d.pth'
+    with pytest.raises(FileNotFoundError, match=r'path.pretrain_network_d'):
+        build_model(opt)
+    opt['path']['pretrain_network_d'] = assets['d64']
+    opt['network_g']['dre_load_path'] = 'no/such/dre.pth'
+    with pytest.raises(FileNotFoundError, match=r'network_g.dre_load_path.*no/such/dre.pth'):
+        build_model(opt)
+    opt['network_g']['dre_load_path'] = assets['dre']
+    opt['train']['perceptual_opt']['vgg_load_path'] = None
+    with pytest.raises(ValueError, match='vgg_load_path'):
+        build_model(opt)
+
+
+def test_perceptual_range_norm(assets):
+    """range_norm=True feeds (x + 1) / 2 to the ImageNet normalisation; False (official) feeds x itself."""
+    ours = VGGPerceptualLoss(assets['vgg'], {'conv1_2': 1.0}, range_norm=True)
+    official = VGGPerceptualLoss(assets['vgg'], {'conv1_2': 1.0}, range_norm=False)
+    x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.allclose(ours(x, y), official((x + 1) / 2, (y + 1) / 2))
+    assert not torch.allclose(ours(x, y), official(x, y))
+    assert ours(x, x).item() == 0
