@@ -21,6 +21,11 @@ them would change the noise level and move the 8x8 JPEG grid), and running the b
 number of input pixels, as in GFP-GAN (512 px faces, sigma in {0.2:10}). The paper leaves sigma's range open
 ("randomly selected"); we use GFP-GAN's [0.2, 10] input pixels, the practice the paper says it follows.
 
+What comes from ``basicsr.data.degradations``: the JPEG step is its ``add_jpg_compression`` (fixed for OpenCV 5 in
+:mod:`panininet.compat`). Its noise and kernel samplers draw from the global NumPy RNG, which the reproducible
+(validation/test) mode must not touch, and its 41x41 ``filter2D`` blur is several times slower than OpenCV's
+separable Gaussian, so those two steps are done here.
+
 Conventions: images are float32 HWC arrays in [0, 1] (BGR as read by OpenCV; every step is channel-symmetric, so
 RGB works the same). Randomness (only the noise and the sampler are random) comes from an explicit
 ``numpy.random.Generator``; nothing here touches the global RNG state.

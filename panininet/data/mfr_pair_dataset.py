@@ -37,7 +37,7 @@ class PaniniMFRDataset(data.Dataset):
         color_jitter_prob (float): Probability of GFP-GAN's per-channel shift of the LQ. Default: 0 (off).
         color_jitter_shift (float): Shift on the 0..255 scale. Default: 20.
         gray_prob (float): Probability of a grayscale LQ. Default: 0 (off).
-        gt_gray (bool): Also make the GT gray when the LQ is. Default: True (as GFP-GAN).
+        gt_gray (bool): Also make the GT gray when the LQ is. Default: True (as GFP-GAN's options).
         degradation_preset (str): 'panini_mfr' (default) or 'gfpgan'; ranges below override it.
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
             use_jpeg (bool), down_interpolation, up_interpolation (str): see
