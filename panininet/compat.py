@@ -148,7 +148,9 @@ def add_jpg_compression(img, quality=90):
     quality = int(round(float(quality)))
     if not 0 <= quality <= 100:
         raise ValueError(f'JPEG quality must be in [0, 100], got {quality}.')
-    ok, encimg = cv2.imencode('.jpg', img * 255., [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    # OpenCV would convert float input to 8 bit itself (saturate + round half to even) with a warning; same values
+    img_u8 = np.clip(img * 255., 0, 255).round().astype(np.uint8)
+    ok, encimg = cv2.imencode('.jpg', img_u8, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
     if not ok:
         raise RuntimeError('cv2.imencode failed to JPEG-encode the image.')
     return np.float32(cv2.imdecode(encimg, cv2.IMREAD_UNCHANGED)) / 255.
@@ -443,6 +445,8 @@ def apply():
     install_functional_tensor_alias()
     import basicsr  # noqa: F401  (imports archs, data, models, ... once the alias exists)
     OP_PATH = patch_fused_act()
+    from panininet import ops
+    ops.install(fast=True)
     patch_degradations()
     patch_train()
     patch_train_engine()
