@@ -1,0 +1,106 @@
+"""DegradationEncoder and MoCo (UDRL, eq. 4) at tiny sizes."""
+from collections import OrderedDict
+
+import pytest
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch.nn import functional as F
+
+from panininet.archs.dre_arch import DegradationEncoder, MoCo
+from panininet.checkpoint import extract_dre_state
+from panininet.official import moco_to_dre_state
+
+
+def test_degradation_encoder_shape_and_registry():
+    enc = ARCH_REGISTRY.get('DegradationEncoder')(num_feat=8).eval()
+    v = enc(torch.rand(3, 3, 32, 32) * 2 - 1)
+    assert v.shape == (3, 32)
+    fea, proj = enc.project(torch.rand(3, 3, 32, 32))
+    assert fea.shape == proj.shape == (3, 32)
+
+
+def test_official_layout_names():
+    keys = list(DegradationEncoder().state_dict())
+    assert keys[:7] == ['E.0.weight', 'E.0.bias', 'E.1.weight', 'E.1.bias', 'E.1.running_mean', 'E.1.running_var',
+                        'E.1.num_batches_tracked']
+    assert keys[-4:] == ['mlp.0.weight', 'mlp.0.bias', 'mlp.2.weight', 'mlp.2.bias']
+    assert len(keys) == 46  # as the official deg_encoder (reference README section 3)
+
+
+def test_moco_logits_labels_and_infonce():
+    moco = MoCo(num_feat=8, dim=32, K=16).train()
+    im_q, im_k = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    queue_before = moco.queue.clone()
+    logits, labels = moco(im_q, im_k)
+    assert logits.shape == (4, 17) and labels.tolist() == [0, 0, 0, 0]
+    # column 0 is q.k / T, the rest q.queue / T with the queue as it was before this batch
+    _, q = moco.encoder_q.project(im_q)
+    q = F.normalize(q, dim=1)
+    assert torch.allclose(logits[:, 1:], q @ queue_before / 0.07, atol=1e-5)
+    assert (logits.abs() <= 1 / 0.07 + 1e-4).all()
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in moco.encoder_q.parameters())
+    assert all(p.grad is None for p in moco.encoder_k.parameters())
+    # the keys were enqueued at positions 0..3 and the pointer moved
+    assert int(moco.queue_ptr) == 4
+    assert torch.equal(moco.queue[:, 4:], queue_before[:, 4:])
+    assert torch.allclose(moco.queue[:, :4].norm(dim=0), torch.ones(4), atol=1e-5)
+
+
+def test_queue_wraps_around():
+    moco = MoCo(num_feat=8, dim=32, K=6)
+    moco.queue_ptr[0] = 4
+    keys = F.normalize(torch.randn(4, 32), dim=1)
+    moco.dequeue_and_enqueue(keys)
+    assert int(moco.queue_ptr) == 2
+    assert torch.equal(moco.queue[:, [4, 5, 0, 1]], keys.T)
+
+
+def test_momentum_update_moves_key_encoder_towards_query():
+    moco = MoCo(num_feat=8, dim=32, K=16, m=0.9)
+    with torch.no_grad():
+        for p in moco.encoder_q.parameters():
+            p.add_(1.0)
+    k_before = [p.clone() for p in moco.encoder_k.parameters()]
+    moco.momentum_update()
+    for p_k, p_q, before in zip(moco.encoder_k.parameters(), moco.encoder_q.parameters(), k_before):
+        assert torch.allclose(p_k, 0.9 * before + 0.1 * p_q, atol=1e-6)
+
+
+def test_eval_mode_does_not_touch_queue_or_key_encoder():
+    moco = MoCo(num_feat=8, dim=32, K=16).eval()
+    state = {k: v.clone() for k, v in moco.state_dict().items()}
+    moco(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    for k, v in moco.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_dim_mismatch_is_refused():
+    with pytest.raises(ValueError, match='4 \\* num_feat'):
+        MoCo(num_feat=8, dim=256)
+
+
+def _official_moco_file(num_feat=8):
+    """An official-layout MoCo checkpoint: queue, queue_ptr, module.encoder_q.*, module.encoder_k.*."""
+    q, k = DegradationEncoder(num_feat), DegradationEncoder(num_feat)
+    sd = OrderedDict([('module.queue', torch.randn(4 * num_feat, 16)),
+                      ('module.queue_ptr', torch.zeros(1, dtype=torch.long))])
+    sd.update((f'module.encoder_q.{n}', v) for n, v in q.state_dict().items())
+    sd.update((f'module.encoder_k.{n}', v) for n, v in k.state_dict().items())
+    return {'epoch': 200, 'arch': 'resnet50', 'state_dict': sd, 'optimizer': {}}, q
+
+
+def test_official_moco_copy_rule_takes_encoder_q():
+    ckpt, q = _official_moco_file()
+    state = extract_dre_state(ckpt)
+    assert list(state) == list(q.state_dict())
+    for name, v in q.state_dict().items():
+        assert torch.equal(state[name], v), name
+
+
+def test_official_moco_with_other_width_is_refused():
+    ckpt, _ = _official_moco_file(num_feat=8)
+    with pytest.raises(ValueError, match='does not fit'):
+        moco_to_dre_state(ckpt, DegradationEncoder(16).state_dict())
