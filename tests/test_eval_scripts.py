@@ -1,0 +1,140 @@
+"""The evaluation and analysis scripts, end to end on ../shared/testdata/panini_examples with tiny networks."""
+import importlib.util
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from panininet.archs.panini_arch import PaniniNet
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = dict(in_size=32, out_size=64, num_style_feat=32, channel_multiplier=1, narrow=0.25, rrdb_channels=4,
+            num_rrdbs=1, dre_in_size=32, dre_num_feat=4)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f'_script_{name}', osp.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def examples(shared_dir):
+    return osp.join(shared_dir, 'testdata', 'panini_examples')
+
+
+@pytest.fixture(scope='module')
+def tiny_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    net = PaniniNet(**TINY)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_panini.pth')
+    torch.save({'params_ema': net.state_dict(), 'arch': TINY}, path)
+    return path
+
+
+def assert_png(path, min_side=64):
+    img = cv2.imread(str(path))
+    assert img is not None, f'{path} is not a readable image'
+    assert min(img.shape[:2]) >= min_side
+    assert img.std() > 1, f'{path} is blank'
+
+
+def test_evaluate_folders_models_and_input(examples, tiny_ckpt, tmp_path):
+    evaluate = load_script('evaluate')
+    out = tmp_path / 'eval'
+    result = evaluate.main([
+        '--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'), '--results',
+        f'official={osp.join(examples, "MFR_result")}', '--model', f'tiny={tiny_ckpt}', '--include-input',
+        '--metrics', 'psnr,ssim,niqe', '--size', '192', '--out', str(out)
+    ])
+    table = (out / 'metrics.md').read_text(encoding='utf-8').splitlines()
+    assert table[:2] == ['| method | n | PSNR↑ | SSIM↑ | NIQE↓ |', '|---|---|---|---|---|']
+    assert [row.split(' | ')[0] for row in table[2:]] == ['| official', '| Input', '| tiny']
+    saved = json.loads((out / 'metrics.json').read_text(encoding='utf-8'))
+    assert saved['n'] == 3 and saved['images'] == ['00003', '00006', '00009']
+    rows = result['methods']
+    # the official Panini-Net restorations are far closer to the GT than a random tiny network's output
+    assert rows['official']['psnr'] > rows['tiny']['psnr'] + 3
+    assert rows['official']['ssim'] > rows['tiny']['ssim']
+    restored = cv2.imread(str(out / 'restored' / 'tiny' / '00003.png'))
+    assert restored.shape == (64, 64, 3)
+
+
+def test_evaluate_offline_weights_error(examples, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    evaluate = load_script('evaluate')
+    with pytest.raises(SystemExit, match='--lpips-trunk PATH'):
+        evaluate.main(['--gt', osp.join(examples, 'GT'), '--results', f'x={osp.join(examples, "MFR_result")}',
+                       '--metrics', 'psnr,lpips', '--no-download', '--out', str(tmp_path / 'o')])
+    assert not (tmp_path / 'o' / 'metrics.md').exists()
+
+
+def test_analyze_dafi_table4_and_fig7(examples, tiny_ckpt, tmp_path):
+    analyze = load_script('analyze_dafi')
+    out = tmp_path / 'dafi'
+    payload = analyze.main(['--model', tiny_ckpt, '--hq', osp.join(examples, 'GT', '00003.jpg'), '--out', str(out),
+                            '--lq-size', '128'])
+    lines = (out / 'theta.md').read_text(encoding='utf-8').splitlines()
+    assert lines[0] == '| r | factor | θ 4x4 | θ 8x8 | θ 16x16 | θ 32x32 (last level) |'
+    assert [line.split(' | ')[0] for line in lines[2:]] == ['| 16', '| 32', '| 64', '| 128']
+    thetas = np.array([payload['theta'][r] for r in ('16', '32', '64', '128')])
+    assert thetas.shape == (4, 4) and ((thetas > 0) & (thetas < 1)).all()
+    assert_png(out / 'theta_plot.png')
+    assert_png(out / 'fig7_grid.png')
+
+
+def test_eq12_13_sources_differ_and_inputs_differ_only_by_r(examples, tiny_ckpt):
+    analyze = load_script('analyze_dafi')
+    net = analyze.build_model(tiny_ckpt)
+    inputs = analyze.table4_inputs(osp.join(examples, 'GT', '00009.jpg'), (16, 128), 2.0, 0.0, None, 128, 0)
+    assert np.abs(inputs[16] - inputs[128]).mean() > 0.005  # r = 128 is much blurrier than r = 16
+    res = analyze.dissect(net, inputs)
+    for r in (16, 128):
+        assert not np.array_equal(res[r]['y_ife'], res[r]['y_gpb'])
+        assert not np.array_equal(res[r]['y'], res[r]['y_gpb'])
+
+
+def test_edit_masks_sweep_moves_theta(examples, tmp_path):
+    edit = load_script('edit_masks')
+    out = tmp_path / 'edit'
+    payload = edit.main(['--tiny', '--arch', json.dumps(TINY), '--lq', osp.join(examples, 'MFR', '00009.png'),
+                         '--biases', '-2', '0', '2', '--out', str(out)])
+    last = [step['theta'][-1] for step in payload['sweep']]
+    assert last[0] < last[1] < last[2]
+    only_first = edit.bias_vector(3.0, [0], 4)
+    assert only_first == [3.0, 0.0, 0.0, 0.0]
+    assert_png(out / 'mask_edit_grid.png')
+
+
+def test_linear_probe_recovers_a_linear_target_and_not_noise():
+    probe = load_script('udrl_probe')
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 10))
+    w = rng.normal(size=(10, 2))
+    y = np.concatenate([x @ w + 0.01 * rng.normal(size=(300, 2)), rng.normal(size=(300, 1))], axis=1)
+    score, pred, _ = probe.linear_probe(x[:200], y[:200], x[200:], y[200:])
+    assert score[0] > 0.99 and score[1] > 0.99
+    assert score[2] < 0.1
+    assert pred.shape == (100, 3)
+
+
+def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
+    probe = load_script('udrl_probe')
+    out = tmp_path / 'probe'
+    result = probe.main(['--images', osp.join(examples, 'GT'), '--out', str(out), '--bank', '6', '--iters', '2',
+                         '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4', '--queue', '16',
+                         '--probe-train', '20', '--probe-test', '8', '--probe-crops', '1'])
+    lines = (out / 'probe.md').read_text(encoding='utf-8').splitlines()
+    assert lines[0] == '| DRE | R² log_r | R² delta | R² q | R² sigma | ridge alpha |'
+    assert [line.split(' | ')[0] for line in lines[2:]] == ['| UDRL-trained DRE', '| random DRE (control)']
+    assert result['iters_done'] == 2 and result['heldout_images'] == ['GT/00003']
+    assert_png(out / 'probe_scatter.png')
+    # the demonstration DRE loads into a PaniniNet through analyze_dafi's --dre
+    analyze = load_script('analyze_dafi')
+    net = analyze.build_model(tiny=True, arch_json=json.dumps(TINY), dre_path=str(out / 'dre_udrl_demo.pth'))
+    saved = torch.load(out / 'dre_udrl_demo.pth', map_location='cpu', weights_only=True)['params']
+    assert torch.equal(net.dre.E[0].weight, saved['E.0.weight'])
