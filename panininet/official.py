@@ -164,10 +164,14 @@ def infer_arch_opt(gen_sd):
         'condition': 'learned' if 'choice_vector' in gen_sd else 'dre',
         'fusion': 'dafi',
     }
+    narrow = gen_sd['generator.constant_input.input'].shape[1] / 512
     if out_size >= 128:
-        opt['channel_multiplier'] = gen_sd['generator.to_rgbs.4.conv.weight_orig'].shape[2] // 128
-    if 'deg_encoder.E.0.weight' in gen_sd:
-        opt['dre_num_feat'] = gen_sd['deg_encoder.E.0.weight'].shape[0]
+        opt['channel_multiplier'] = round(gen_sd['generator.to_rgbs.4.conv.weight_orig'].shape[2] / (128 * narrow))
+    if narrow != 1:
+        opt['narrow'] = narrow
+    cond_dim = gen_sd['AFS_maskGen.mapping.0.weight'].shape[1]  # length of v_DR = 4 * dre_num_feat
+    if 'deg_encoder.E.0.weight' in gen_sd or cond_dim != 256:
+        opt['dre_num_feat'] = cond_dim // 4
     return opt
 
 
@@ -182,12 +186,11 @@ def convert_official_state_dict(state_dict):
         tuple[OrderedDict, dict]: state dict for ``PaniniNet(**arch_opt)`` and ``arch_opt``.
     """
     gen_sd = _generator_entries(state_dict)
-    arch_opt = infer_arch_opt(gen_sd)
     num_levels = max(int(m.group(1)) for k in gen_sd for m in [re.match(r'encoder\.(\d+)\.', k)] if m)
     out = OrderedDict()
     for k, v in gen_sd.items():
         out[convert_generator_key(k, num_levels)] = v
-    return out, arch_opt
+    return out, infer_arch_opt(gen_sd)
 
 
 def convert_official_checkpoint(ckpt):
