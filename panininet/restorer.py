@@ -325,7 +325,8 @@ class PaniniRestorer:
         """Run aligned crops through the network in batches.
 
         Args:
-            faces (list[np.ndarray]): (ALIGN_SIZE, ALIGN_SIZE, 3) uint8 BGR crops.
+            faces (list[np.ndarray]): (s, s, 3) uint8 BGR aligned crops (512, or the network's in_size); each is
+                resized to in_size (area averaging when shrinking).
             weight (float | None): Fidelity weight, see :func:`weight_to_mask_bias`. Default: None.
 
         Returns:
@@ -374,8 +375,8 @@ class PaniniRestorer:
         Args:
             img (np.ndarray): (h, w) gray or (h, w, 3|4) BGR[A], uint8 or uint16 (as ``cv2.imread(...,
                 IMREAD_UNCHANGED)`` gives).
-            has_aligned (bool): ``img`` is one aligned face (resized to 512 if needed); no detection, no paste.
-                Default: False.
+            has_aligned (bool): ``img`` is one aligned face; no detection, no paste. A face of the network's
+                ``in_size`` (64 for sr16) goes in untouched, others are resized to 512 first. Default: False.
             only_center_face (bool): Restore only the face closest to the centre. Default: False.
             paste_back (bool): Build the whole restored photo. Default: True.
             weight (float | None): Fidelity, 1 keeps the most of the input, 0 takes the most from the prior; 0.5 (and
@@ -389,7 +390,10 @@ class PaniniRestorer:
         helper = self.face_helper
         helper.clean_all()
         img8 = to_bgr8(img)
+        net_inputs = None
         if has_aligned:
+            if img8.shape[:2] == (self.in_size, self.in_size):
+                net_inputs = [img8]  # e.g. a 64x64 face for sr16 goes to the network untouched
             if img8.shape[:2] != (ALIGN_SIZE, ALIGN_SIZE):
                 img8 = cv2.resize(img8, (ALIGN_SIZE, ALIGN_SIZE), interpolation=cv2.INTER_LINEAR)
             helper.cropped_faces = [img8]
@@ -399,7 +403,7 @@ class PaniniRestorer:
             resize = 3000 if min(h, w) > 3000 else None  # detect huge photos on a smaller copy
             helper.get_face_landmarks_5(only_center_face=only_center_face, resize=resize, eye_dist_threshold=5)
             helper.align_warp_face()
-        restored = self.restore_faces(helper.cropped_faces, weight)
+        restored = self.restore_faces(net_inputs or helper.cropped_faces, weight)
         helper.restored_faces = restored
         if has_aligned or not paste_back:
             return helper.cropped_faces, restored, None

@@ -1,0 +1,116 @@
+"""Seconds per face: Panini-Net alone, the whole photo pipeline, and GFPGAN v1.3's network beside it.
+
+    python benchmarks/bench_inference.py --photos ../shared/testdata/whole_imgs
+
+* network alone: ``PaniniNet`` MFR (512 -> 1024), full size, random weights (speed does not depend on the values),
+  ``batch_size`` faces per call, after one warm-up call;
+* whole pipeline: ``PaniniRestorer.enhance`` on every photo of ``--photos`` (detection, alignment, network,
+  paste-back), seconds per restored face;
+* GFPGAN v1.3's network (``GFPGANv1Clean``, 512 -> 512, random weights) in the same process, when the gfpgan package
+  can be imported (``pip install --no-deps gfpgan``, or ``PYTHONPATH`` pointing at an unpacked wheel); otherwise the
+  ratio is reported as not measured.
+
+Prints a table and, with ``--json``, writes the figures.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import platform
+import time
+
+import cv2
+import torch
+
+import panininet  # noqa: F401  (compat before basicsr)
+from panininet.archs.panini_arch import PaniniNet
+from panininet.restorer import PaniniRestorer, select_device
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def time_network(net, in_size, batch_size, repeats, device, **kwargs):
+    """Median seconds per face of ``net`` on random (batch_size, 3, in_size, in_size) inputs."""
+    x = torch.rand(batch_size, 3, in_size, in_size, device=device) * 2 - 1
+    net(x, **kwargs)  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        net(x, **kwargs)
+        sync(device)
+        times.append((time.perf_counter() - start) / batch_size)
+    return sorted(times)[len(times) // 2]
+
+
+def load_gfpgan():
+    try:
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    except ImportError as err:
+        return None, f'gfpgan not importable ({err})'
+    net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    return net, None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--photos', default=None, help='folder of whole photos (e.g. ../shared/testdata/whole_imgs)')
+    parser.add_argument('--device', default='cpu', help='cpu | cuda | auto')
+    parser.add_argument('--batch_size', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--detector', default='dlib')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--json', default=None, help='write the figures here')
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    torch.manual_seed(0)
+    results = {'device': str(device), 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+               'cpu': platform.processor() or platform.machine(), 'batch_size': args.batch_size}
+
+    panini = PaniniNet().eval().to(device)
+    results['panini_net_s_per_face'] = time_network(panini, 512, args.batch_size, args.repeats, device)
+
+    gfpgan, why = load_gfpgan()
+    if gfpgan is not None:
+        gfpgan = gfpgan.eval().to(device)
+        results['gfpgan13_net_s_per_face'] = time_network(gfpgan, 512, args.batch_size, args.repeats, device,
+                                                          return_rgb=False)
+        results['ratio_panini_over_gfpgan'] = results['panini_net_s_per_face'] / results['gfpgan13_net_s_per_face']
+        del gfpgan
+    else:
+        results['gfpgan13_net_s_per_face'] = None
+        results['ratio_panini_over_gfpgan'] = None
+        results['gfpgan_note'] = f'ratio not measured: {why}'
+
+    if args.photos:
+        restorer = PaniniRestorer(upscale=2, detector=args.detector, net=panini, device=device,
+                                  batch_size=args.batch_size)
+        files = sorted(f for f in glob.glob(osp.join(args.photos, '*')) if cv2.imread(f) is not None)
+        faces, start, per_photo = 0, time.perf_counter(), {}
+        for f in files:
+            t0 = time.perf_counter()
+            _, restored, _ = restorer.enhance(cv2.imread(f))
+            sync(device)
+            per_photo[osp.basename(f)] = {'faces': len(restored), 's': time.perf_counter() - t0}
+            faces += len(restored)
+        total = time.perf_counter() - start
+        results.update(pipeline_photos=len(files), pipeline_faces=faces, pipeline_s=total,
+                       pipeline_s_per_face=total / max(faces, 1), per_photo=per_photo)
+
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f'{key:<{width}}  {value:.3f}' if isinstance(value, float) else f'{key:<{width}}  {value}')
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
