@@ -1,0 +1,62 @@
+"""Parameter counts of PaniniNet (MFR, 16x SR, Cat-Conv ablation), per part, next to the official generators.
+
+The official counts are the ``generator_parameter_numel`` of the reference manifests
+(../shared/official_reference/manifest_panini_{mfr,sr}.json). The paper gives no numbers, only that Cat-Conv
+"costs more parameters" than DAFI (Table 3) and that Panini-Net has fewer parameters than GLEAN.
+Networks are built on the ``meta`` device: nothing is allocated, it takes a second.
+
+    python benchmarks/count_params.py
+"""
+import argparse
+import json
+import os.path as osp
+
+import torch
+
+import panininet  # noqa: F401  (compat before basicsr)
+from panininet.archs.panini_arch import PaniniNet
+
+SR = {'in_size': 64, 'condition': 'learned', 'rrdb_channels': 64, 'num_rrdbs': 23, 'cbam_reduction': 8}
+CONFIGS = {
+    'MFR (paper default)': ({}, 'mfr'),
+    'SR 16x': (SR, 'sr'),
+    'SR 16x, Cat-Conv': (dict(SR, fusion='catconv'), None),
+    'MFR, Cat-Conv': ({'fusion': 'catconv'}, None),
+}
+PARTS = ('ife', 'lce', 'gpm', 'dafi', 'dre', 'catconv', 'learned_v_dr')
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_ref = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared', 'official_reference')
+    parser.add_argument('--reference', default=default_ref, help='folder with the official manifests')
+    args = parser.parse_args()
+    rows = []
+    for name, (opt, tag) in CONFIGS.items():
+        with torch.device('meta'):
+            net = PaniniNet(**opt)
+        parts = {}
+        for part in PARTS:
+            obj = getattr(net, part, None)
+            parts[part] = obj.numel() if isinstance(obj, torch.nn.Parameter) else count(obj)
+        official = None
+        manifest = osp.join(args.reference, f'manifest_panini_{tag}.json') if tag else None
+        if manifest and osp.isfile(manifest):
+            with open(manifest) as f:
+                official = json.load(f)['counts']['generator_parameter_numel']
+        rows.append((name, count(net), official, parts))
+    for name, total, official, parts in rows:
+        ref = f'official {official:,} ({"equal" if official == total else "DIFFERENT"})' if official else ''
+        print(f'{name:22s} {total:>12,}  {ref}')
+        print('    ' + ', '.join(f'{k} {v:,}' for k, v in parts.items() if v))
+    no_mapping = {name: total - 8 * (512 * 512 + 512) for name, total, _, _ in rows}
+    print('without the unused StyleGAN2 mapping network (8 x 512 x 512 + bias): ' +
+          ', '.join(f'{k} {v:,}' for k, v in no_mapping.items()))
+
+
+if __name__ == '__main__':
+    main()
