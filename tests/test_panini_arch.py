@@ -146,6 +146,18 @@ def test_gradients_reach_trainable_parts_not_frozen_dre():
     assert all(p.grad is None and not p.requires_grad for p in net.dre.parameters())
 
 
+def test_every_trainable_parameter_gets_a_gradient():
+    """No trainable parameter is unused (DistributedDataParallel would wait for it)."""
+    for kw in ({'fix_dre': False}, {'condition': 'learned'}, {'fusion': 'catconv'}):
+        net = tiny(**kw).train()
+        with torch.no_grad():
+            for conv in net.gpm.style_convs:
+                conv.weight.fill_(0.1)
+        net(_input(net)).square().mean().backward()
+        missing = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+        assert missing == [], (kw, missing)
+
+
 def test_official_training_mode_and_frozen_decoder():
     net = tiny(fix_dre=False, fix_decoder=True).train()
     assert net.dre.training
@@ -221,6 +233,22 @@ def test_same_input_same_output_and_random_noise_option():
         c = net(x, randomize_noise=True)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_matches_cpu():
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    net = tiny().eval()
+    x = _input(net)
+    with torch.no_grad():
+        ref, ex_ref = net(x, return_extras=True)
+        net = net.cuda()
+        assert net.gpm.to_rgbs[0].upsample.kernel.is_cuda  # FIR kernels are buffers: they moved
+        out, ex = net(x.cuda(), return_extras=True)
+    assert (out.cpu() - ref).abs().max() < 1e-4
+    assert (ex['masks'].cpu() - ex_ref['masks']).abs().max() < 1e-5
 
 
 def test_dre_sees_average_pooled_input():

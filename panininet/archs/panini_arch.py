@@ -418,6 +418,11 @@ class PaniniNet(nn.Module):
                                  "(condition='learned' or fusion='catconv'); remove dre_load_path.")
             logger.info(f'PaniniNet: loading the DRE from {dre_load_path}')
             self.dre.load_state_dict(extract_dre_state(load_checkpoint_file(dre_load_path), dre_load_path))
+        # never used by the forward (kept so StyleGAN2 / official / MoCo checkpoints load unchanged): frozen, so
+        # DistributedDataParallel does not wait for their gradients
+        self.gpm.style_mlp.requires_grad_(False)
+        if self.dre is not None:
+            self.dre.mlp.requires_grad_(False)
         if self.dre is not None and fix_dre:
             self.dre.requires_grad_(False)
             self.dre.eval()
