@@ -172,7 +172,7 @@ def bgr_to_tensor(imgs):
     if isinstance(imgs, np.ndarray):
         imgs = [imgs]
     arr = np.stack([img[..., ::-1] for img in imgs]).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ class IdentityMetric:
             h, w = x.shape[-2:]
             top, bottom, left, right = ARCFACE_CROP
             x = x[..., round(top * h):round(bottom * h), round(left * w):round(right * w)]
-        x = F.interpolate(x, size=(self.input_size, self.input_size), mode='area')
+        x = F.interpolate(x, size=(self.input_size, self.input_size), mode='area').contiguous()
         e = self.model(x).reshape(1, -1).double()
         return F.normalize(e, dim=1)[0].cpu().numpy()
 

@@ -181,3 +181,30 @@ def test_pairing_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match='pass a common --size'):
         M.evaluate_folders(str(tmp_path / 'gt'), {'big': str(tmp_path / 'big')}, metrics=('psnr',))
     assert osp.isdir(tmp_path / 'gt')
+
+
+def _fid_inception_file(path, monkeypatch):
+    """A weights file with the FID Inception's layout (random values): built with loading switched off."""
+    from basicsr.archs import inception as inc
+    from torchvision.models import Inception3
+
+    monkeypatch.setattr(inc, 'load_url', lambda *a, **k: None)
+    monkeypatch.setattr(Inception3, 'load_state_dict', lambda self, *a, **k: None)
+    torch.save(inc.fid_inception_v3().state_dict(), path)
+    monkeypatch.undo()
+
+
+def test_real_metric_networks_load_from_local_files(tmp_path, monkeypatch):
+    """FID Inception and ArcFace IR-SE50 built from local files (random weights here), on real-size inputs."""
+    from facexlib.recognition.arcface_arch import Backbone
+
+    inception = str(tmp_path / 'pt_inception.pth')
+    _fid_inception_file(inception, monkeypatch)
+    feats = M.FIDMetric(weights_path=inception).features([smooth_image(0, 64), smooth_image(1, 64)])
+    assert feats.shape == (2, 2048) and np.isfinite(feats).all()
+
+    arcface = str(tmp_path / 'arcface.pth')
+    torch.save(Backbone(50, 0.6, 'ir_se').state_dict(), arcface)
+    ident = M.IdentityMetric(weights_path=arcface)
+    assert ident.embed(smooth_image(0, 128)).shape == (512,)
+    assert ident(smooth_image(0, 128), smooth_image(0, 128)) == pytest.approx(0.0, abs=1e-3)
