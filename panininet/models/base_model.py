@@ -77,6 +77,22 @@ class PaniniBaseModel(BaseModel):
             net = torch.nn.DataParallel(net)
         return net
 
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """'Adam' (basicsr), 'AdamW' or 'SGD' (the official MoCo run).
+
+        Args:
+            optim_type (str): Optimiser name.
+            params (iterable): Parameters.
+            lr (float): Learning rate.
+            **kwargs: Passed to the torch optimiser.
+
+        Returns:
+            torch.optim.Optimizer: The optimiser.
+        """
+        if optim_type in ('Adam', 'AdamW', 'SGD'):
+            return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+        raise NotImplementedError(f"Optimiser {optim_type!r} is not supported; use 'Adam', 'AdamW' or 'SGD'.")
+
     def load_network(self, net, load_path, strict=True, param_key='params', option=None):
         """Load ``param_key`` of a BasicSR checkpoint into ``net`` (``weights_only=True``).
 

@@ -76,11 +76,6 @@ class UDRLModel(PaniniBaseModel):
             self.setup_optimizers()
             self.setup_schedulers()
 
-    def get_optimizer(self, optim_type, params, lr, **kwargs):
-        if optim_type == 'SGD':
-            return torch.optim.SGD(params, lr, **kwargs)
-        return super().get_optimizer(optim_type, params, lr, **kwargs)
-
     def setup_optimizers(self):
         optim_opt = dict(self.opt['train']['optim_g'])
         params = [p for p in self.net_g.parameters() if p.requires_grad]  # encoder_q only
