@@ -34,7 +34,7 @@ import torch
 from basicsr.utils import get_root_logger
 
 from panininet.face_detection import build_face_helper
-from panininet.weights import RELEASES, prepare_model_file, resolve_model_path
+from panininet.weights import RELEASES, new_file_mode, prepare_model_file, resolve_model_path
 
 VERSIONS = ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4')
 ALIGN_SIZE = 512  # facexlib's FFHQ template is defined on 512 crops
@@ -158,6 +158,7 @@ def write_image(img, path, params=None):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(buf.tobytes())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):

@@ -112,6 +112,13 @@ def missing_message(release, folder, reason=None, model_path_hint=True):
     return '\n'.join(lines)
 
 
+def new_file_mode():
+    """Permissions an ordinary new file gets (0o666 minus the umask); mkstemp's files are 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def sha256sum(path, chunk=1 << 20):
     """SHA-256 hex digest of a file."""
     h = hashlib.sha256()
@@ -163,6 +170,7 @@ def _atomic_download(url, dest, opener=None, timeout=60):
                 out.write(first)
                 for block in iter(lambda: resp.read(1 << 20), b''):
                     out.write(block)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, dest)
     finally:
         if osp.exists(tmp):
@@ -291,6 +299,7 @@ def prepare_model_file(path, weights_dir=None):
     os.close(fd)
     try:
         torch.save({'params_ema': state_dict, 'arch': arch}, tmp)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, cached)
     finally:
         if osp.exists(tmp):

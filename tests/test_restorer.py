@@ -20,6 +20,7 @@ from panininet.restorer import (
     weight_to_mask_bias,
     write_image,
 )
+from panininet.weights import new_file_mode
 
 pytest.importorskip('dlib')
 
@@ -191,6 +192,7 @@ def test_exif_orientation_and_atomic_write(tmp_path):
     write_image(img[:5], str(dest))  # replaced in one step
     assert cv2.imread(str(dest)).shape == (5, 40, 3)
     assert os.listdir(tmp_path / 'out') == ['x.png']
+    assert os.stat(dest).st_mode & 0o777 == new_file_mode()  # not mkstemp's 0o600
 
 
 def restore_like_an_application(restorer, img):
