@@ -86,6 +86,32 @@ def pick_params(obj, path='<checkpoint>'):
                      'save networks as {"params_ema": state_dict} as BasicSR does.')
 
 
+def extract_gpm_state(obj, path='<checkpoint>'):
+    """StyleGAN2Generator weights (BasicSR key names) from a BasicSR or an MMGen StyleGAN2 checkpoint.
+
+    BasicSR files: ``params_ema`` (else ``params``). MMGen files (what the official configs start from, e.g.
+    ``stylegan2-ffhq-config-f-official_20210327_171224-bce9310c.pth``): ``state_dict`` entries ``generator_ema.*``,
+    converted with the official key mapping.
+
+    Args:
+        obj (dict): Loaded checkpoint.
+        path (str): For error messages.
+
+    Returns:
+        OrderedDict: State dict for BasicSR's ``StyleGAN2Generator``.
+    """
+    sd = obj.get('state_dict') if isinstance(obj, dict) else None
+    prefix = 'generator_ema.'
+    if isinstance(sd, dict) and any(k.startswith(prefix) for k in sd):
+        out = OrderedDict()
+        for k, v in sd.items():
+            if k.startswith(prefix):
+                ours = official.convert_generator_key('generator.' + k[len(prefix):], num_levels=0)
+                out[ours[len('gpm.'):]] = v
+        return out
+    return pick_params(obj, path)
+
+
 def extract_dre_state(obj, path='<checkpoint>'):
     """DegradationEncoder weights from any file that holds them.
 

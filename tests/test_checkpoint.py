@@ -158,3 +158,18 @@ def test_cli_refuses_to_overwrite_its_input(tmp_path):
     proc = subprocess.run([sys.executable, osp.join(REPO, 'scripts', 'convert_official.py'), path, path],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and 'equals input' in proc.stderr
+
+
+def test_mmgen_stylegan2_checkpoint_loads_into_gpm(tmp_path):
+    """The official configs start the prior from an MMGen file (``generator_ema.*``): decoder_load_path takes it."""
+    src = PaniniNet(**TINY)
+    gpm_sd = {k: v for k, v in src.state_dict().items() if k.startswith('gpm.')}
+    mmgen = {_official_key(k, src.num_levels).replace('generator.', 'generator_ema.', 1): v + 1
+             for k, v in gpm_sd.items()}
+    mmgen.update({'discriminator.convs.0.0.conv.weight_orig': torch.zeros(1)})
+    path = str(tmp_path / 'stylegan2-ffhq-mmgen.pth')
+    torch.save({'meta': {'iter': 1}, 'state_dict': mmgen}, path)
+    net = PaniniNet(**dict(TINY, decoder_load_path=path))
+    ours = net.state_dict()
+    for k, v in gpm_sd.items():
+        assert torch.equal(ours[k], v + 1), k

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from panininet.archs.dre_arch import DegradationEncoder
-from panininet.checkpoint import extract_dre_state, load_checkpoint_file, pick_params
+from panininet.checkpoint import extract_dre_state, extract_gpm_state, load_checkpoint_file
 
 MAX_FUSION_RES = 64  # the official network fuses at 4, 8, 16, 32, 64
 
@@ -329,8 +329,8 @@ class PaniniNet(nn.Module):
             Default: 'dafi'.
         dre_in_size (int): The DRE sees the input average-pooled to this size (never up-sampled). Default: 256.
         dre_num_feat (int): DRE width; v_DR has ``4 * dre_num_feat`` values. Default: 64.
-        decoder_load_path (str | None): BasicSR StyleGAN2Generator checkpoint (``params_ema``, else ``params``)
-            loaded into the GPM. Default: None.
+        decoder_load_path (str | None): StyleGAN2 checkpoint loaded into the GPM: BasicSR (``params_ema``, else
+            ``params``) or MMGen (``generator_ema``, as the official configs). Default: None.
         dre_load_path (str | None): DRE weights: our DegradationEncoder or MoCo checkpoint, or an official
             ``moco_checkpoint_*.pth.tar``. Default: None.
         fix_dre (bool): Freeze the DRE (no gradients, BatchNorm kept in eval mode), as the paper. Default: True.
@@ -411,7 +411,7 @@ class PaniniNet(nn.Module):
         logger = get_root_logger()
         if decoder_load_path is not None:
             logger.info(f'PaniniNet: loading the GPM (StyleGAN2) from {decoder_load_path}')
-            load_gpm_state(self.gpm, pick_params(load_checkpoint_file(decoder_load_path), decoder_load_path))
+            load_gpm_state(self.gpm, extract_gpm_state(load_checkpoint_file(decoder_load_path), decoder_load_path))
         if dre_load_path is not None:
             if self.dre is None:
                 raise ValueError('dre_load_path is set but this PaniniNet has no DRE '
