@@ -1,0 +1,145 @@
+"""Fast native StyleGAN2 resampling: ``upfirdn2d`` as one depthwise (transposed) convolution.
+
+basicsr's ``upfirdn2d_native`` (rosinality's reference) reshapes ``(b, c, h, w)`` to ``b * c`` single-channel
+images, inserts zeros, pads, runs a 1-channel 2-D convolution and then drops the samples a down-sampling skips. On
+CPU that layout is slow (one tiny convolution per image plane), an up-sampling multiplies the three quarters of
+zeros it inserted, and a down-sampling computes the outputs it throws away. :func:`upfirdn2d_fast` computes the
+same thing as a single depthwise convolution over the ``c`` channels (``groups=c``), which oneDNN/cuDNN vectorise:
+
+* up=1 (blur after a transposed conv, before a strided conv): ``conv2d(groups=c, stride=down)`` with the
+  flipped kernel and the padding folded into the convolution; a down-sampling only computes the kept outputs.
+* up>1 (the to_rgb skip up-sampling): ``conv_transpose2d(groups=c, stride=up)`` with the kernel, i.e. the
+  polyphase form that never multiplies an inserted zero; the padding becomes the transposed conv's crop.
+
+Any kernel works (separable or not), negative pads crop, and the ops are plain autograd, so backward and double
+backward (R1 through the discriminator's blur) are exact, on any device and dtype. The result equals
+``upfirdn2d_native`` up to float rounding (summation order).
+
+:func:`panininet.compat.apply` installs :func:`upfirdn2d_fast` as basicsr's native ``upfirdn2d`` (CPU, and CUDA
+without the compiled kernels); the compiled CUDA kernels keep being used where they were built.
+"""
+import importlib
+
+import torch
+from torch.nn import functional as F
+
+# basicsr's own ``upfirdn2d_native``, kept by :func:`install` (the reference the fast op is tested against)
+_REFERENCE = None
+
+
+def _crop_or_pad(x, dim, start, length):
+    """``x[start:start + length]`` along ``dim`` (2 or 3), zero-filled where that range leaves ``x``."""
+    n = x.shape[dim]
+    left, right = -start, start + length - n  # F.pad crops where these are negative
+    if left == 0 and right == 0:
+        return x
+    return F.pad(x, (left, right) if dim == 3 else (0, 0, left, right))
+
+
+def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1):
+    """Drop-in for basicsr's ``upfirdn2d_native``: depthwise (transposed) convolution over the channels.
+
+    Args:
+        input (Tensor): Shape (b, c, h, w), any float dtype and device.
+        kernel (Tensor): FIR kernel, shape (kh, kw); applied as a convolution (flipped), like the reference.
+        up_x (int): Horizontal up-sampling factor (zero insertion), >= 1.
+        up_y (int): Vertical up-sampling factor, >= 1.
+        down_x (int): Horizontal down-sampling factor (keep every ``down_x``-th column), >= 1.
+        down_y (int): Vertical down-sampling factor, >= 1.
+        pad_x0 (int): Columns padded on the left after up-sampling (negative: cropped).
+        pad_x1 (int): Columns padded on the right.
+        pad_y0 (int): Rows padded on top.
+        pad_y1 (int): Rows padded at the bottom.
+
+    Returns:
+        Tensor: Shape (b, c, (h * up_y + pad_y0 + pad_y1 - kh) // down_y + 1,
+        (w * up_x + pad_x0 + pad_x1 - kw) // down_x + 1), dtype and device of ``input``.
+    """
+    if input.ndim != 4 or kernel.ndim != 2:
+        raise ValueError(f'upfirdn2d expects input (b, c, h, w) and kernel (kh, kw), got {tuple(input.shape)} and '
+                         f'{tuple(kernel.shape)}.')
+    if min(up_x, up_y, down_x, down_y) < 1:
+        raise ValueError(f'upfirdn2d: up/down factors must be >= 1, got up=({up_x}, {up_y}), '
+                         f'down=({down_x}, {down_y}).')
+    _, c, in_h, in_w = input.shape
+    kh, kw = kernel.shape
+    out_h = (in_h * up_y + pad_y0 + pad_y1 - kh) // down_y + 1
+    out_w = (in_w * up_x + pad_x0 + pad_x1 - kw) // down_x + 1
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f'upfirdn2d: empty output for input {in_h}x{in_w}, up ({up_y}, {up_x}), '
+                         f'down ({down_y}, {down_x}), pad ({pad_x0}, {pad_x1}, {pad_y0}, {pad_y1}), kernel {kh}x{kw}.')
+    kernel = kernel.to(input.dtype)
+    if up_x == 1 and up_y == 1:
+        # correlation with the flipped kernel over the padded input; stride = down keeps exactly the kept outputs
+        weight = torch.flip(kernel, [0, 1]).view(1, 1, kh, kw).expand(c, 1, kh, kw)
+        same_y, same_x = pad_y0 == pad_y1 >= 0, pad_x0 == pad_x1 >= 0
+        conv_pad = (pad_y0 if same_y else 0, pad_x0 if same_x else 0)
+        x = input
+        if not (same_x and same_y):  # asymmetric or negative padding: pad/crop explicitly
+            x = F.pad(x, (0 if same_x else pad_x0, 0 if same_x else pad_x1,
+                          0 if same_y else pad_y0, 0 if same_y else pad_y1))
+        out = F.conv2d(x, weight, stride=(down_y, down_x), padding=conv_pad, groups=c)
+        return out
+    # Up-sampling: conv_transpose2d(stride=up) with the unflipped kernel gives z, of length (n - 1) * up + k, and
+    # the zero-inserted, padded, filtered signal is y[o] = z[o + k - 1 - pad0] (zero outside z).
+    weight = kernel.view(1, 1, kh, kw).expand(c, 1, kh, kw)
+    full_h = in_h * up_y + pad_y0 + pad_y1 - kh + 1  # outputs before down-sampling
+    full_w = in_w * up_x + pad_x0 + pad_x1 - kw + 1
+    start_y, start_x = kh - 1 - pad_y0, kw - 1 - pad_x0
+    len_y, len_x = (in_h - 1) * up_y + kh, (in_w - 1) * up_x + kw
+    # let the transposed conv crop what it can (the same amount on both sides), the rest is cropped/padded after
+    crop_y = max(0, min(start_y, len_y - start_y - full_h))
+    crop_x = max(0, min(start_x, len_x - start_x - full_w))
+    out = F.conv_transpose2d(input, weight, stride=(up_y, up_x), padding=(crop_y, crop_x), groups=c)
+    out = _crop_or_pad(out, 2, start_y - crop_y, full_h)
+    out = _crop_or_pad(out, 3, start_x - crop_x, full_w)
+    if down_y > 1 or down_x > 1:
+        out = out[:, :, ::down_y, ::down_x]
+    return out
+
+
+def _upfirdn2d_module():
+    return importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
+
+
+def reference_upfirdn2d():
+    """basicsr's original ``upfirdn2d_native`` (rosinality's reference algorithm), whatever is installed.
+
+    Returns:
+        callable: ``f(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1)``.
+    """
+    return _REFERENCE if _REFERENCE is not None else _upfirdn2d_module().upfirdn2d_native
+
+
+def install(fast=True):
+    """Make basicsr's native ``upfirdn2d`` path use :func:`upfirdn2d_fast` (``fast=True``) or its reference.
+
+    basicsr's ``upfirdn2d()`` calls its module global ``upfirdn2d_native`` on CPU, and
+    ``panininet.compat._UpFirDn2dDispatch.native`` on CUDA when the kernels were not compiled; both are set here.
+    The compiled CUDA kernels are not affected. Called with ``fast=True`` by :func:`panininet.compat.apply`;
+    benchmarks call it with ``fast=False`` to measure the reference. Idempotent.
+
+    Args:
+        fast (bool): Install the fast op (True) or restore basicsr's reference (False). Default: True.
+
+    Returns:
+        callable: The op now installed.
+    """
+    global _REFERENCE
+    from panininet import compat
+    up_mod = _upfirdn2d_module()
+    if _REFERENCE is None:
+        current = up_mod.upfirdn2d_native
+        _REFERENCE = current if current is not upfirdn2d_fast else None
+    op = upfirdn2d_fast if fast else reference_upfirdn2d()
+    up_mod.upfirdn2d_native = op
+    compat._UpFirDn2dDispatch.native = op
+    return op
+
+
+def is_fast():
+    """Whether :func:`upfirdn2d_fast` is the installed native op (see :func:`install`)."""
+    return _upfirdn2d_module().upfirdn2d_native is upfirdn2d_fast
+
+
+__all__ = ['upfirdn2d_fast', 'reference_upfirdn2d', 'install', 'is_fast']

@@ -1,0 +1,165 @@
+"""panininet.ops: the fast native upfirdn2d equals basicsr's ``upfirdn2d_native`` and is what basicsr uses."""
+import importlib
+import itertools
+import random
+
+import pytest
+import torch
+
+from panininet import compat, ops
+
+UP_MOD = importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
+K4 = torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1])) / 64  # basicsr's make_resample_kernel
+
+# (kernel scale, up, down, pad) of every basicsr StyleGAN2 call site
+STYLEGAN2_CALLS = {
+    'to_rgb_upsample': (4, 2, 1, (2, 1)),  # UpFirDnUpsample
+    'upconv_blur': (4, 1, 1, (1, 1)),  # UpFirDnSmooth(upsample_factor=2, kernel_size=3)
+    'downconv_blur': (1, 1, 1, (2, 2)),  # UpFirDnSmooth(downsample_factor=2, kernel_size=3)
+    'skip_blur': (1, 1, 1, (1, 1)),  # UpFirDnSmooth(downsample_factor=2, kernel_size=1)
+    'downsample': (1, 1, 2, (1, 1)),  # UpFirDnDownsample
+}
+
+
+def _both(x, kernel, *args):
+    return ops.upfirdn2d_fast(x, kernel, *args), ops.reference_upfirdn2d()(x, kernel, *args)
+
+
+@pytest.mark.parametrize('site', sorted(STYLEGAN2_CALLS))
+@pytest.mark.parametrize('size', [(1, 3, 8, 8), (2, 5, 9, 7)])
+def test_stylegan2_call_sites_equal_reference(site, size):
+    scale, up, down, (p0, p1) = STYLEGAN2_CALLS[site]
+    x = torch.randn(size)
+    fast, ref = _both(x, K4 * scale, up, up, down, down, p0, p1, p0, p1)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+
+
+KERNELS = {
+    'k4': K4,
+    'k3': torch.outer(torch.tensor([1., 2, 1]), torch.tensor([1., 2, 1])) / 16,
+    'k1': torch.tensor([[0.7]]),
+    'non_separable_3x4': torch.tensor([[0.1, -0.3, 0.2, 0.05], [0.4, 0.0, -0.1, 0.3], [0.2, 0.1, 0.5, -0.2]]),
+    'wide_1x5': torch.tensor([[0.1, 0.2, 0.4, 0.2, 0.1]]),
+}
+
+
+# every (up, down) pair with independent x/y factors up to 3, and a fixed random sample of paddings (negative ones
+# crop); the full product (1728 per kernel) passes too but takes minutes on 2 cores
+ALL_FACTORS = list(itertools.product([1, 2, 3], [1, 2], [1, 2, 3], [1, 2]))
+PADS = list(itertools.product([-2, 0, 1, 2], [-1, 0, 3], [-1, 0, 2], [0, 1]))
+
+
+@pytest.mark.parametrize('name', sorted(KERNELS))
+def test_all_up_down_pad_combinations_equal_reference(name):
+    kernel = KERNELS[name]
+    x = torch.randn(2, 3, 7, 9)
+    rng = random.Random(name)
+    checked = 0
+    for factors in ALL_FACTORS:
+        for pads in rng.sample(PADS, 2):
+            args = (*factors, *pads)
+            try:
+                ref = ops.reference_upfirdn2d()(x, kernel, *args)
+            except RuntimeError:  # the reference cannot compute this one (empty output)
+                continue
+            if ref.numel() == 0:
+                continue
+            fast = ops.upfirdn2d_fast(x, kernel, *args)
+            assert fast.shape == ref.shape, args
+            assert (fast - ref).abs().max() <= 1e-5, args
+            checked += 1
+    assert checked > 50
+
+
+def test_empty_output_and_bad_shapes_raise():
+    with pytest.raises(ValueError, match='empty output'):
+        ops.upfirdn2d_fast(torch.randn(1, 1, 2, 2), K4, 1, 1, 1, 1, -1, -1, 0, 0)
+    with pytest.raises(ValueError, match=r'\(b, c, h, w\)'):
+        ops.upfirdn2d_fast(torch.randn(3, 8, 8), K4, 1, 1, 1, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match='>= 1'):
+        ops.upfirdn2d_fast(torch.randn(1, 1, 8, 8), K4, 0, 1, 1, 1, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize('site', sorted(STYLEGAN2_CALLS))
+def test_gradcheck_and_gradgradcheck(site):
+    """Backward and double backward (R1 differentiates through the discriminator's blur), float64."""
+    scale, up, down, (p0, p1) = STYLEGAN2_CALLS[site]
+    x = torch.randn(1, 1, 4, 5, dtype=torch.float64, requires_grad=True)
+    kernel = (K4 * scale).double()
+
+    def fn(inp):
+        return ops.upfirdn2d_fast(inp, kernel, up, up, down, down, p0, p1, p0, p1)
+
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_gradients_equal_reference_including_kernel_gradient():
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    kernel = KERNELS['non_separable_3x4'].double().requires_grad_()
+    grads = []
+    for op in (ops.upfirdn2d_fast, ops.reference_upfirdn2d()):
+        out = op(x, kernel, 2, 1, 1, 2, 1, 2, 2, 0)
+        grads.append(torch.autograd.grad(out.square().sum(), (x, kernel)))
+    for fast, ref in zip(*grads):
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_installed_by_default_and_toggle():
+    assert ops.is_fast()
+    assert UP_MOD.upfirdn2d_native is ops.upfirdn2d_fast
+    assert compat._UpFirDn2dDispatch.native is ops.upfirdn2d_fast
+    assert ops.reference_upfirdn2d() is not ops.upfirdn2d_fast
+    try:
+        ops.install(fast=False)
+        assert not ops.is_fast()
+        assert compat._UpFirDn2dDispatch.native is ops.reference_upfirdn2d()
+    finally:
+        ops.install()
+    assert ops.is_fast()
+
+
+def test_basicsr_upfirdn2d_calls_the_installed_op(monkeypatch):
+    calls = []
+
+    def spy(*args):
+        calls.append(args[2:])
+        return ops.upfirdn2d_fast(*args)
+
+    monkeypatch.setattr(UP_MOD, 'upfirdn2d_native', spy)
+    out = UP_MOD.upfirdn2d(torch.randn(1, 2, 4, 4), K4, up=2, pad=(2, 1))
+    assert out.shape == (1, 2, 8, 8)
+    assert calls == [(2, 2, 1, 1, 2, 1, 2, 1)]
+
+
+def _run_with(fast, fn):
+    try:
+        ops.install(fast=fast)
+        return fn()
+    finally:
+        ops.install()
+
+
+def test_stylegan2_generator_and_r1_equal_with_and_without_fast_op():
+    from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Generator
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(out_size=16, num_style_feat=16, num_mlp=1, channel_multiplier=1, narrow=0.125).eval()
+    disc = StyleGAN2Discriminator(out_size=16, channel_multiplier=1, narrow=0.125)
+    z = [torch.randn(2, 16)]
+    img = torch.randn(2, 3, 16, 16)
+
+    def forward():
+        with torch.no_grad():
+            out, _ = gen(z, randomize_noise=False)
+        real = img.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(disc(real).sum(), real, create_graph=True)  # R1 penalty
+        penalty = grad.pow(2).sum()
+        penalty.backward()
+        return out, penalty.detach(), disc.final_linear[0].weight.grad.clone()
+
+    fast = _run_with(True, forward)
+    disc.zero_grad()
+    ref = _run_with(False, forward)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
