@@ -359,7 +359,7 @@ class PaniniRestorer:
             f if f.shape[:2] == size else cv2.resize(
                 f, size, interpolation=cv2.INTER_AREA if f.shape[0] > self.in_size else cv2.INTER_CUBIC)
             for f in faces])
-        x = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).permute(0, 3, 1, 2).float().contiguous()
         x = (x.to(self.device) / 255.0 - 0.5) / 0.5
         if self.is_gfpgan:
             y = self.net(x, return_rgb=False, weight=weight if weight is not None else 0.5)[0]
