@@ -246,3 +246,21 @@ def test_gfpgan_version_runs(shared_dir, tmp_path):
         warnings.simplefilter('error')  # a failing face would fall back with a warning
         _, restored, _ = restorer.enhance(crop(shared_dir), has_aligned=True)
     assert restored[0].shape == (512, 512, 3)
+
+
+def test_sr16_aligned_64_face_reaches_the_network_untouched(shared_dir):
+    class Recorder(IdentityNet):
+        in_size = 64
+        out_size = 1024
+
+        def forward(self, x, mask_bias=0.0):
+            self.seen = x.clone()
+            return super().forward(x)
+
+    net = Recorder()
+    restorer = PaniniRestorer(detector='dlib', net=net, device='cpu')
+    face64 = cv2.imread(osp.join(shared_dir, 'testdata', 'panini_examples', 'SR', '00002.png'))
+    cropped, restored, _ = restorer.enhance(face64, has_aligned=True)
+    expected = (torch.from_numpy(face64[..., ::-1].copy()).permute(2, 0, 1).float() / 255 - 0.5) / 0.5
+    assert torch.equal(net.seen[0], expected)
+    assert cropped[0].shape == (512, 512, 3) and restored[0].shape == (1024, 1024, 3)
