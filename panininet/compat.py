@@ -83,12 +83,13 @@ class _FusedLeakyReLUDispatch:
     """Stands in for basicsr's ``FusedLeakyReLUFunction``: compiled kernel on CUDA when built, else native."""
 
     compiled = None  # basicsr's original autograd Function, when its extension is importable
+    native = None  # a faster equal op (``panininet.ops.install``), else ``fused_leaky_relu_native``
 
     @classmethod
     def apply(cls, input, bias, negative_slope, scale):
         if cls.compiled is not None and input.is_cuda:
             return cls.compiled.apply(input, bias, negative_slope, scale)
-        return fused_leaky_relu_native(input, bias, negative_slope, scale)
+        return (cls.native or fused_leaky_relu_native)(input, bias, negative_slope, scale)
 
 
 class _UpFirDn2dDispatch:

@@ -110,14 +110,40 @@ def test_installed_by_default_and_toggle():
     assert ops.is_fast()
     assert UP_MOD.upfirdn2d_native is ops.upfirdn2d_fast
     assert compat._UpFirDn2dDispatch.native is ops.upfirdn2d_fast
+    assert compat._FusedLeakyReLUDispatch.native is ops.fused_leaky_relu_fast
     assert ops.reference_upfirdn2d() is not ops.upfirdn2d_fast
     try:
         ops.install(fast=False)
         assert not ops.is_fast()
         assert compat._UpFirDn2dDispatch.native is ops.reference_upfirdn2d()
+        assert compat._FusedLeakyReLUDispatch.native is None
     finally:
         ops.install()
     assert ops.is_fast()
+
+
+@pytest.mark.parametrize('shape', [(2, 5), (2, 5, 3, 4), (1, 3, 2, 2, 2)])
+def test_fused_leaky_relu_fast_is_bit_identical_and_keeps_autograd(shape):
+    x = torch.randn(shape, requires_grad=True)
+    bias = torch.randn(shape[1], requires_grad=True)
+    with torch.no_grad():
+        fast = ops.fused_leaky_relu_fast(x, bias)
+        assert torch.equal(fast, compat.fused_leaky_relu_native(x, bias))
+        no_bias = ops.fused_leaky_relu_fast(x, None, 0.1, 2.0)
+        assert torch.equal(no_bias, compat.fused_leaky_relu_native(x, None, 0.1, 2.0))
+    before = x.detach().clone()
+    out = ops.fused_leaky_relu_fast(x, bias)
+    assert out.requires_grad and torch.equal(x.detach(), before)  # the input is never modified
+    grads = torch.autograd.grad(out.square().sum(), (x, bias))
+    ref = torch.autograd.grad(compat.fused_leaky_relu_native(x, bias).square().sum(), (x, bias))
+    for a, b in zip(grads, ref):
+        assert torch.equal(a, b)
+
+
+def test_fused_leaky_relu_gradgradcheck():
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(ops.fused_leaky_relu_fast, (x, bias))
 
 
 def test_basicsr_upfirdn2d_calls_the_installed_op(monkeypatch):
