@@ -138,3 +138,20 @@ def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
     net = analyze.build_model(tiny=True, arch_json=json.dumps(TINY), dre_path=str(out / 'dre_udrl_demo.pth'))
     saved = torch.load(out / 'dre_udrl_demo.pth', map_location='cpu', weights_only=True)['params']
     assert torch.equal(net.dre.E[0].weight, saved['E.0.weight'])
+
+
+@pytest.mark.skipif(importlib.util.find_spec('gfpgan') is None, reason='the gfpgan package is not installed')
+def test_evaluate_gfpgan_row(examples, tmp_path):
+    """GFPGAN's released architecture (random weights from a local file) restores the same LQ set as a table row."""
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+
+    net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    weights = str(tmp_path / 'GFPGANv1.3.pth')
+    torch.save({'params_ema': net.state_dict()}, weights)
+    evaluate = load_script('evaluate')
+    result = evaluate.main(['--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'),
+                            '--gfpgan', f'1.3={weights}', '--metrics', 'psnr,ssim', '--size', '256',
+                            '--out', str(tmp_path / 'eval')])
+    assert list(result['methods']) == ['GFPGAN v1.3'] and result['n'] == 3
+    assert cv2.imread(str(tmp_path / 'eval' / 'restored' / 'GFPGAN_v1.3' / '00003.png')).shape == (512, 512, 3)
