@@ -13,8 +13,10 @@ Under ``torch.distributed`` the MoCo module is wrapped in DDP, whose buffer broa
 queue at each step (the keys of the other ranks are not enqueued; the official MoCo all-gathers them).
 
 Validation (``val.metrics``): ``retrieval_top1`` -- for N held-out pairs, each with its own degradation, the share
-of queries whose nearest key (cosine similarity of the DRE output v_DR, the vector Panini-Net uses) is the key
-degraded the same way; chance is 1/N. Also ``infonce``, the InfoNCE loss of those pairs among themselves.
+of queries whose nearest key is the key degraded the same way; chance is 1/N. Similarity: cosine of v_DR (the
+query encoder's output in eval mode, as Panini-Net uses it) after subtracting the mean v_DR of the 2N images, i.e.
+a correlation: all faces share a large common component that otherwise dominates every cosine. Also ``infonce``,
+the InfoNCE loss of those pairs among themselves.
 """
 from collections import OrderedDict
 
@@ -28,7 +30,7 @@ from panininet.models.base_model import PaniniBaseModel
 
 
 def retrieval_metrics(v_q, v_k, T=0.07):
-    """Degradation retrieval among N pairs.
+    """Degradation retrieval among N pairs (cosine similarity of representations centred on their joint mean).
 
     Args:
         v_q (Tensor): Query representations, (n, d).
@@ -39,7 +41,8 @@ def retrieval_metrics(v_q, v_k, T=0.07):
         dict: 'retrieval_top1' (share of i with argmax_j cos(q_i, k_j) == i; chance 1/n) and 'infonce'
         (cross-entropy of the n-way classification with logits cos / T).
     """
-    sim = F.normalize(v_q, dim=1) @ F.normalize(v_k, dim=1).T
+    mean = torch.cat([v_q, v_k]).mean(dim=0, keepdim=True)
+    sim = F.normalize(v_q - mean, dim=1) @ F.normalize(v_k - mean, dim=1).T
     target = torch.arange(sim.shape[0], device=sim.device)
     return {
         'retrieval_top1': (sim.argmax(dim=1) == target).float().mean().item(),
@@ -105,7 +108,7 @@ class UDRLModel(PaniniBaseModel):
 
     @torch.no_grad()
     def representations(self, images, batch_size=32):
-        """v_DR of images with the query encoder in eval mode.
+        """v_DR of images by the query encoder in eval mode (as Panini-Net uses the DRE).
 
         Args:
             images (Tensor): (n, 3, s, s), RGB in [-1, 1].
