@@ -347,3 +347,36 @@ def test_ddp_two_processes_match_one(assets, per_sample_bn):
         step = sum((ref[k] - init[k]).pow(2).sum() for k in trained).sqrt()
         print(f'net_{net} {tag}: |ddp - ref| / |step 2| = {(diff / step).item():.2e}')
         assert diff / step < tol
+
+
+@pytest.mark.parametrize(('real', 'tiny'), [('train_panini_mfr.yml', 'train_panini_mfr_tiny.yml'),
+                                             ('train_panini_sr16.yml', 'train_panini_sr16_tiny.yml'),
+                                             ('train_udrl_dre.yml', 'train_udrl_dre_tiny.yml')])
+def test_options_files_match_their_tiny_versions(real, tiny):
+    """The paper-size options name registered classes with valid keyword arguments, and their tiny CI versions
+    use the same model, datasets, networks, losses and optimisers (only sizes, paths and counts differ)."""
+    import inspect
+
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+
+    from panininet.archs.dre_arch import MoCo
+    with open(osp.join(REPO, 'options', real)) as f:
+        opt = yaml.safe_load(f)
+    with open(osp.join(DATA, tiny)) as f:
+        small = yaml.safe_load(f)
+    assert MODEL_REGISTRY.get(opt['model_type']) and opt['model_type'] == small['model_type']
+    for phase in ('train', 'val'):
+        assert DATASET_REGISTRY.get(opt['datasets'][phase]['type'])
+        assert opt['datasets'][phase]['type'] == small['datasets'][phase]['type']
+    for net in ('network_g', 'network_d'):
+        if net not in opt:
+            continue
+        cls = MoCo if opt[net]['type'] == 'MoCo' else ARCH_REGISTRY.get(opt[net]['type'])
+        params = inspect.signature(cls).parameters
+        assert set(opt[net]) - {'type'} <= set(params), set(opt[net]) - set(params)
+        assert opt[net]['type'] == small[net]['type'] and set(small[net]) <= set(opt[net])
+    for key, value in opt['train'].items():
+        if key.endswith('_opt'):
+            assert LOSS_REGISTRY.get(value['type']) and small['train'][key]['type'] == value['type']
+    assert opt['train']['optim_g']['type'] == ('SGD' if opt['model_type'] == 'UDRLModel' else 'Adam')
+    assert set(opt['val']['metrics']) == set(small['val']['metrics'])
