@@ -380,3 +380,19 @@ def test_options_files_match_their_tiny_versions(real, tiny):
             assert LOSS_REGISTRY.get(value['type']) and small['train'][key]['type'] == value['type']
     assert opt['train']['optim_g']['type'] == ('SGD' if opt['model_type'] == 'UDRLModel' else 'Adam')
     assert set(opt['val']['metrics']) == set(small['val']['metrics'])
+
+
+def test_train_cli_as_documented(assets):
+    """``python panininet/train.py -opt ...`` (the README command), run from a copy of the script placed so that its
+    root_path (the parent of its folder) is the temporary folder: nothing is written into the repository."""
+    cli_dir = osp.join(assets['root'], 'cli', 'panininet')
+    os.makedirs(cli_dir, exist_ok=True)
+    with open(osp.join(REPO, 'panininet', 'train.py')) as f, open(osp.join(cli_dir, 'train.py'), 'w') as g:
+        g.write(f.read())
+    opt = write_opt(assets, 'mfr', 'cli_run', train__total_iter=1, logger__save_checkpoint_freq=1)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, osp.join(cli_dir, 'train.py'), '-opt', opt], env=env,
+                          cwd=osp.join(assets['root'], 'cli'), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    models = osp.join(assets['root'], 'cli', 'experiments', 'cli_run', 'models')
+    assert sorted(os.listdir(models)) == ['net_d_1.pth', 'net_d_latest.pth', 'net_g_1.pth', 'net_g_latest.pth']
