@@ -151,7 +151,7 @@ def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
     d = exp_dir(assets, 'mfr_straight')
     for it in (3, 6, 'latest'):
         g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
-        assert set(g) == {'params', 'params_ema'}
+        assert set(g) == {'params', 'params_ema', 'arch'}
         assert set(load(osp.join(d, 'models', f'net_d_{it}.pth'))) == {'params'}
     for it in (3, 6):
         state = load(osp.join(d, 'training_states', f'{it}.state'))
@@ -166,6 +166,16 @@ def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
     images = [osp.join(r, f) for r, _, fs in os.walk(vis) for f in fs if f.endswith('.png')]
     assert len(images) == 8  # one per validation face
     assert cv2.imread(images[0]).shape == (64, 64, 3)
+
+
+def test_trained_generator_loads_with_its_arch(assets, straight_mfr):
+    from panininet.archs.panini_arch import PaniniNet
+    from panininet.checkpoint import load_panini_weights
+    state, arch = load_panini_weights(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_latest.pth'))
+    assert arch['in_size'] == 32 and arch['out_size'] == 64 and 'dre_load_path' not in arch
+    net = PaniniNet(**arch)
+    net.load_state_dict(state)
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 64, 64)
 
 
 def test_frozen_dre_unchanged(assets, straight_mfr):
@@ -191,7 +201,7 @@ def test_exact_resume(assets, straight_mfr):
     a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('mfr_straight', 'mfr_resume'))
     for f in ('net_g_6.pth', 'net_d_6.pth'):
         sa, sb = load(osp.join(a, f)), load(osp.join(b, f))
-        for key in sa:
+        for key in ('params', 'params_ema') if f.startswith('net_g') else ('params',):
             for k in sa[key]:
                 assert torch.equal(sa[key][k], sb[key][k]), (f, key, k)
     ta = load(osp.join(exp_dir(assets, 'mfr_straight'), 'training_states', '6.state'))
@@ -207,7 +217,7 @@ def test_sr16_run(assets):
     lines = run_training(assets['root'], write_opt(assets, 'sr16', 'sr16_run', train__total_iter=2,
                                                    logger__save_checkpoint_freq=2))
     d = exp_dir(assets, 'sr16_run')
-    assert set(load(osp.join(d, 'models', 'net_g_2.pth'))) == {'params', 'params_ema'}
+    assert set(load(osp.join(d, 'models', 'net_g_2.pth'))) == {'params', 'params_ema', 'arch'}
     assert osp.isfile(osp.join(d, 'models', 'net_d_2.pth')) and osp.isfile(osp.join(d, 'training_states', '2.state'))
     values = logged(lines, 'l_g_pix') + logged(lines, 'l_g_gan') + logged(lines, 'l_d_fake')
     assert len(values) == 6 and all(math.isfinite(v) for v in values)

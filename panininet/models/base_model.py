@@ -128,7 +128,7 @@ class PaniniBaseModel(BaseModel):
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
 
-    def save_network(self, net, net_label, current_iter, param_key='params'):
+    def save_network(self, net, net_label, current_iter, param_key='params', extra=None):
         """Save networks as ``{param_key: state_dict}`` in ``models/{net_label}_{iter}.pth`` (rank 0, atomic).
 
         Args:
@@ -136,6 +136,7 @@ class PaniniBaseModel(BaseModel):
             net_label (str): File prefix, e.g. 'net_g'.
             current_iter (int): Iteration; -1 writes ``*_latest.pth``.
             param_key (str | list[str]): Key(s) in the file. Default: 'params'.
+            extra (dict | None): More entries for the file (plain Python values). Default: None.
         """
         if self.opt['rank'] != 0:
             return
@@ -148,6 +149,7 @@ class PaniniBaseModel(BaseModel):
         for net_, key in zip(nets, keys):
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu()) for k, v in state.items())
+        save_dict.update(extra or {})
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     def extra_training_state(self):

@@ -32,7 +32,8 @@ from panininet.models.base_model import PaniniBaseModel
 class PaniniModel(PaniniBaseModel):
     """Fine-tunes ``PaniniNet`` (``net_g``) against a StyleGAN2 discriminator (``net_d``); EMA copy ``net_g_ema``.
 
-    Checkpoints: ``net_g_{iter}.pth`` with ``params`` and ``params_ema``, ``net_d_{iter}.pth`` with ``params``.
+    Checkpoints: ``net_g_{iter}.pth`` with ``params``, ``params_ema`` and ``arch`` (PaniniNet kwargs),
+    ``net_d_{iter}.pth`` with ``params``.
 
     Args:
         opt (dict): Parsed BasicSR options.
@@ -261,9 +262,13 @@ class PaniniModel(PaniniBaseModel):
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}', value, current_iter)
 
     def save(self, epoch, current_iter):
+        """``net_g_{iter}.pth`` (``params``, ``params_ema``, and ``arch``: the PaniniNet kwargs without the load paths,
+        which ``panininet.checkpoint.load_panini_weights`` / ``PaniniRestorer`` use), ``net_d_{iter}.pth``, state."""
+        arch = {k: v for k, v in self.opt['network_g'].items() if k != 'type' and not k.endswith('_load_path')}
         if getattr(self, 'net_g_ema', None) is not None:
-            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'],
+                              extra={'arch': arch})
         else:
-            self.save_network(self.net_g, 'net_g', current_iter)
+            self.save_network(self.net_g, 'net_g', current_iter, extra={'arch': arch})
         self.save_network(self.net_d, 'net_d', current_iter)
         self.save_training_state(epoch, current_iter)
