@@ -55,7 +55,8 @@ def _crops(img, n, rng, size=128):
 
 
 @pytest.fixture(scope='module')
-def udrl(shared_dir, tmp_path_factory):
+def udrl_data(shared_dir, tmp_path_factory):
+    """Training crops of 6 faces and held-out crops of 2 other faces (128 px), in a temporary root."""
     root = str(tmp_path_factory.mktemp('train_udrl'))
     gt = osp.join(shared_dir, 'testdata', 'panini_examples', 'GT')
     crops = osp.join(shared_dir, 'testdata', 'cropped_faces')
@@ -72,26 +73,48 @@ def udrl(shared_dir, tmp_path_factory):
     for p in heldout_faces:
         for j, c in enumerate(_crops(cv2.imread(p), 2, rng)):
             cv2.imwrite(osp.join(heldout_dir, f'{osp.splitext(osp.basename(p))[0]}_{j}.png'), c)
+    return dict(root=root, train_dir=train_dir, heldout_dir=heldout_dir, heldout_faces=heldout_faces)
 
+
+def write_opt(data, name, **changes):
+    """Tiny UDRL options with the data folders filled in; ``changes`` maps 'a__b' to a value."""
     with open(osp.join(REPO, 'tests', 'data', 'train_udrl_dre_tiny.yml')) as f:
         opt = yaml.safe_load(f)
-    opt['datasets']['train']['dataroot_gt'] = train_dir
-    opt['datasets']['val']['dataroot_gt'] = heldout_dir
-    opt_path = osp.join(root, 'udrl.yml')
-    with open(opt_path, 'w') as f:
+    opt['name'] = name
+    opt['datasets']['train']['dataroot_gt'] = data['train_dir']
+    opt['datasets']['val']['dataroot_gt'] = data['heldout_dir']
+    for key, value in changes.items():
+        *parents, last = key.split('__')
+        node = opt
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    path = osp.join(data['root'], f'{name}.yml')
+    with open(path, 'w') as f:
         yaml.safe_dump(opt, f)
+    return path, opt
 
+
+def run_training(root, opt_path, *args):
+    """``train_pipeline(root)`` in this process, as ``panininet/train.py -opt opt_path *args``; returns log lines."""
     lines = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
     logging.getLogger('basicsr').addHandler(handler)
     try:
-        with mock.patch.object(sys, 'argv', ['train.py', '-opt', opt_path]):
+        with mock.patch.object(sys, 'argv', ['train.py', '-opt', opt_path, *args]):
             train_pipeline(root)
     finally:
         logging.getLogger('basicsr').removeHandler(handler)
-    return dict(root=root, opt=opt, lines=lines, heldout_faces=heldout_faces,
-                exp=osp.join(root, 'experiments', opt['name']))
+    return lines
+
+
+@pytest.fixture(scope='module')
+def udrl(udrl_data):
+    opt_path, opt = write_opt(udrl_data, 'tiny_udrl_dre')
+    lines = run_training(udrl_data['root'], opt_path)
+    return dict(root=udrl_data['root'], opt=opt, lines=lines, heldout_faces=udrl_data['heldout_faces'],
+                exp=osp.join(udrl_data['root'], 'experiments', opt['name']))
 
 
 def _logged(lines, name):
@@ -152,3 +175,23 @@ def test_udrl_checkpoint_holds_queue_and_loads_into_panini(udrl):
                     rrdb_channels=4, num_rrdbs=1, rrdb_growth=8, dre_in_size=32, dre_num_feat=8, dre_load_path=path)
     for key, value in net.dre.state_dict().items():
         assert torch.equal(value, params[f'encoder_q.{key}']), key
+
+
+def test_udrl_exact_resume_restores_queue(udrl_data):
+    """4 straight iterations == 2 + stop + --auto_resume 2 (3 iterations per epoch): encoders, queue, optimiser."""
+    common = dict(datasets__train__batch_size_per_gpu=8, datasets__train__dataset_enlarge_ratio=1,
+                  logger__save_checkpoint_freq=2, logger__print_freq=1)
+    root = udrl_data['root']
+    run_training(root, write_opt(udrl_data, 'udrl_straight', train__total_iter=4, **common)[0])
+    run_training(root, write_opt(udrl_data, 'udrl_resume', train__total_iter=2, **common)[0])
+    run_training(root, write_opt(udrl_data, 'udrl_resume', train__total_iter=4, **common)[0], '--auto_resume')
+    a, b = (torch.load(osp.join(root, 'experiments', n, 'models', 'net_g_4.pth'), map_location='cpu',
+                       weights_only=True)['params'] for n in ('udrl_straight', 'udrl_resume'))
+    assert int(a['queue_ptr']) == 32 % 256
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa, sb = (torch.load(osp.join(root, 'experiments', n, 'training_states', '4.state'), map_location='cpu',
+                         weights_only=True) for n in ('udrl_straight', 'udrl_resume'))
+    for i, st in sa['optimizers'][0]['state'].items():
+        for k, v in st.items():
+            assert torch.equal(v, sb['optimizers'][0]['state'][i][k]), (i, k)
