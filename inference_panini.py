@@ -120,7 +120,8 @@ def main(argv=None):
         files = list_inputs(args.input)
         restorer = PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,
-            bg_upsampler=build_bg_upsampler(args), device=args.device, detector=args.detector,
+            bg_upsampler=build_bg_upsampler(args), device=args.device,
+            detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
             dlib_upsample=args.dlib_upsample)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:

@@ -15,6 +15,7 @@ Prints a table and, with ``--json``, writes the figures.
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 import platform
 import time
@@ -32,19 +33,35 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+class Clock:
+    """Wall seconds and this process's CPU seconds (all threads). On a shared machine the CPU time is the
+    steadier figure: other processes stretch the wall time, not the work done."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 @torch.no_grad()
 def time_network(net, in_size, batch_size, repeats, device, **kwargs):
-    """Median seconds per face of ``net`` on random (batch_size, 3, in_size, in_size) inputs."""
+    """Median (wall, cpu) seconds per face of ``net`` on random (batch_size, 3, in_size, in_size) inputs."""
     x = torch.rand(batch_size, 3, in_size, in_size, device=device) * 2 - 1
     net(x, **kwargs)  # warm-up
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        net(x, **kwargs)
-        sync(device)
-        times.append((time.perf_counter() - start) / batch_size)
-    return sorted(times)[len(times) // 2]
+        with Clock(device) as clock:
+            net(x, **kwargs)
+        walls.append(clock.wall / batch_size)
+        cpus.append(clock.cpu / batch_size)
+    return sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
 
 
 def load_gfpgan():
@@ -71,38 +88,42 @@ def main():
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     torch.manual_seed(0)
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     results = {'device': str(device), 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+               'load_average_1min_at_start': load, 'cpu_count': os.cpu_count(),
                'cpu': platform.processor() or platform.machine(), 'batch_size': args.batch_size}
 
     panini = PaniniNet().eval().to(device)
-    results['panini_net_s_per_face'] = time_network(panini, 512, args.batch_size, args.repeats, device)
+    results['panini_net_wall_s_per_face'], results['panini_net_cpu_s_per_face'] = time_network(
+        panini, 512, args.batch_size, args.repeats, device)
 
     gfpgan, why = load_gfpgan()
     if gfpgan is not None:
         gfpgan = gfpgan.eval().to(device)
-        results['gfpgan13_net_s_per_face'] = time_network(gfpgan, 512, args.batch_size, args.repeats, device,
-                                                          return_rgb=False)
-        results['ratio_panini_over_gfpgan'] = results['panini_net_s_per_face'] / results['gfpgan13_net_s_per_face']
+        results['gfpgan13_net_wall_s_per_face'], results['gfpgan13_net_cpu_s_per_face'] = time_network(
+            gfpgan, 512, args.batch_size, args.repeats, device, return_rgb=False)
+        for kind in ('wall', 'cpu'):
+            results[f'ratio_panini_over_gfpgan_{kind}'] = (results[f'panini_net_{kind}_s_per_face'] /
+                                                          results[f'gfpgan13_net_{kind}_s_per_face'])
         del gfpgan
     else:
-        results['gfpgan13_net_s_per_face'] = None
-        results['ratio_panini_over_gfpgan'] = None
+        results['ratio_panini_over_gfpgan_cpu'] = None
         results['gfpgan_note'] = f'ratio not measured: {why}'
 
     if args.photos:
         restorer = PaniniRestorer(upscale=2, detector=args.detector, net=panini, device=device,
                                   batch_size=args.batch_size)
         files = sorted(f for f in glob.glob(osp.join(args.photos, '*')) if cv2.imread(f) is not None)
-        faces, start, per_photo = 0, time.perf_counter(), {}
+        faces, wall, cpu, per_photo = 0, 0.0, 0.0, {}
         for f in files:
-            t0 = time.perf_counter()
-            _, restored, _ = restorer.enhance(cv2.imread(f))
-            sync(device)
-            per_photo[osp.basename(f)] = {'faces': len(restored), 's': time.perf_counter() - t0}
-            faces += len(restored)
-        total = time.perf_counter() - start
-        results.update(pipeline_photos=len(files), pipeline_faces=faces, pipeline_s=total,
-                       pipeline_s_per_face=total / max(faces, 1), per_photo=per_photo)
+            img = cv2.imread(f)
+            with Clock(device) as clock:
+                _, restored, _ = restorer.enhance(img)
+            per_photo[osp.basename(f)] = {'faces': len(restored), 'wall_s': round(clock.wall, 2),
+                                          'cpu_s': round(clock.cpu, 2)}
+            faces, wall, cpu = faces + len(restored), wall + clock.wall, cpu + clock.cpu
+        results.update(pipeline_photos=len(files), pipeline_faces=faces, pipeline_wall_s_per_face=wall / max(faces, 1),
+                       pipeline_cpu_s_per_face=cpu / max(faces, 1), per_photo=per_photo)
 
     width = max(len(k) for k in results)
     for key, value in results.items():

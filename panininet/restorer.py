@@ -259,8 +259,8 @@ class PaniniRestorer:
         bg_upsampler (object | None): Background upsampler with Real-ESRGAN's ``enhance(img, outscale)``; None
             resizes the background (Lanczos). Default: None.
         device (str | torch.device | None): None/'auto' picks cuda, mps, then cpu. Default: None.
-        detector (str): 'retinaface_resnet50' | 'retinaface_mobile0.25' | 'dlib' (offline). Default:
-            'retinaface_resnet50'.
+        detector (str | None): 'retinaface_resnet50' | 'retinaface_mobile0.25' | 'dlib' (offline), or None for
+            aligned faces only (``enhance(..., has_aligned=True)``). Default: 'retinaface_resnet50'.
         weights_dir (str | None): Weights root (else env ``PANINI_WEIGHTS_DIR``, else ``~/.cache/panininet``).
             Default: None.
         batch_size (int): Faces per network call. Default: 4.
@@ -291,9 +291,12 @@ class PaniniRestorer:
         self.net = net.to(self.device).eval()
         self.in_size = int(getattr(self.net, 'in_size', ALIGN_SIZE))
         self.out_size = int(getattr(self.net, 'out_size', ALIGN_SIZE))
-        self.face_helper = build_face_helper(upscale, face_size=ALIGN_SIZE, detector=detector, device=self.device,
-                                             weights_dir=weights_dir, allow_download=allow_download,
-                                             use_parse=use_parse, dlib_upsample=dlib_upsample)
+        self.face_helper = None  # detector=None: aligned faces only (no detector weights needed)
+        if detector is not None:
+            self.face_helper = build_face_helper(upscale, face_size=ALIGN_SIZE, detector=detector,
+                                                 device=self.device, weights_dir=weights_dir,
+                                                 allow_download=allow_download, use_parse=use_parse,
+                                                 dlib_upsample=dlib_upsample)
 
     # ---------------------------------------------------------------------------------------------- networks
     def _build_panini(self, path):
@@ -388,25 +391,27 @@ class PaniniRestorer:
             out_size, 3) uint8 BGR faces, and the whole photo scaled by ``upscale`` in ``img``'s own channels and
             dtype (None when ``has_aligned`` or not ``paste_back``).
         """
-        helper = self.face_helper
-        helper.clean_all()
         img8 = to_bgr8(img)
-        net_inputs = None
         if has_aligned:
-            if img8.shape[:2] == (self.in_size, self.in_size):
-                net_inputs = [img8]  # e.g. a 64x64 face for sr16 goes to the network untouched
+            net_input = img8  # a face of the network's in_size (64 for sr16) goes in untouched
             if img8.shape[:2] != (ALIGN_SIZE, ALIGN_SIZE):
                 img8 = cv2.resize(img8, (ALIGN_SIZE, ALIGN_SIZE), interpolation=cv2.INTER_LINEAR)
-            helper.cropped_faces = [img8]
-        else:
-            helper.input_img = img8
-            h, w = img8.shape[:2]
-            resize = 3000 if min(h, w) > 3000 else None  # detect huge photos on a smaller copy
-            helper.get_face_landmarks_5(only_center_face=only_center_face, resize=resize, eye_dist_threshold=5)
-            helper.align_warp_face()
-        restored = self.restore_faces(net_inputs or helper.cropped_faces, weight)
+            if net_input.shape[:2] != (self.in_size, self.in_size):
+                net_input = img8
+            return [img8], self.restore_faces([net_input], weight), None
+        helper = self.face_helper
+        if helper is None:
+            raise ValueError('This PaniniRestorer was built with detector=None: it restores aligned faces only '
+                             '(has_aligned=True).')
+        helper.clean_all()
+        helper.input_img = img8
+        h, w = img8.shape[:2]
+        resize = 3000 if min(h, w) > 3000 else None  # detect huge photos on a smaller copy
+        helper.get_face_landmarks_5(only_center_face=only_center_face, resize=resize, eye_dist_threshold=5)
+        helper.align_warp_face()
+        restored = self.restore_faces(helper.cropped_faces, weight)
         helper.restored_faces = restored
-        if has_aligned or not paste_back:
+        if not paste_back:
             return helper.cropped_faces, restored, None
         return helper.cropped_faces, restored, self.paste_back(img, helper.affine_matrices, restored)
 
@@ -450,7 +455,7 @@ class PaniniRestorer:
         return canvas
 
     def _blend_mask(self, face):
-        parse = getattr(self.face_helper, 'face_parse', None)
+        parse = getattr(self.face_helper, 'face_parse', None) if self.face_helper is not None else None
         if parse is None:
             return square_soft_mask(face.shape[0])
         x = cv2.resize(face, (512, 512), interpolation=cv2.INTER_LINEAR)[..., ::-1].astype(np.float32) / 255.0
