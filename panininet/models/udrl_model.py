@@ -134,7 +134,10 @@ class UDRLModel(PaniniBaseModel):
         v_q, v_k = self.representations(torch.cat(queries)), self.representations(torch.cat(keys))
         T = self.get_bare_model(self.net_g).T
         results = retrieval_metrics(v_q, v_k, T)
-        metrics = self.opt['val'].get('metrics') or {'retrieval_top1': {}}
+        metrics = self.opt['val'].get('metrics')
+        if not metrics:
+            raise ValueError('val.metrics is empty: UDRLModel validation reports retrieval_top1 {better: higher} '
+                             'and/or infonce {better: lower}.')
         self._initialize_best_metric_results(dataset_name)
         self.metric_results = {}
         for name in metrics:
