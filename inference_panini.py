@@ -52,6 +52,9 @@ def parse_args(argv=None):
                    help=f'weights folder (default: ${{PANINI_WEIGHTS_DIR}}, else {weights_root(None)})')
     p.add_argument('--batch_size', type=int, default=4, help='faces per network call')
     p.add_argument('--no_download', action='store_true', help='never download weights')
+    half = p.add_mutually_exclusive_group()
+    half.add_argument('--fp16', action='store_true', help='network in fp16 autocast (GPU only)')
+    half.add_argument('--bf16', action='store_true', help='network in bf16 autocast (GPU or CPU)')
     return p.parse_args(argv)
 
 
@@ -123,7 +126,7 @@ def main(argv=None):
             bg_upsampler=build_bg_upsampler(args), device=args.device,
             detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
-            dlib_upsample=args.dlib_upsample)
+            dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32')
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')
         return 2

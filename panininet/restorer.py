@@ -45,6 +45,10 @@ DEFAULT_ARCH = {'mfr': {}, 'sr16': {'in_size': 64, 'condition': 'learned', 'rrdb
                              'cbam_reduction': 8}}
 
 
+# network arithmetic -> autocast dtype (None: fp32, no autocast)
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
 def weight_to_mask_bias(weight):
     """Map the user's fidelity weight to PaniniNet's ``mask_bias``.
 
@@ -270,17 +274,24 @@ class PaniniRestorer:
         dlib_upsample (int): HOG upsampling passes of the dlib detector. Default: 1.
         net (torch.nn.Module | None): Use this network instead of loading one (tests, benchmarks). It must have
             ``in_size`` and ``out_size`` attributes and take ``(x, mask_bias=...)``. Default: None.
+        precision (str): Network arithmetic: 'fp32', or autocast to 'bf16' (CPU or GPU) or 'fp16' (GPU only);
+            weights stay fp32. Default: 'fp32'.
     """
 
     def __init__(self, model_path=None, upscale=2, version='mfr', bg_upsampler=None, device=None,
                  detector='retinaface_resnet50', weights_dir=None, batch_size=4, allow_download=True,
-                 use_parse=False, dlib_upsample=1, net=None):
+                 use_parse=False, dlib_upsample=1, net=None, precision='fp32'):
         if version not in VERSIONS:
             raise ValueError(f'Unknown version {version!r}; choose one of {VERSIONS}.')
+        if precision not in PRECISIONS:
+            raise ValueError(f'Unknown precision {precision!r}; choose one of {tuple(PRECISIONS)}.')
         self.upscale = upscale
         self.version = version
         self.bg_upsampler = bg_upsampler
         self.device = select_device(device)
+        if precision == 'fp16' and self.device.type == 'cpu':
+            raise ValueError('fp16 (--fp16) needs a GPU; on the CPU use bf16 (--bf16) or fp32.')
+        self.precision = precision
         self.batch_size = max(1, int(batch_size))
         self.weights_dir = weights_dir
         self.logger = get_root_logger()
@@ -364,10 +375,12 @@ class PaniniRestorer:
             for f in faces])
         x = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).permute(0, 3, 1, 2).float().contiguous()
         x = (x.to(self.device) / 255.0 - 0.5) / 0.5
-        if self.is_gfpgan:
-            y = self.net(x, return_rgb=False, weight=weight if weight is not None else 0.5)[0]
-        else:
-            y = self.net(x, mask_bias=mask_bias)
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            if self.is_gfpgan:
+                y = self.net(x, return_rgb=False, weight=weight if weight is not None else 0.5)[0]
+            else:
+                y = self.net(x, mask_bias=mask_bias)
         y = ((y.float().clamp(-1, 1) + 1) / 2 * 255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return [np.ascontiguousarray(f[..., ::-1]) for f in y]
 

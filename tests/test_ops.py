@@ -189,3 +189,75 @@ def test_stylegan2_generator_and_r1_equal_with_and_without_fast_op():
     ref = _run_with(False, forward)
     for a, b in zip(fast, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+class _ConvNet(torch.nn.Module):
+    """A 1x1 identity conv that records the dtype its conv computes in (bf16/fp16 under autocast)."""
+    in_size = out_size = 32
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        self.seen = []
+
+    def forward(self, x, mask_bias=0.0):
+        y = self.conv(x)
+        self.seen.append(y.dtype)
+        return y
+
+
+def test_restorer_precision_autocasts_the_network():
+    import numpy as np
+
+    from panininet.restorer import PaniniRestorer
+    faces = [np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)]
+    outs = {}
+    for precision in ('fp32', 'bf16'):
+        net = _ConvNet()
+        restorer = PaniniRestorer(detector='dlib', net=net, device='cpu', precision=precision)
+        outs[precision] = restorer.restore_faces(faces)[0]
+        assert net.seen == [torch.float32 if precision == 'fp32' else torch.bfloat16]
+    assert np.array_equal(outs['fp32'], faces[0])
+    assert np.abs(outs['bf16'].astype(int) - faces[0]).max() <= 2  # bf16 keeps 8 bits of mantissa
+    with pytest.raises(ValueError, match='needs a GPU'):
+        PaniniRestorer(detector='dlib', net=_ConvNet(), device='cpu', precision='fp16')
+    with pytest.raises(ValueError, match='Unknown precision'):
+        PaniniRestorer(detector='dlib', net=_ConvNet(), device='cpu', precision='half')
+
+
+def _psnr01(a, b):
+    a, b = ((a.float() + 1) / 2).clamp(0, 1), ((b.float() + 1) / 2).clamp(0, 1)
+    return 10 * torch.log10(1 / (a - b).double().pow(2).mean()).item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_psnr_on_official_reference_input(shared_dir, dtype):
+    """Autocast output vs fp32 (TF32 off) >= 40 dB on the official MFR input with the reference recipe weights."""
+    import json
+    import os.path as osp
+
+    import numpy as np
+
+    from panininet.archs.panini_arch import PaniniNet
+    from panininet.official import convert_official_state_dict, make_recipe_state_dict
+    ref = osp.join(shared_dir, 'official_reference')
+    with open(osp.join(ref, 'manifest_panini_mfr.json')) as f:
+        state_dict, arch_opt = convert_official_state_dict(make_recipe_state_dict(json.load(f)))
+    net = PaniniNet(**arch_opt).eval()
+    net.load_state_dict(state_dict, strict=True)
+    net = net.cuda()
+    x = torch.from_numpy(np.load(osp.join(ref, 'mfr_input.npy'))).cuda()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            y32 = net(x)
+            with torch.autocast('cuda', dtype=dtype):
+                y16 = net(x)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    assert torch.isfinite(y16).all()
+    assert _psnr01(y16, y32) >= 40

@@ -1,0 +1,180 @@
+"""Network speed: PaniniNet MFR (512 -> 1024) and GFPGAN v1.3 (GFPGANv1Clean, 512 -> 512), random weights.
+
+Prints one table: ms per face at each batch size, FLOPs per face (``torch.utils.flop_counter.FlopCounterMode``,
+counted once at batch 1 on the meta device: convolutions and matmuls, 2 FLOPs per multiply-add), effective GFLOP/s,
+peak memory, with panininet's fast StyleGAN2 ops (``--ops fast``) and basicsr's reference ops (``--ops ref``).
+Every configuration runs in a fresh child process, so peak memory (CPU: peak RSS of that process, model included;
+CUDA: ``max_memory_allocated``) and timings do not leak between rows. Time = best of ``--repeats`` forward passes
+after ``--warmup`` untimed ones, ``torch.no_grad()``, ``eval()``.
+
+GFPGAN's network needs the gfpgan package, which panininet does not depend on. Install it outside the venv, e.g.
+``pip download --no-deps gfpgan -d /tmp/w && pip install --no-deps --target /tmp/gfpgan_site /tmp/w/gfpgan-*.whl``
+and run with ``PYTHONPATH=/tmp/gfpgan_site``; without it the GFPGAN rows say so.
+
+Examples::
+
+    python benchmarks/bench_network.py                                  # CPU, 2 threads, batch 1 and 8
+    python benchmarks/bench_network.py --batch-sizes 1 --repeats 2 --nets panini --ops fast ref
+    python benchmarks/bench_network.py --device cuda --dtype bf16 --batch-sizes 1 8 16 --channels-last
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+DTYPES = ('fp32', 'bf16', 'fp16')
+
+
+def build(net_name, device='cpu'):
+    """The network with random weights, in eval mode, and its input size."""
+    import panininet  # noqa: F401  (before basicsr / gfpgan)
+    if net_name == 'panini':
+        from panininet.archs.panini_arch import PaniniNet
+        return PaniniNet().to(device).eval(), 512
+    if net_name == 'gfpgan':
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
+                            sft_half=True)
+        return net.to(device).eval(), 512
+    raise ValueError(f'unknown net {net_name!r}')
+
+
+def forward(net, x):
+    out = net(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def count_flops(net_name):
+    """FLOPs of one face (batch 1), counted on the meta device (no memory, no time)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import panininet  # noqa: F401
+    with torch.device('meta'):
+        net, size = build(net_name, 'meta')
+        x = torch.zeros(1, 3, size, size)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        forward(net, x)
+    return counter.get_total_flops()
+
+
+def run_one(cfg):
+    """One configuration in this (child) process; returns a dict of results."""
+    import resource
+
+    import torch
+
+    from panininet import ops
+    torch.set_num_threads(cfg['threads'])
+    ops.install(fast=cfg['ops'] == 'fast')
+    device = torch.device(cfg['device'])
+    net, size = build(cfg['net'], device)
+    if cfg['dtype'] == 'fp32' and device.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    memory_format = torch.channels_last if cfg['channels_last'] else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    x = torch.rand(cfg['batch'], 3, size, size, device=device).mul_(2).sub_(1).to(memory_format=memory_format)
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg['dtype'])
+
+    def step():
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            y = forward(net, x)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        return y
+
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(cfg['warmup']):
+        step()
+    times = []
+    for _ in range(cfg['repeats']):
+        t0 = time.perf_counter()
+        y = step()
+        times.append(time.perf_counter() - t0)
+    finite = bool(torch.isfinite(y).all())
+    if device.type == 'cuda':
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {'seconds': min(times), 'all_seconds': times, 'peak_gib': peak, 'finite': finite,
+            'device_name': torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}
+
+
+def child(cfg):
+    """Run ``cfg`` in a fresh interpreter; its last stdout line is the JSON result."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--child', json.dumps(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['(no output)']
+        return {'error': tail[0]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--nets', nargs='+', default=['panini', 'gfpgan'], choices=['panini', 'gfpgan'])
+    parser.add_argument('--ops', nargs='+', default=['fast', 'ref'], choices=['fast', 'ref'],
+                        help='StyleGAN2 op path for PaniniNet (GFPGANv1Clean uses none of them: measured once)')
+    parser.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 8])
+    parser.add_argument('--repeats', type=int, default=2)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', default='fp32', choices=DTYPES, help='autocast dtype (fp32: none)')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_one(json.loads(args.child))))
+        return
+
+    flops = {}
+    for net in args.nets:
+        try:
+            flops[net] = count_flops(net)
+        except ImportError as err:
+            flops[net] = None
+            print(f'{net}: not available ({err}); pip install --no-deps gfpgan into a separate --target and add it '
+                  'to PYTHONPATH (see the docstring)')
+    rows = []
+    for net in args.nets:
+        if flops[net] is None:
+            continue
+        for ops_name in (args.ops if net == 'panini' else ['-']):
+            for batch in args.batch_sizes:
+                cfg = {'net': net, 'ops': 'fast' if ops_name == '-' else ops_name, 'batch': batch,
+                       'repeats': args.repeats, 'warmup': args.warmup, 'threads': args.threads,
+                       'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last}
+                res = child(cfg)
+                rows.append((net, ops_name, batch, res))
+                print(f'# {net} ops={ops_name} batch={batch}: {res}', flush=True)
+
+    import platform
+    print(f'\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
+          f'{args.threads} threads, dtype {args.dtype}, channels_last {args.channels_last}, '
+          f'best of {args.repeats} after {args.warmup} warm-up')
+    gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
+    ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}
+    print('| network | ops | batch | ms/face | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops | vs GFPGAN |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    for net, ops_name, batch, res in rows:
+        name = 'PaniniNet MFR 512->1024' if net == 'panini' else 'GFPGANv1Clean 512->512'
+        if 'error' in res:
+            print(f'| {name} | {ops_name} | {batch} | failed: {res["error"]} | | | | | |')
+            continue
+        per_face = res['seconds'] / batch
+        gflop = flops[net] / 1e9
+        vs_ref = f'{ref[batch] / per_face:.2f}x faster' if net == 'panini' and batch in ref else ''
+        vs_gfp = f'{per_face / gfp[batch]:.2f}x time' if net == 'panini' and batch in gfp else ''
+        print(f'| {name} | {ops_name} | {batch} | {per_face * 1e3:.0f} | {gflop:.0f} | {gflop / per_face:.1f} | '
+              f'{res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+
+
+if __name__ == '__main__':
+    main()
