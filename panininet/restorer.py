@@ -292,6 +292,11 @@ class PaniniRestorer:
         if precision == 'fp16' and self.device.type == 'cpu':
             raise ValueError('fp16 (--fp16) needs a GPU; on the CPU use bf16 (--bf16) or fp32.')
         self.precision = precision
+        bf16_native = getattr(getattr(torch.ops, 'mkldnn', None), '_is_mkldnn_bf16_supported', lambda: True)
+        if precision == 'bf16' and self.device.type == 'cpu' and not bf16_native():
+            # measured on an AVX2 CPU: a 3x3 conv runs ~100x slower in bf16 than in fp32
+            get_root_logger().warning('bf16 on this CPU (no AVX512-BF16/AMX) is far slower than fp32; '
+                                      'drop --bf16 unless the CPU has native bf16.')
         self.batch_size = max(1, int(batch_size))
         self.weights_dir = weights_dir
         self.logger = get_root_logger()
