@@ -105,11 +105,11 @@ def test_weight_acts_on_dafi_masks_and_output(shared_dir, tiny_net):
 
 
 def test_batches_give_the_same_faces(shared_dir, tiny_net):
-    faces = [crop(shared_dir, n) for n in ('Adele_crop.png', 'Julia_Roberts_crop.png', 'Justin_Timberlake_crop.png')]
-    one = PaniniRestorer(detector='dlib', net=tiny_net, device='cpu', batch_size=1).restore_faces(faces)
-    three = PaniniRestorer(detector='dlib', net=tiny_net, device='cpu', batch_size=3).restore_faces(faces)
-    assert len(three) == 3
-    for a, b in zip(one, three):
+    faces = [crop(shared_dir, n) for n in ('Adele_crop.png', 'Julia_Roberts_crop.png')]
+    one = PaniniRestorer(detector=None, net=tiny_net, device='cpu', batch_size=1).restore_faces(faces)
+    two = PaniniRestorer(detector=None, net=tiny_net, device='cpu', batch_size=2).restore_faces(faces)
+    assert len(two) == 2
+    for a, b in zip(one, two):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
