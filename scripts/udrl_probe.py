@@ -21,8 +21,10 @@ demonstration DRE: a few minutes of CPU training on a dozen images; not for rest
 
 Example (about 25 min on 2 CPU cores):
 
-    python scripts/udrl_probe.py --images ../shared/testdata/panini_examples/GT ../shared/testdata/cropped_faces \\
-        --skimage --out results/udrl_probe
+    python scripts/udrl_probe.py --images ../shared/testdata/panini_examples/GT --skimage --out results/udrl_probe
+
+The HQ images must be sharp and clean (CelebA-HQ GT faces; not ../shared/testdata/cropped_faces, which are old,
+already degraded prints): the probe's targets are the degradation this script adds.
 """
 import argparse
 import json
@@ -41,7 +43,9 @@ from panininet.archs.dre_arch import DegradationEncoder, MoCo
 from panininet.data.degradations import DegradationSampler, make_lq, resize
 from panininet.metrics import json_safe, list_images, read_image, save_figure_atomic, write_text_atomic
 
-SKIMAGE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'retina')
+# colour pictures that ship in scikit-image's wheel, sharp and without large flat black areas (where noise is clipped
+# and blur is invisible: hubble_deep_field, retina are left out)
+SKIMAGE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry')
 TARGETS = ('log_r', 'delta', 'q', 'sigma')
 
 
@@ -157,12 +161,16 @@ def features(encoder, crops, batch=64):
 
 
 def ridge_fit(x, y, alpha):
-    """Ridge on standardised x: returns a predictor function."""
-    mu, sd = x.mean(0), x.std(0) + 1e-8
+    """Ridge on centred features scaled by ONE global factor (their overall std); returns a predictor.
+
+    Not per-feature standardisation: a near-constant feature (a random DRE has many) would be blown up to unit
+    variance and a small content shift between images would then swing the predictions.
+    """
+    mu, scale = x.mean(0), x.std() + 1e-12
     ym = y.mean(0)
-    xs = (x - mu) / sd
-    w = np.linalg.solve(xs.T @ xs + alpha * np.eye(x.shape[1]), xs.T @ (y - ym))
-    return lambda z: ((z - mu) / sd) @ w + ym
+    xs = (x - mu) / scale
+    w = np.linalg.solve(xs.T @ xs + alpha * len(x) * np.eye(x.shape[1]), xs.T @ (y - ym))
+    return lambda z: ((z - mu) / scale) @ w + ym
 
 
 def r2(y, pred):
@@ -172,11 +180,12 @@ def r2(y, pred):
     return 1 - ss_res / np.maximum(ss_tot, 1e-12)
 
 
-def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-2, 1e-1, 1, 10, 100, 1000), folds=5, seed=0):
+def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10), folds=5, seed=0):
     """Ridge probe with alpha picked by K-fold CV (mean R^2 over targets) on the training half.
 
     Returns:
-        tuple[ndarray, ndarray, float]: test R^2 per target, test predictions (n_te, t), chosen alpha.
+        tuple[ndarray, ndarray, float, ndarray]: test R^2 per target, test predictions (n_te, t), chosen alpha,
+        and the cross-validated R^2 per target at that alpha (same images as the fit, fresh degradations).
     """
     perm = np.random.default_rng(seed).permutation(len(x_tr))
     parts = np.array_split(perm, folds)
@@ -186,19 +195,16 @@ def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-2, 1e-1, 1, 10, 100, 1000), 
         for i in range(folds):
             val = parts[i]
             tr = np.concatenate([p for j, p in enumerate(parts) if j != i])
-            scores.append(r2(y_tr[val], ridge_fit(x_tr[tr], y_tr[tr], alpha)(x_tr[val])).mean())
-        if best is None or np.mean(scores) > best[0]:
-            best = (np.mean(scores), alpha)
+            scores.append(r2(y_tr[val], ridge_fit(x_tr[tr], y_tr[tr], alpha)(x_tr[val])))
+        cv = np.mean(scores, axis=0)
+        if best is None or cv.mean() > best[0].mean():
+            best = (cv, alpha)
     predict = ridge_fit(x_tr, y_tr, best[1])
     pred = predict(x_te)
-    return r2(y_te, pred), pred, best[1]
+    return r2(y_te, pred), pred, best[1], best[0]
 
 
-def plot_results(out_dir, losses, y_te, preds, scores):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+def plot_loss(plt, losses, path):
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(losses, lw=0.5, alpha=0.4, label='per iteration')
     win = max(1, len(losses) // 50)
@@ -208,8 +214,17 @@ def plot_results(out_dir, losses, y_te, preds, scores):
     ax.set_title('UDRL training loss')
     ax.legend()
     fig.tight_layout()
-    save_figure_atomic(fig, osp.join(out_dir, 'udrl_loss.png'), dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
+
+
+def plot_results(out_dir, losses, y_te, preds, scores):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    if losses:
+        plot_loss(plt, losses, osp.join(out_dir, 'udrl_loss.png'))
 
     fig, axes = plt.subplots(2, len(TARGETS), figsize=(3.0 * len(TARGETS), 5.6))
     for row, name in enumerate(('UDRL-trained DRE', 'random DRE (control)')):
@@ -288,21 +303,25 @@ def main(argv=None):
                                args.probe_crops, probe_rng)
     crops_te, y_te = probe_set(images, test_names, args.probe_test, sampler, args.dre_size, args.crop,
                                args.probe_crops, probe_rng)
-    scores, preds, alphas = {}, {}, {}
+    scores, cv_scores, preds, alphas = {}, {}, {}, {}
     for name, enc in (('UDRL-trained DRE', trained), ('random DRE (control)', random_dre)):
-        score, pred, alpha = linear_probe(features(enc, crops_tr), y_tr, features(enc, crops_te), y_te,
-                                          seed=args.seed)
+        score, pred, alpha, cv = linear_probe(features(enc, crops_tr), y_tr, features(enc, crops_te), y_te,
+                                              seed=args.seed)
         scores[name] = dict(zip(TARGETS, map(float, score)))
+        cv_scores[name] = dict(zip(TARGETS, map(float, cv)))
         preds[name], alphas[name] = pred, alpha
     probe_time = time.time() - t1
 
-    lines = ['| DRE | ' + ' | '.join(f'R² {t}' for t in TARGETS) + ' | ridge alpha |',
-             '|---|' + '---|' * (len(TARGETS) + 1)]
-    for name, s in scores.items():
-        lines.append(f'| {name} | ' + ' | '.join(f'{s[t]:.3f}' for t in TARGETS) + f' | {alphas[name]:g} |')
+    lines = ['| DRE | probe scored on | ' + ' | '.join(f'R² {t}' for t in TARGETS) + ' | ridge alpha |',
+             '|---|---|' + '---|' * (len(TARGETS) + 1)]
+    for name in scores:
+        for where, sc in (('held-out images', scores[name]), ('training images (5-fold CV)', cv_scores[name])):
+            lines.append(f'| {name} | {where} | ' + ' | '.join(f'{sc[t]:.3f}' for t in TARGETS) +
+                         f' | {alphas[name]:g} |')
     table = '\n'.join(lines) + '\n'
     result = {
-        'scores_r2': scores, 'ridge_alpha': alphas, 'train_images': train_names, 'heldout_images': test_names,
+        'scores_r2': scores, 'cv_scores_r2': cv_scores, 'ridge_alpha': alphas, 'train_images': train_names,
+        'heldout_images': test_names,
         'iters_done': len(losses), 'final_loss_mean50': float(np.mean(losses[-50:]))
         if losses else None, 'train_time_s': train_time, 'probe_time_s': probe_time,
         'config': {k: v for k, v in vars(args).items()}, 'degradation': repr(sampler),

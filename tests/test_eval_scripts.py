@@ -116,7 +116,8 @@ def test_linear_probe_recovers_a_linear_target_and_not_noise():
     x = rng.normal(size=(300, 10))
     w = rng.normal(size=(10, 2))
     y = np.concatenate([x @ w + 0.01 * rng.normal(size=(300, 2)), rng.normal(size=(300, 1))], axis=1)
-    score, pred, _ = probe.linear_probe(x[:200], y[:200], x[200:], y[200:])
+    score, pred, _, cv = probe.linear_probe(x[:200], y[:200], x[200:], y[200:])
+    assert cv[0] > 0.99 and cv[2] < 0.1
     assert score[0] > 0.99 and score[1] > 0.99
     assert score[2] < 0.1
     assert pred.shape == (100, 3)
@@ -129,8 +130,10 @@ def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
                          '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4', '--queue', '16',
                          '--probe-train', '20', '--probe-test', '8', '--probe-crops', '1'])
     lines = (out / 'probe.md').read_text(encoding='utf-8').splitlines()
-    assert lines[0] == '| DRE | R² log_r | R² delta | R² q | R² sigma | ridge alpha |'
-    assert [line.split(' | ')[0] for line in lines[2:]] == ['| UDRL-trained DRE', '| random DRE (control)']
+    assert lines[0] == '| DRE | probe scored on | R² log_r | R² delta | R² q | R² sigma | ridge alpha |'
+    assert [line.split(' | ')[:2] for line in lines[2:]] == [
+        ['| UDRL-trained DRE', 'held-out images'], ['| UDRL-trained DRE', 'training images (5-fold CV)'],
+        ['| random DRE (control)', 'held-out images'], ['| random DRE (control)', 'training images (5-fold CV)']]
     assert result['iters_done'] == 2 and result['heldout_images'] == ['GT/00003']
     assert_png(out / 'probe_scatter.png')
     # the demonstration DRE loads into a PaniniNet through analyze_dafi's --dre
