@@ -2,6 +2,8 @@
 
 Network: the official reference recipe weights (``official_reference/manifest_panini_mfr.json``, README section 4,
 ``panininet.official.make_recipe_state_dict``) on the official reference input (``mfr_input.npy``, 1x3x512x512).
+On a CPU without native bf16/fp16 convolutions (AVX2: ~100x slower than fp32) the GPU's autocast arithmetic is
+emulated in fp32 (:class:`AutocastEmulation`: operands and results of convs/linears rounded to bf16/fp16).
 For each precision it prints the PSNR of the output against the fp32 output (both mapped to [0, 1] and clamped, as
 the restorer does; peak 1) and the max |difference| of the raw output, plus the time of one forward.
 
@@ -13,7 +15,7 @@ modulated weight is fp32 because the parameter is, and ``pow``/``sum``/``rsqrt``
 
 Examples::
 
-    python benchmarks/bench_half.py                     # CPU: fp32 vs bf16 autocast (+ fp16 autocast if supported)
+    python benchmarks/bench_half.py                     # CPU: emulated bf16/fp16 autocast, overflow headroom
     python benchmarks/bench_half.py --device cuda       # GPU: fp32 (TF32 off) vs bf16 / fp16 autocast, and .half()
 """
 import argparse
@@ -24,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 import panininet  # noqa: F401  (before basicsr)
 
@@ -56,6 +59,28 @@ def psnr(a, b):
     return float('inf') if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
+class AutocastEmulation(torch.overrides.TorchFunctionMode):
+    """fp32 arithmetic with the rounding of CUDA autocast: the inputs and weights of every conv / linear / matmul
+    are rounded to ``dtype`` and so is its result (accumulation stays fp32, as on tensor cores), and a result beyond
+    the ``dtype`` range becomes inf. Lets a CPU without native bf16/fp16 estimate what a GPU computes."""
+
+    OPS = {F.conv2d, F.conv_transpose2d, F.linear, torch.matmul, torch.mm, torch.bmm, torch.addmm}
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def _round(self, t):
+        return t.to(self.dtype).float() if torch.is_tensor(t) and t.is_floating_point() else t
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.OPS:
+            out = func(*[self._round(a) for a in args], **{k: self._round(v) for k, v in kwargs.items()})
+            return self._round(out)
+        return func(*args, **kwargs)
+
+
 def run(net, x, mode):
     """Forward in ``mode``: 'fp32', 'bf16' / 'fp16' (autocast) or 'half' (whole model and input in fp16)."""
     device = x.device
@@ -63,9 +88,14 @@ def run(net, x, mode):
         net = net.half()
         x = x.half()
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(mode)
+    emulated = {'bf16-emulated': torch.bfloat16, 'fp16-emulated': torch.float16}.get(mode)
     t0 = time.perf_counter()
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        y = net(x)
+        if emulated is not None:
+            with AutocastEmulation(emulated):
+                y = net(x)
+        else:
+            y = net(x)
     if device.type == 'cuda':
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -116,15 +146,25 @@ def main():
     parser.add_argument('--shared', default=default_shared(), help='the shared folder with official_reference/')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--modes', nargs='+', default=None,
-                        help="default: CPU 'bf16 fp16', CUDA 'bf16 fp16 half'")
+    parser.add_argument('--modes', nargs='*', default=None,
+                        choices=['bf16', 'fp16', 'half', 'bf16-emulated', 'fp16-emulated'],
+                        help="default: CUDA 'bf16 fp16 half'; CPU 'bf16' where the CPU has native bf16 (AVX512-BF16 "
+                        "or AMX), else none: on AVX2 a bf16/fp16 conv is ~100x slower than fp32 (hours per face)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    modes = args.modes or (['bf16', 'fp16', 'half'] if device.type == 'cuda' else ['bf16', 'fp16'])
+    modes = args.modes
+    if modes is None:
+        if device.type == 'cuda':
+            modes = ['bf16', 'fp16', 'half']
+        else:
+            modes = ['bf16'] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else []
+            if not modes:
+                print('CPU without native bf16: real half-precision forwards skipped (--modes bf16 forces them)')
+            modes += ['bf16-emulated', 'fp16-emulated']
     net, x = recipe_mfr_net(args.shared)
     net, x = net.to(device), x.to(device)
     ref, t_ref = run(net, x, 'fp32')
@@ -136,7 +176,9 @@ def main():
     print('|---|---:|---:|---|---:|')
     print(f'| fp32 | - | - | {bool(torch.isfinite(ref).all())} | {t_ref:.1f} |')
     for mode in modes:
-        label = {'bf16': 'bf16 autocast', 'fp16': 'fp16 autocast', 'half': 'fp16 .half() (whole model)'}[mode]
+        label = {'bf16': 'bf16 autocast', 'fp16': 'fp16 autocast', 'half': 'fp16 .half() (whole model)',
+                 'bf16-emulated': 'bf16 autocast, emulated in fp32', 'fp16-emulated': 'fp16 autocast, emulated in fp32'
+                 }[mode]
         try:
             y, seconds = run(net, x, mode)
         except RuntimeError as err:
@@ -149,7 +191,7 @@ def main():
     print('| quantity | max | headroom |')
     print('|---|---:|---:|')
     stats = overflow_headroom(net, x)
-    for kind in sorted(stats, key=lambda k: -stats[k])[:12]:
+    for kind in sorted(stats, key=lambda k: -stats[k]):
         print(f'| {kind} | {stats[kind]:.3g} | {FP16_MAX / max(stats[kind], 1e-30):.3g}x |')
 
 
