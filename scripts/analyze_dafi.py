@@ -24,6 +24,7 @@ import argparse
 import json
 import os.path as osp
 import sys
+import textwrap
 
 import numpy as np
 import torch
@@ -164,7 +165,7 @@ def plot_theta(results, names, path, title):
     ax.set_xticklabels([f'{r:g}' for r in rates])
     ax.set_xlabel('downsampling rate r (eq. 10)')
     ax.set_ylabel('θ = mean mask (eq. 11)')
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
     ax.legend(fontsize=7, title='fused level', title_fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -190,7 +191,7 @@ def plot_grid(results, path, title, rows=(('x', 'X'), ('y', 'Y'), ('y_ife', 'Y_I
                 ax.set_title(f'r = {r:g}  (θ last level = {results[r]["theta"][-1]:.2f})', fontsize=8)
             if j == 0:
                 ax.set_ylabel(label, fontsize=10)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)

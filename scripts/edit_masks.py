@@ -19,6 +19,7 @@ import argparse
 import json
 import os.path as osp
 import sys
+import textwrap
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ def plot_sweep(lq, results, path, title):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
