@@ -76,8 +76,9 @@ def run_one(cfg):
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    # only the input: conv outputs follow its layout (StyleGAN2's 5-D modulated weights cannot be channels_last;
+    # basicsr's ModulatedConv2d views (b, c, h, w) as (1, b * c, h, w), which fails for b > 1 in channels_last)
     memory_format = torch.channels_last if cfg['channels_last'] else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
     x = torch.rand(cfg['batch'], 3, size, size, device=device).mul_(2).sub_(1).to(memory_format=memory_format)
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg['dtype'])
 
