@@ -4,6 +4,7 @@
 When it is absent the tests that need it are skipped, unless ``PANINI_REQUIRE_SHARED=1`` (set by ``.ci/run``),
 in which case they fail: CI must never go green by skipping them.
 """
+import logging
 import os
 import os.path as osp
 
@@ -44,3 +45,20 @@ def repo_root():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_basicsr_logger():
+    """Give every test basicsr's logger as a new process has it.
+
+    ``basicsr.utils.get_root_logger`` configures the 'basicsr' logger only on its first call; a test that calls it
+    without a log file would otherwise leave it at WARNING for every later in-process ``train_pipeline``.
+    """
+    yield
+    from basicsr.utils import logger as basicsr_logger
+    log = logging.getLogger('basicsr')
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    log.setLevel(logging.NOTSET)
+    basicsr_logger.initialized_logger.pop('basicsr', None)
