@@ -38,6 +38,8 @@ from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 from basicsr.utils import get_root_logger
 from torch.nn import functional as F
 
+from panininet.fileio import write_bytes_atomic
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 FID_INCEPTION_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
@@ -544,32 +546,10 @@ def json_safe(obj):
     return obj
 
 
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.tmp{os.getpid()}')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_image_atomic(path, img):
-    """Write a uint8 BGR image with ``cv2.imwrite`` through a temporary file in the same folder."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    root, ext = osp.splitext(osp.basename(path))
-    tmp = osp.join(folder, f'.{root}.tmp{os.getpid()}{ext}')
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'Could not write image {path}.')
-    os.replace(tmp, path)
+    """Write a uint8 BGR image (format from ``path``'s extension) atomically."""
+    ok, buf = cv2.imencode(osp.splitext(path)[1], img)
+    if not ok:
+        raise OSError(f'Could not encode image {path}.')
+    write_bytes_atomic(path, buf.tobytes())
 
-
-def save_figure_atomic(fig, path, **kwargs):
-    """``fig.savefig`` through a temporary file in the same folder (format from ``path``'s extension)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    root, ext = osp.splitext(osp.basename(path))
-    tmp = osp.join(folder, f'.{root}.tmp{os.getpid()}{ext}')
-    fig.savefig(tmp, **kwargs)
-    os.replace(tmp, path)

@@ -23,9 +23,7 @@ Pipeline (``enhance``):
 
 ``weight`` (``-w`` in the CLI) is Panini-Net's fidelity knob: see :func:`weight_to_mask_bias`.
 """
-import os
 import os.path as osp
-import tempfile
 import warnings
 
 import cv2
@@ -34,7 +32,8 @@ import torch
 from basicsr.utils import get_root_logger
 
 from panininet.face_detection import build_face_helper
-from panininet.weights import RELEASES, new_file_mode, prepare_model_file, resolve_model_path
+from panininet.fileio import write_bytes_atomic
+from panininet.weights import RELEASES, prepare_model_file, resolve_model_path
 
 VERSIONS = ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4')
 ALIGN_SIZE = 512  # facexlib's FFHQ template is defined on 512 crops
@@ -153,20 +152,10 @@ def write_image(img, path, params=None):
         path (str): Destination; its extension picks the format. The folder is created.
         params (list | None): cv2.imencode parameters. Default: None.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ok, buf = cv2.imencode(osp.splitext(path)[1], img, params or [])
     if not ok:
         raise OSError(f'could not encode {path}')
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.part', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    write_bytes_atomic(path, buf.tobytes())
 
 
 def match_format(face_bgr8, like):

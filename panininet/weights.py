@@ -17,11 +17,12 @@ import hashlib
 import os
 import os.path as osp
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+
+from panininet.fileio import atomic_path, torch_save_atomic
 
 ENV_WEIGHTS_DIR = 'PANINI_WEIGHTS_DIR'
 DEFAULT_WEIGHTS_DIR = osp.join('~', '.cache', 'panininet')
@@ -112,13 +113,6 @@ def missing_message(release, folder, reason=None, model_path_hint=True):
     return '\n'.join(lines)
 
 
-def new_file_mode():
-    """Permissions an ordinary new file gets (0o666 minus the umask); mkstemp's files are 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def sha256sum(path, chunk=1 << 20):
     """SHA-256 hex digest of a file."""
     h = hashlib.sha256()
@@ -149,10 +143,8 @@ def verify_recorded_checksum(path):
 def _atomic_download(url, dest, opener=None, timeout=60):
     """Stream ``url`` to ``dest`` through a temp file in the same folder (os.replace at the end)."""
     opener = opener or urllib.request.build_opener()
-    os.makedirs(osp.dirname(dest), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dest) + '.', suffix='.part', dir=osp.dirname(dest))
-    try:
-        with os.fdopen(fd, 'wb') as out, opener.open(url, timeout=timeout) as resp:
+    with atomic_path(dest) as tmp:
+        with open(tmp, 'wb') as out, opener.open(url, timeout=timeout) as resp:
             ctype = resp.headers.get('Content-Type', '')
             first = resp.read(1 << 16)
             if 'text/html' in ctype:
@@ -170,11 +162,6 @@ def _atomic_download(url, dest, opener=None, timeout=60):
                 out.write(first)
                 for block in iter(lambda: resp.read(1 << 20), b''):
                     out.write(block)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, dest)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _gdrive_confirm_url(page, url):
@@ -279,7 +266,6 @@ def prepare_model_file(path, weights_dir=None):
     Returns:
         tuple[dict, dict | None]: (state_dict, arch options or None).
     """
-    import torch
 
     from panininet import official
     from panininet.checkpoint import load_checkpoint_file, load_panini_weights, pick_params
@@ -294,14 +280,5 @@ def prepare_model_file(path, weights_dir=None):
     if osp.isfile(cached):
         return load_panini_weights(cached)
     state_dict, arch = official.convert_official_checkpoint(raw)
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(cached) + '.', suffix='.part', dir=cache_dir)
-    os.close(fd)
-    try:
-        torch.save({'params_ema': state_dict, 'arch': arch}, tmp)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, cached)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    torch_save_atomic({'params_ema': state_dict, 'arch': arch}, cached)
     return state_dict, arch

@@ -32,7 +32,8 @@ import torch
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
 from panininet.data.degradations import TABLE4_FIXED, TABLE4_RATES, degrade, resize
-from panininet.metrics import json_safe, read_image, save_figure_atomic, write_text_atomic
+from panininet.fileio import save_figure_atomic, write_text_atomic
+from panininet.metrics import json_safe, read_image
 
 # The paper's Table 4 (theta of mask_5 for r = 16, 32, 64, 128), drawn for reference.
 PAPER_TABLE4 = {16: 0.43, 32: 0.54, 64: 0.65, 128: 0.73}

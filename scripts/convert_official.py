@@ -15,30 +15,13 @@ Files are read with ``torch.load(weights_only=True)``. Conversion is not require
 optimizer) and states its architecture.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
-
-import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet import official
 from panininet.checkpoint import extract_dre_state, load_checkpoint_file
-
-
-def save_atomic(obj, path):
-    """torch.save to a temporary file in the destination folder, then rename."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+from panininet.fileio import torch_save_atomic
 
 
 def convert_file(src, dst, moco=False):
@@ -56,7 +39,7 @@ def convert_file(src, dst, moco=False):
                              'use --moco for a MoCo file')
         state, arch = official.convert_official_checkpoint(ckpt)
         out = {'params_ema': state, 'arch': arch}
-    save_atomic(out, dst)
+    torch_save_atomic(out, dst)
     return out
 
 

@@ -26,7 +26,8 @@ import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.data.degradations import degrade, resize
-from panininet.metrics import json_safe, read_image, save_figure_atomic, write_text_atomic
+from panininet.fileio import save_figure_atomic, write_text_atomic
+from panininet.metrics import json_safe, read_image
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from analyze_dafi import add_model_args, bgr_to_input, build_model, output_to_rgb  # noqa: E402

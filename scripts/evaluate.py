@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet import metrics as M
+from panininet.fileio import write_text_atomic
 
 
 def parse_named(spec, flag):
@@ -168,8 +169,8 @@ def main(argv=None):
     result['fid_reference'] = f'the {result["n"]} GT images of {args.gt} (not FFHQ)' if 'fid' in metrics else None
     result['eval_time_s'] = time.time() - t0
     table = M.results_to_markdown(result)
-    M.write_text_atomic(osp.join(args.out, 'metrics.md'), table)
-    M.write_text_atomic(osp.join(args.out, 'metrics.json'), json.dumps(M.json_safe(result), indent=2) + '\n')
+    write_text_atomic(osp.join(args.out, 'metrics.md'), table)
+    write_text_atomic(osp.join(args.out, 'metrics.json'), json.dumps(M.json_safe(result), indent=2) + '\n')
     print(table, end='')
     print(f'{result["n"]} images; wrote metrics.md and metrics.json to {args.out}')
     return result

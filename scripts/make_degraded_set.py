@@ -25,7 +25,6 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 
 import cv2
 import numpy as np
@@ -34,6 +33,7 @@ from tqdm import tqdm
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
 from panininet.data.degradations import PRESETS, TABLE4_FIXED, TABLE4_RATES, DegradationSampler, make_lq, seeded_rng
+from panininet.fileio import write_bytes_atomic
 
 TABLE4_DEFAULTS = TABLE4_FIXED  # our choice (the paper does not give Table 4's fixed sigma, delta, q)
 
@@ -73,26 +73,12 @@ def _inside(child, parent):
     return child == parent or osp.commonpath([child, parent]) == parent
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix=osp.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_png(path, img):
     """float32 BGR [0, 1] -> 8-bit PNG, atomically."""
     ok, buf = cv2.imencode('.png', np.clip(np.rint(img * 255.), 0, 255).astype(np.uint8))
     if not ok:
         raise RuntimeError(f'PNG encoding failed for {path!r}.')
-    atomic_write_bytes(path, buf.tobytes())
+    write_bytes_atomic(path, buf.tobytes())
 
 
 def read_hq(path, hq_size):
@@ -172,17 +158,17 @@ def main(argv=None):
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_bytes(osp.join(args.output, 'params.csv'), buf.getvalue().encode())
+    write_bytes_atomic(osp.join(args.output, 'params.csv'), buf.getvalue().encode())
     meta = dict(mode=args.mode, seed=args.seed, size=args.size, hq_size=args.hq_size,
                 preset=args.preset if args.mode == 'random' else None, sampler=repr(sampler),
                 equation='X = [(Y * k_sigma) down_r + N_delta]_JPEG_q (Panini-Net eq. 10), run at the LQ size',
                 r_meaning='downsampling factor = r / r_base (paper: r in [10, 200], r_base 10)',
                 q_note='q = -1 means JPEG off', items=rows)
-    atomic_write_bytes(osp.join(args.output, 'params.json'), json.dumps(meta, indent=1).encode())
+    write_bytes_atomic(osp.join(args.output, 'params.json'), json.dumps(meta, indent=1).encode())
     if args.preview and strip:
         os.makedirs(osp.dirname(osp.abspath(args.preview)), exist_ok=True)
         ok, png = cv2.imencode('.png', np.concatenate(strip, axis=1))
-        atomic_write_bytes(args.preview, png.tobytes())
+        write_bytes_atomic(args.preview, png.tobytes())
         print(f'preview: {args.preview}')
     print(f'wrote {len(rows)} images and params.csv/json to {args.output}')
     return 0

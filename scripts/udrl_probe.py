@@ -41,7 +41,8 @@ from torch.nn import functional as F
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.dre_arch import DegradationEncoder, MoCo
 from panininet.data.degradations import DegradationSampler, make_lq, resize
-from panininet.metrics import json_safe, list_images, read_image, save_figure_atomic, write_text_atomic
+from panininet.fileio import save_figure_atomic, torch_save_atomic, write_text_atomic
+from panininet.metrics import json_safe, list_images, read_image
 
 # colour pictures that ship in scikit-image's wheel, sharp and without large flat black areas (where noise is clipped
 # and blur is invisible: hubble_deep_field, retina are left out)
@@ -331,11 +332,9 @@ def main(argv=None):
     write_text_atomic(osp.join(args.out, 'probe.md'), table)
     if not args.load_dre:
         ckpt = osp.join(args.out, 'dre_udrl_demo.pth')
-        tmp = ckpt + '.tmp'
-        torch.save({'params': trained.state_dict(), 'arch': {'num_feat': args.num_feat},
+        torch_save_atomic({'params': trained.state_dict(), 'arch': {'num_feat': args.num_feat},
                     'note': 'DEMONSTRATION DRE: UDRL on a CPU for a few minutes on a dozen images; '
-                            'not for restoration.'}, tmp)
-        os.replace(tmp, ckpt)
+                            'not for restoration.'}, ckpt)
     plot_results(args.out, losses, y_te, preds, scores)
     print(table, end='')
     print(f'UDRL {train_time:.0f} s, probe {probe_time:.0f} s; results in {args.out}')

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from panininet.archs.panini_arch import PaniniNet
+from panininet.fileio import new_file_mode
 from panininet.restorer import (
     ALIGN_SIZE,
     MASK_BIAS_RANGE,
@@ -21,7 +22,6 @@ from panininet.restorer import (
     weight_to_mask_bias,
     write_image,
 )
-from panininet.weights import new_file_mode
 
 pytest.importorskip('dlib')
 

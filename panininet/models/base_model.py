@@ -20,22 +20,7 @@ from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from panininet.compat import gather_rng_states
-
-
-def atomic_torch_save(obj, path):
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` (no half-written checkpoint).
-
-    Args:
-        obj: What to save.
-        path (str): Destination file.
-    """
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+from panininet.fileio import torch_save_atomic
 
 
 class PaniniBaseModel(BaseModel):
@@ -150,7 +135,7 @@ class PaniniBaseModel(BaseModel):
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu()) for k, v in state.items())
         save_dict.update(extra or {})
-        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
+        torch_save_atomic(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
     def extra_training_state(self):
         """Extra entries for the ``*.state`` file (subclasses). Default: none.
@@ -182,7 +167,7 @@ class PaniniBaseModel(BaseModel):
             'rng': rng,
         }
         state.update(self.extra_training_state())
-        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        torch_save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """Validation runs on rank 0 only (as basicsr's SRModel)."""
