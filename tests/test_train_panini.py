@@ -5,11 +5,9 @@ Faces are real photos from ../shared/testdata resized to 128 px; the pre-trained
 VGG16) are random weights written to temporary files in the BasicSR / torchvision layouts, so the real loading code
 runs and nothing is downloaded. Every experiment folder is under a temporary ``root_path``.
 """
-import logging
 import math
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 from unittest import mock
@@ -20,11 +18,12 @@ import torch
 import yaml
 from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Generator
 from basicsr.models import build_model
-from basicsr.train import train_pipeline
+from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_thread: fixture)
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.losses import VGGPerceptualLoss, vgg_features
 
+pytestmark = pytest.mark.usefixtures('one_thread')
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA = osp.join(REPO, 'tests', 'data')
 CONFIGS = {'mfr': 'train_panini_mfr_tiny.yml', 'sr16': 'train_panini_sr16_tiny.yml'}
@@ -36,15 +35,6 @@ def face_paths(shared_dir):
     gt = osp.join(shared_dir, 'testdata', 'panini_examples', 'GT')
     crops = osp.join(shared_dir, 'testdata', 'cropped_faces')
     return [osp.join(gt, f) for f in sorted(os.listdir(gt))] + [osp.join(crops, f) for f in sorted(os.listdir(crops))]
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny convolutions: on 2 shared cores, thread synchronisation costs more than it saves (about 6x here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')
@@ -103,33 +93,6 @@ def write_opt(assets, config, name, **changes):
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f)
     return path
-
-
-class _Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
-def run_training(root, opt_path, *args):
-    """``train_pipeline(root)`` in this process, as ``panininet/train.py -opt opt_path *args``; returns log lines."""
-    handler = _Records()
-    logging.getLogger('basicsr').addHandler(handler)
-    try:
-        with mock.patch.object(sys, 'argv', ['train.py', '-opt', opt_path, *args]):
-            train_pipeline(root)
-    finally:
-        logging.getLogger('basicsr').removeHandler(handler)
-    return handler.lines
-
-
-def logged(lines, name):
-    """Values of ``name: <float>`` in the per-iteration log lines."""
-    return [float(v) for line in lines for v in re.findall(rf'(?<!\w){re.escape(name)}: ([-+0-9.e]+|nan|inf)', line)]
 
 
 def exp_dir(assets, name):

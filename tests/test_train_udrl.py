@@ -9,38 +9,26 @@ operation, so nothing about the pairing leaks). Measured: trained 0.42, untraine
 the test asks for >= 5x chance and better than untrained. In eval mode (running statistics, how Panini-Net uses
 the DRE) this 150-iteration tiny run reaches only ~0.1-0.17: it has not yet learnt batch-independent features.
 """
-import logging
 import math
 import os
 import os.path as osp
-import re
-import sys
-from unittest import mock
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
-from basicsr.train import train_pipeline
+from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_thread: fixture)
 
 from panininet.archs.dre_arch import MoCo
 from panininet.data.data_util import prepare_hq, to_tensor
 from panininet.data.degradations import DegradationSampler, make_lq, resize
 from panininet.models.udrl_model import retrieval_metrics
 
+pytestmark = pytest.mark.usefixtures('one_thread')
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 N_PAIRS = 24
 MARGIN = 5  # trained top-1 retrieval must be >= MARGIN x chance (1 / N_PAIRS)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny convolutions: on 2 shared cores, thread synchronisation costs more than it saves."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _crops(img, n, rng, size=128):
@@ -95,30 +83,12 @@ def write_opt(data, name, **changes):
     return path, opt
 
 
-def run_training(root, opt_path, *args):
-    """``train_pipeline(root)`` in this process, as ``panininet/train.py -opt opt_path *args``; returns log lines."""
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logging.getLogger('basicsr').addHandler(handler)
-    try:
-        with mock.patch.object(sys, 'argv', ['train.py', '-opt', opt_path, *args]):
-            train_pipeline(root)
-    finally:
-        logging.getLogger('basicsr').removeHandler(handler)
-    return lines
-
-
 @pytest.fixture(scope='module')
 def udrl(udrl_data):
     opt_path, opt = write_opt(udrl_data, 'tiny_udrl_dre')
     lines = run_training(udrl_data['root'], opt_path)
     return dict(root=udrl_data['root'], opt=opt, lines=lines, heldout_faces=udrl_data['heldout_faces'],
                 exp=osp.join(udrl_data['root'], 'experiments', opt['name']))
-
-
-def _logged(lines, name):
-    return [float(v) for line in lines for v in re.findall(rf'(?<!\w){re.escape(name)}: ([-+0-9.e]+|nan|inf)', line)]
 
 
 def heldout_pairs(faces, opt, n):
@@ -144,11 +114,11 @@ def _v_dr(encoder, x):
 
 
 def test_udrl_loss_decreases_and_logs_accuracy(udrl):
-    loss, acc = _logged(udrl['lines'], 'l_infonce'), _logged(udrl['lines'], 'acc_top1')
+    loss, acc = logged(udrl['lines'], 'l_infonce'), logged(udrl['lines'], 'acc_top1')
     assert len(loss) == 15 and all(math.isfinite(v) for v in loss)
     assert np.mean(loss[-3:]) < np.mean(loss[:3]) - 0.3, loss
     assert all(0 <= a <= 1 for a in acc)
-    assert _logged(udrl['lines'], '# retrieval_top1') and _logged(udrl['lines'], '# infonce')
+    assert logged(udrl['lines'], '# retrieval_top1') and logged(udrl['lines'], '# infonce')
 
 
 def test_udrl_heldout_retrieval_beats_chance(udrl):
