@@ -69,7 +69,10 @@ if __name__ == '__main__':
             'offline': ['dlib-bin>=19.24', 'face-recognition-models>=0.3.0'],
             # evaluation and analysis scripts (panininet/metrics.py, scripts/evaluate.py, analyze_dafi.py, ...)
             'metrics': ['lpips>=0.1.4', 'matplotlib>=3.5'],
+            # GFPGAN's released models through the same restorer / evaluation (-v gfpgan1.3|gfpgan1.4, --gfpgan)
+            'gfpgan': ['gfpgan==1.3.8'],
+            # the [offline], [metrics] and [gfpgan] extras, so that CI runs the GFPGANer drop-in tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
-                     'matplotlib>=3.5'],
+                     'matplotlib>=3.5', 'gfpgan==1.3.8'],
         },
         zip_safe=False)
