@@ -104,3 +104,40 @@ def test_official_moco_with_other_width_is_refused():
     ckpt, _ = _official_moco_file(num_feat=8)
     with pytest.raises(ValueError, match='does not fit'):
         moco_to_dre_state(ckpt, DegradationEncoder(16).state_dict())
+
+
+def _enqueue_on_rank(rank, world_size, port, out_dir):
+    import os
+
+    import torch.distributed as dist
+
+    import panininet  # noqa: F401
+    from panininet.archs.dre_arch import MoCo
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        moco = MoCo(num_feat=4, dim=16, K=8)
+        keys = torch.full((2, 16), float(rank + 1))  # this rank's keys: all (rank + 1)
+        moco.dequeue_and_enqueue(keys)
+        torch.save({'queue': moco.queue.clone(), 'ptr': int(moco.queue_ptr)}, f'{out_dir}/rank{rank}.pt')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_queue_gathers_the_keys_of_every_rank(tmp_path):
+    """Under torch.distributed each rank enqueues the keys of all ranks in rank order (official MoCo's all-gather)."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    # fork: a spawned child could not import this test module (tests/ is not a package on its path)
+    mp.start_processes(_enqueue_on_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method='fork')
+    results = [torch.load(tmp_path / f'rank{r}.pt', map_location='cpu', weights_only=True) for r in range(2)]
+    for res in results:
+        assert res['ptr'] == 4
+        torch.testing.assert_close(res['queue'][:, :2], torch.ones(16, 2))
+        torch.testing.assert_close(res['queue'][:, 2:4], torch.full((16, 2), 2.))
+    torch.testing.assert_close(results[0]['queue'], results[1]['queue'])

@@ -7,6 +7,7 @@ contrastive loss uses. ``MoCo`` keeps the official attribute names (``encoder_q`
 ``module.`` is removed.
 """
 import torch
+import torch.distributed as dist
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
@@ -66,13 +67,28 @@ class DegradationEncoder(nn.Module):
         return fea, self.mlp(fea)
 
 
+@torch.no_grad()
+def concat_all_gather(tensor):
+    """Concatenate ``tensor`` (b, ...) of every rank along dim 0 in rank order; itself when not distributed.
+
+    Returns:
+        Tensor: (world_size * b, ...). No gradient flows through it.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.contiguous())
+    return torch.cat(gathered, dim=0)
+
+
 class MoCo(nn.Module):
     """MoCo (v1) around two :class:`DegradationEncoder` s, as used for UDRL (paper eq. 4).
 
     The query encoder is trained by back-propagation; the key encoder is its exponential moving average
     (momentum ``m``) and never receives gradients. Keys of past batches wait in a queue of ``K`` normalised vectors
     and serve as negatives. Defaults are the values the official run actually used (dim 256, K 8192, m 0.999,
-    T 0.07). Single-process: no cross-GPU gather or batch shuffling.
+    T 0.07). Under ``torch.distributed`` the keys of every rank are gathered into the queue (as the official
+    MoCo); its shuffled BatchNorm is not reproduced.
 
     Args:
         num_feat (int): Width of the encoders (v_DR has ``4 * num_feat`` values, must equal ``dim``). Default: 64.
@@ -106,11 +122,15 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def dequeue_and_enqueue(self, keys):
-        """Replace the oldest ``b`` queue entries by ``keys`` (wrapping around the end of the queue).
+        """Replace the oldest queue entries by ``keys`` of every process (wrapping around the end of the queue).
+
+        Under ``torch.distributed`` the keys of all ranks are gathered first (rank order), as the official MoCo
+        does, so every rank enqueues the same ``world_size * b`` keys and the queues stay identical.
 
         Args:
-            keys (Tensor): Normalised keys, (b, dim).
+            keys (Tensor): Normalised keys of this process, (b, dim).
         """
+        keys = concat_all_gather(keys)
         b = keys.shape[0]
         ptr = int(self.queue_ptr)
         idx = (torch.arange(b, device=keys.device) + ptr) % self.K

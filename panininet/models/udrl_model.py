@@ -9,8 +9,8 @@ Checkpoints: ``net_g_{iter}.pth`` holds ``params`` = the MoCo state dict (``enco
 queue and its pointer), so resuming restores the queue. ``PaniniNet(dre_load_path=...)`` takes the DRE from
 ``encoder_q.*`` of that file.
 
-Under ``torch.distributed`` the MoCo module is wrapped in DDP, whose buffer broadcast gives every rank rank 0's
-queue at each step (the keys of the other ranks are not enqueued; the official MoCo all-gathers them).
+Under ``torch.distributed`` the MoCo module is wrapped in DDP; MoCo all-gathers the keys of every rank before
+enqueueing them (as the official code), so the queues of all ranks stay identical.
 
 Validation (``val.metrics``): ``retrieval_top1`` -- for N held-out pairs, each with its own degradation, the share
 of queries whose nearest key is the key degraded the same way; chance is 1/N. Similarity: cosine of v_DR (the
