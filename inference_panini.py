@@ -50,7 +50,9 @@ def parse_args(argv=None):
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'))
     p.add_argument('--weights_dir', default=None,
                    help=f'weights folder (default: ${{PANINI_WEIGHTS_DIR}}, else {weights_root(None)})')
-    p.add_argument('--batch_size', type=int, default=4, help='faces per network call')
+    p.add_argument('--batch_size', type=int, default=4,
+                   help='faces per network call; photos are read in groups of this size so faces of several photos '
+                        'share a call')
     p.add_argument('--no_download', action='store_true', help='never download weights')
     half = p.add_mutually_exclusive_group()
     half.add_argument('--fp16', action='store_true', help='network in fp16 autocast (GPU only)')
@@ -137,35 +139,44 @@ def main(argv=None):
     n_images = n_faces = 0
     skipped = []
     start = time.time()
-    for path in tqdm(files, desc='photos', unit='img'):
-        name = osp.basename(path)
-        img = read_image(path)
-        if img is None:
-            warnings.warn(f'{path}: not an image (or not readable); skipped.', stacklevel=1)
-            skipped.append(name)
-            continue
-        basename = osp.splitext(name)[0]
-        cropped, restored, restored_img = restorer.enhance(
-            img, has_aligned=args.aligned, only_center_face=args.only_center_face, paste_back=True,
-            weight=args.weight)
-        n_images += 1
-        n_faces += len(restored)
-        targets = []
-        for idx, (crop, face) in enumerate(zip(cropped, restored)):
-            targets.append((crop, osp.join(out_root, 'cropped_faces', f'{basename}_{idx:02d}.png')))
-            targets.append((face, osp.join(out_root, 'restored_faces', f'{basename}_{idx:02d}{suffix}.png')))
-            crop_big = cv2.resize(crop, face.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
-            targets.append((np.concatenate([crop_big, face], axis=1),
-                            osp.join(out_root, 'cmp', f'{basename}_{idx:02d}.png')))
-        if restored_img is not None:
-            ext = output_ext(args, path)
-            targets.append((fit_for_format(restored_img, ext, name),
-                            osp.join(out_root, 'restored_imgs', f'{basename}{suffix}.{ext}')))
-        for image, dest in targets:
-            if dest in inputs_abs:
-                sys.stderr.write(f'Error: {dest} is an input; refusing to overwrite it (choose another -o).\n')
-                return 2
-            write_image(image, dest)
+    bar = tqdm(total=len(files), desc='photos', unit='img')
+    # photos go in groups of --batch_size, so that the faces of several photos share network calls
+    for first in range(0, len(files), max(1, args.batch_size)):
+        group = []
+        for path in files[first:first + max(1, args.batch_size)]:
+            img = read_image(path)
+            if img is None:
+                warnings.warn(f'{path}: not an image (or not readable); skipped.', stacklevel=1)
+                skipped.append(osp.basename(path))
+                bar.update(1)
+                continue
+            group.append((path, img))
+        results = restorer.enhance_batch([img for _, img in group], has_aligned=args.aligned,
+                                         only_center_face=args.only_center_face, paste_back=True, weight=args.weight)
+        for (path, _), (cropped, restored, restored_img) in zip(group, results):
+            name = osp.basename(path)
+            basename = osp.splitext(name)[0]
+            n_images += 1
+            n_faces += len(restored)
+            targets = []
+            for idx, (crop, face) in enumerate(zip(cropped, restored)):
+                targets.append((crop, osp.join(out_root, 'cropped_faces', f'{basename}_{idx:02d}.png')))
+                targets.append((face, osp.join(out_root, 'restored_faces', f'{basename}_{idx:02d}{suffix}.png')))
+                crop_big = cv2.resize(crop, face.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
+                targets.append((np.concatenate([crop_big, face], axis=1),
+                                osp.join(out_root, 'cmp', f'{basename}_{idx:02d}.png')))
+            if restored_img is not None:
+                ext = output_ext(args, path)
+                targets.append((fit_for_format(restored_img, ext, name),
+                                osp.join(out_root, 'restored_imgs', f'{basename}{suffix}.{ext}')))
+            for image, dest in targets:
+                if dest in inputs_abs:
+                    bar.close()
+                    sys.stderr.write(f'Error: {dest} is an input; refusing to overwrite it (choose another -o).\n')
+                    return 2
+                write_image(image, dest)
+            bar.update(1)
+    bar.close()
     elapsed = time.time() - start
     print(f'Done: {n_images} photo(s), {n_faces} face(s) restored, {len(skipped)} file(s) skipped'
           f'{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')

@@ -320,7 +320,8 @@ class PaniniRestorer:
         try:
             from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
         except ImportError as err:
-            raise ImportError(f'-v {self.version} needs the gfpgan package: pip install --no-deps gfpgan') from err
+            raise ImportError(f'-v {self.version} needs the gfpgan package: pip install "panininet[gfpgan]" '
+                              '(or pip install gfpgan)') from err
         net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
                             fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
                             sft_half=True)
@@ -398,6 +399,35 @@ class PaniniRestorer:
             out_size, 3) uint8 BGR faces, and the whole photo scaled by ``upscale`` in ``img``'s own channels and
             dtype (None when ``has_aligned`` or not ``paste_back``).
         """
+        return self.enhance_batch([img], has_aligned, only_center_face, paste_back, weight)[0]
+
+    @torch.no_grad()
+    def enhance_batch(self, imgs, has_aligned=False, only_center_face=False, paste_back=True, weight=0.5):
+        """Restore the faces of several photos: all their faces go through the network together, in batches.
+
+        Same arguments as :meth:`enhance`, applied to every photo; a folder of aligned faces (or of video frames)
+        then fills every network call with ``batch_size`` faces instead of one.
+
+        Args:
+            imgs (list[np.ndarray]): Photos, each as :meth:`enhance` takes it.
+
+        Returns:
+            list[tuple]: One ``(cropped_faces, restored_faces, restored_img)`` per photo, as :meth:`enhance`.
+        """
+        prepared = [self._detect_and_align(img, has_aligned, only_center_face) for img in imgs]
+        restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
+        results, i = [], 0
+        for img, p in zip(imgs, prepared):
+            restored = restored_all[i:i + len(p['net_inputs'])]
+            i += len(p['net_inputs'])
+            whole = None
+            if paste_back and not has_aligned:
+                whole = self.paste_back(img, p['affines'], restored)
+            results.append((p['crops'], restored, whole))
+        return results
+
+    def _detect_and_align(self, img, has_aligned, only_center_face):
+        """Aligned 512 crops of one photo, what goes into the network for each, and their affine matrices."""
         img8 = to_bgr8(img)
         if has_aligned:
             net_input = img8  # a face of the network's in_size (64 for sr16) goes in untouched
@@ -405,7 +435,7 @@ class PaniniRestorer:
                 img8 = cv2.resize(img8, (ALIGN_SIZE, ALIGN_SIZE), interpolation=cv2.INTER_LINEAR)
             if net_input.shape[:2] != (self.in_size, self.in_size):
                 net_input = img8
-            return [img8], self.restore_faces([net_input], weight), None
+            return {'crops': [img8], 'net_inputs': [net_input], 'affines': []}
         helper = self.face_helper
         if helper is None:
             raise ValueError('This PaniniRestorer was built with detector=None: it restores aligned faces only '
@@ -416,11 +446,8 @@ class PaniniRestorer:
         resize = 3000 if min(h, w) > 3000 else None  # detect huge photos on a smaller copy
         helper.get_face_landmarks_5(only_center_face=only_center_face, resize=resize, eye_dist_threshold=5)
         helper.align_warp_face()
-        restored = self.restore_faces(helper.cropped_faces, weight)
-        helper.restored_faces = restored
-        if not paste_back:
-            return helper.cropped_faces, restored, None
-        return helper.cropped_faces, restored, self.paste_back(img, helper.affine_matrices, restored)
+        crops = list(helper.cropped_faces)
+        return {'crops': crops, 'net_inputs': crops, 'affines': [np.array(m) for m in helper.affine_matrices]}
 
     def upsample_background(self, img):
         """The whole photo scaled by ``upscale`` (Real-ESRGAN when given, else Lanczos), in its own dtype/channels."""

@@ -113,6 +113,33 @@ def test_batches_give_the_same_faces(shared_dir, tiny_net):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+class CountingNet(torch.nn.Module):
+    """Wraps a network and records the batch size of every call."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.in_size, self.out_size, self.fusion = net.in_size, net.out_size, net.fusion
+        self.calls = []
+
+    def forward(self, x, **kwargs):
+        self.calls.append(x.shape[0])
+        return self.net(x, **kwargs)
+
+
+def test_faces_of_several_photos_share_network_calls(shared_dir, tiny_net):
+    faces = [crop(shared_dir, n) for n in ('Adele_crop.png', 'Julia_Roberts_crop.png', 'Justin_Timberlake_crop.png')]
+    counting = CountingNet(tiny_net)
+    restorer = PaniniRestorer(detector=None, net=counting, device='cpu', batch_size=2)
+    results = restorer.enhance_batch(faces, has_aligned=True)
+    assert counting.calls == [2, 1]  # three photos, one face each: two calls, not three
+    for face, (cropped, restored, whole) in zip(faces, results):
+        one_cropped, one_restored, _ = restorer.enhance(face, has_aligned=True)
+        assert whole is None and len(cropped) == len(restored) == 1
+        np.testing.assert_array_equal(cropped[0], one_cropped[0])
+        assert np.abs(restored[0].astype(int) - one_restored[0].astype(int)).max() <= 1
+
+
 def test_failing_face_falls_back_to_input_crop(shared_dir):
     restorer = PaniniRestorer(detector='dlib', net=FailingNet(), device='cpu', batch_size=2)
     faces = [crop(shared_dir), crop(shared_dir, 'Julia_Roberts_crop.png')]
