@@ -247,6 +247,8 @@ class LPIPSMetric:
             if net not in LPIPS_TRUNK_URLS:
                 raise ValueError(f'LPIPS net must be one of {sorted(LPIPS_TRUNK_URLS)}, got {net!r}.')
             path = resolve_weights(trunk_path, LPIPS_TRUNK_URLS[net], f'LPIPS {net} trunk', '--lpips-trunk', download)
+            # pretrained=True: LPIPS's linear heads, shipped inside the lpips wheel (no download);
+            # pnet_rand=True: the trunk is NOT fetched from torchvision, it is loaded from `path` below
             model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
             load_lpips_trunk(model, path)
         self.model = model.to(self.device).eval()
