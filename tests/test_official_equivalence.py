@@ -100,6 +100,16 @@ def _compare(shared_dir, tag, y, extras, captured):
     assert fp16_err <= TOL_FP16, f'{tag}: full output vs fp16 reference {fp16_err}'
 
 
+def _forward_reference(shared_dir, tag, manifest, mismatches, sd, arch_opt):
+    """Build PaniniNet from converted weights, run the reference input of ``tag`` and collect what the tests compare."""
+    net = PaniniNet(**arch_opt).eval()
+    net.load_state_dict(sd, strict=True)
+    x = torch.from_numpy(np.load(_ref(shared_dir, f'{tag}_input.npy')))
+    y, extras, captured = _run(net, x)
+    return {'manifest': manifest, 'recipe_mismatches': mismatches, 'arch_opt': arch_opt, 'net': net, 'y': y,
+            'extras': extras, 'captured': captured}
+
+
 @pytest.fixture(scope='module')
 def mfr_run(shared_dir, tmp_path_factory):
     """MFR: recipe -> official-format file (meta with non-tensor objects) -> our loader -> forward."""
@@ -114,13 +124,7 @@ def mfr_run(shared_dir, tmp_path_factory):
                                                               'params': list(range(273))}]}}
     torch.save({'meta': meta, 'state_dict': recipe, 'optimizer': optimizer}, path)
     del recipe
-    sd, arch_opt = load_panini_weights(path)
-    net = PaniniNet(**arch_opt).eval()
-    net.load_state_dict(sd, strict=True)
-    x = torch.from_numpy(np.load(_ref(shared_dir, 'mfr_input.npy')))
-    y, extras, captured = _run(net, x)
-    return {'manifest': manifest, 'recipe_mismatches': mismatches, 'arch_opt': arch_opt, 'net': net, 'y': y,
-            'extras': extras, 'captured': captured}
+    return _forward_reference(shared_dir, 'mfr', manifest, mismatches, *load_panini_weights(path))
 
 
 @pytest.fixture(scope='module')
@@ -128,13 +132,7 @@ def sr_run(shared_dir):
     """SR: recipe -> converter (in memory) -> forward."""
     manifest, recipe = _recipe(shared_dir, 'sr')
     mismatches = _recipe_mismatches(shared_dir, 'sr', recipe)
-    sd, arch_opt = convert_official_state_dict(recipe)
-    net = PaniniNet(**arch_opt).eval()
-    net.load_state_dict(sd, strict=True)
-    x = torch.from_numpy(np.load(_ref(shared_dir, 'sr_input.npy')))
-    y, extras, captured = _run(net, x)
-    return {'manifest': manifest, 'recipe_mismatches': mismatches, 'arch_opt': arch_opt, 'net': net, 'y': y,
-            'extras': extras, 'captured': captured}
+    return _forward_reference(shared_dir, 'sr', manifest, mismatches, *convert_official_state_dict(recipe))
 
 
 @pytest.mark.parametrize('tag', ['mfr', 'sr'])
