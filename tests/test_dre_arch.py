@@ -141,3 +141,44 @@ def test_queue_gathers_the_keys_of_every_rank(tmp_path):
         torch.testing.assert_close(res['queue'][:, :2], torch.ones(16, 2))
         torch.testing.assert_close(res['queue'][:, 2:4], torch.full((16, 2), 2.))
     torch.testing.assert_close(results[0]['queue'], results[1]['queue'])
+
+
+@pytest.mark.parametrize('n', [2, 4])
+def test_shuffled_bn_normalises_per_sub_batch_and_keys_shuffled(n):
+    """bn_splits=n: each query is normalised with its own sub-batch, each key with a sub-batch of x_k[perm]."""
+    torch.manual_seed(0)
+    moco = MoCo(num_feat=4, dim=16, K=32, m=0.5, bn_splits=n).train()
+    im_q, im_k = torch.rand(8, 3, 16, 16), torch.rand(8, 3, 16, 16)
+    ref = MoCo(num_feat=4, dim=16, K=32, m=0.5).train()
+    ref.load_state_dict(moco.state_dict())
+    queue_before = moco.queue.clone()
+    torch.manual_seed(1)
+    logits, _ = moco(im_q, im_k)
+    torch.manual_seed(1)
+    perm = torch.randperm(8)
+    assert not torch.equal(perm, torch.arange(8))  # the seed gives a real shuffle
+    q = F.normalize(torch.cat([ref.encoder_q.project(c)[1] for c in im_q.chunk(n)]), dim=1)
+    ref.momentum_update()
+    k = torch.cat([ref.encoder_k.project(c)[1] for c in im_k[perm].chunk(n)])[torch.argsort(perm)]
+    k = F.normalize(k, dim=1)
+    assert torch.allclose(logits[:, 0], (q * k).sum(1) / 0.07, atol=1e-4)
+    assert torch.allclose(logits[:, 1:], q @ queue_before / 0.07, atol=1e-4)
+    assert torch.allclose(moco.queue[:, :8], k.T, atol=1e-5)  # enqueued in the batch's own order
+    # per-sub-batch statistics differ from whole-batch ones: the split is real
+    q_whole = F.normalize(ref.encoder_q.project(im_q)[1], dim=1)
+    assert not torch.allclose(q, q_whole, atol=1e-3)
+
+
+def test_shuffled_bn_keeps_the_state_dict_and_eval_path():
+    plain, split = MoCo(num_feat=4, dim=16, K=8), MoCo(num_feat=4, dim=16, K=8, bn_splits=2)
+    assert list(plain.state_dict()) == list(split.state_dict())
+    split.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 3, 16, 16)  # eval: running statistics, no split, any batch size
+    assert torch.allclose(plain.eval()(x, x)[0], split.eval()(x, x)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(('kwargs', 'match'), [(dict(bn_splits=0), 'bn_splits must be >= 1'),
+                                           (dict(bn_splits=3), 'does not divide')])
+def test_shuffled_bn_refuses_bad_splits(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MoCo(num_feat=4, dim=16, K=8, **kwargs).train()(torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16))

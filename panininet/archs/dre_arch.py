@@ -88,7 +88,16 @@ class MoCo(nn.Module):
     (momentum ``m``) and never receives gradients. Keys of past batches wait in a queue of ``K`` normalised vectors
     and serve as negatives. Defaults are the values the official run actually used (dim 256, K 8192, m 0.999,
     T 0.07). Under ``torch.distributed`` the keys of every rank are gathered into the queue (as the official
-    MoCo); its shuffled BatchNorm is not reproduced.
+    MoCo).
+
+    Shuffled BatchNorm (``bn_splits``). The official MoCo computes BatchNorm per GPU and shuffles the keys across
+    GPUs, so a query and its key are never normalised with the same batch: otherwise the encoder can match a query
+    to its key by the batch statistics they share (here both batches hold the same degradations) instead of by
+    what each image shows, the loss falls and the running-statistics (eval-mode) v_DR that Panini-Net uses learns
+    little. With ``bn_splits = n > 1`` each encoder runs on n sub-batches separately (BatchNorm statistics per
+    sub-batch, as on n GPUs) and the keys are shuffled before the split and unshuffled after, as the official
+    ``_batch_shuffle_ddp`` and the single-GPU ``SplitBatchNorm`` of MoCo's CIFAR demo. The batch must divide
+    by n. The parameters and the state dict do not change.
 
     Args:
         num_feat (int): Width of the encoders (v_DR has ``4 * num_feat`` values, must equal ``dim``). Default: 64.
@@ -96,13 +105,18 @@ class MoCo(nn.Module):
         K (int): Queue length. Default: 8192.
         m (float): Momentum of the key encoder. Default: 0.999.
         T (float): Softmax temperature. Default: 0.07.
+        bn_splits (int): Sub-batches of the shuffled BatchNorm (see above); 1 = plain BatchNorm over the batch.
+            Default: 1.
     """
 
-    def __init__(self, num_feat=64, dim=256, K=8192, m=0.999, T=0.07):
+    def __init__(self, num_feat=64, dim=256, K=8192, m=0.999, T=0.07, bn_splits=1):
         super().__init__()
+        if int(bn_splits) < 1:
+            raise ValueError(f'MoCo: bn_splits must be >= 1, got {bn_splits}.')
         self.K = K
         self.m = m
         self.T = T
+        self.bn_splits = int(bn_splits)
         self.encoder_q = DegradationEncoder(num_feat)
         self.encoder_k = DegradationEncoder(num_feat)
         if self.encoder_q.out_dim != dim:
@@ -137,11 +151,31 @@ class MoCo(nn.Module):
         self.queue[:, idx] = keys.T.to(self.queue.dtype)
         self.queue_ptr[0] = (ptr + b) % self.K
 
+    def _split_project(self, encoder, x, perm=None):
+        """Normalised projections of ``x`` (b, 3, h, w), BatchNorm per sub-batch of ``x[perm]`` (training mode).
+
+        Returns:
+            Tensor: (b, dim) in the order of ``x``.
+        """
+        n = self.bn_splits if self.training else 1
+        if n == 1:
+            return F.normalize(encoder.project(x)[1], dim=1)
+        if x.shape[0] % n:
+            raise ValueError(f'MoCo: batch of {x.shape[0]} does not divide into bn_splits={n} sub-batches; '
+                             'make the batch size a multiple of bn_splits.')
+        if perm is not None:
+            x = x[perm]
+        out = torch.cat([encoder.project(chunk)[1] for chunk in x.chunk(n)])
+        if perm is not None:
+            out = out[torch.argsort(perm)]
+        return F.normalize(out, dim=1)
+
     def forward(self, im_q, im_k):
         """Contrastive logits of eq. (4).
 
         In training mode the key encoder is updated first (momentum) and the keys are pushed into the queue
-        after the logits are computed, as in MoCo.
+        after the logits are computed, as in MoCo. With ``bn_splits > 1`` the keys are normalised in shuffled
+        sub-batches (see the class docstring).
 
         Args:
             im_q (Tensor): Query images, (b, 3, h, w).
@@ -151,13 +185,12 @@ class MoCo(nn.Module):
             tuple[Tensor, Tensor]: logits (b, 1 + K) already divided by T (column 0 = positive) and
             labels (b,) of zeros; the InfoNCE loss is ``F.cross_entropy(logits, labels)``.
         """
-        _, q = self.encoder_q.project(im_q)
-        q = F.normalize(q, dim=1)
+        q = self._split_project(self.encoder_q, im_q)
         with torch.no_grad():
             if self.training:
                 self.momentum_update()
-            _, k = self.encoder_k.project(im_k)
-            k = F.normalize(k, dim=1)
+            perm = torch.randperm(im_k.shape[0], device=im_k.device) if self.bn_splits > 1 else None
+            k = self._split_project(self.encoder_k, im_k, perm)
         l_pos = (q * k).sum(dim=1, keepdim=True)
         l_neg = q @ self.queue.clone().detach()
         logits = torch.cat([l_pos, l_neg], dim=1) / self.T
