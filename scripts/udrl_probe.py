@@ -34,6 +34,7 @@ import os.path as osp
 import sys
 import time
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -57,28 +58,92 @@ def square(img):
     return img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
 
 
-def load_hq_images(folders, use_skimage, size=512):
-    """HQ images as float32 BGR (size, size, 3) in [0, 1], keyed by a name; sorted by name."""
-    images = {}
+def clean_face_folders(testdata):
+    """The folders of clean (sharp, undegraded) faces in the project's test data (see its README).
+
+    ``panini_examples/GT`` (CelebA-HQ ground truth) and ``panini_examples/MFR_result``, ``SR_result`` (Panini-Net's
+    1024 px restorations: sharp and noise-free, the same five people as GT). Not ``cropped_faces`` or
+    ``whole_imgs`` (old, degraded prints) nor the degraded ``MFR``/``SR`` inputs.
+    """
+    folders = [osp.join(testdata, 'panini_examples', sub) for sub in ('GT', 'MFR_result', 'SR_result')]
+    missing = [f for f in folders if not osp.isdir(f)]
+    if missing:
+        raise SystemExit(f'--testdata {testdata}: no {", ".join(missing)}; give the test-data folder '
+                         '(../shared/testdata from the repository root).')
+    return folders
+
+
+def view_crops(img, views, rng, min_side=0.75):
+    """``views`` content views of one image: the whole square and, after it, square crops of ``min_side``..1 of
+    the side at random positions, every second one flipped.
+
+    Returns:
+        list[ndarray]: Crops of ``img`` (any size; resized later).
+    """
+    img = square(img)
+    out = [img]
+    h = img.shape[0]
+    for i in range(1, views):
+        s = int(h * rng.uniform(min_side, 1.0))
+        y, x = (int(v) for v in rng.integers(0, h - s + 1, size=2))
+        crop = img[y:y + s, x:x + s]
+        out.append(np.ascontiguousarray(crop[:, ::-1]) if i % 2 else crop)
+    return out
+
+
+def load_hq_images(folders, use_skimage, size=512, views=1, seed=0):
+    """HQ images as float32 BGR (size, size, 3) in [0, 1], keyed by a name; sorted by name.
+
+    Args:
+        folders (list[str]): Folders of HQ faces; a file's *group* is its stem, so ``GT/00003`` and
+            ``MFR_result/00003`` (the same person) are one group.
+        use_skimage (bool): Add :data:`SKIMAGE_NAMES` (each its own group).
+        size (int): Side of the returned images.
+        views (int): Content views per file (:func:`view_crops`); 1 = the centre square only.
+        seed (int): Seed of the view positions.
+
+    Returns:
+        tuple[dict[str, ndarray], dict[str, str]]: images by name (``folder/stem`` or ``folder/stem#v``) and the
+        group of every name.
+    """
+    sources, groups = {}, {}
     for folder in folders:
         for stem, path in list_images(folder).items():
-            images[f'{osp.basename(osp.normpath(folder))}/{stem}'] = read_image(path)
+            name = f'{osp.basename(osp.normpath(folder))}/{stem}'
+            sources[name], groups[name] = read_image(path), stem
     if use_skimage:
         try:
             import skimage.data
         except ImportError as err:
             raise SystemExit('--skimage needs scikit-image (pip install scikit-image).') from err
         for name in SKIMAGE_NAMES:
-            images[f'skimage/{name}'] = np.ascontiguousarray(getattr(skimage.data, name)()[..., :3][..., ::-1])
-    if len(images) < 3:
-        raise SystemExit(f'Need at least 3 HQ images (2 to train, 1 held out), found {len(images)}.')
-    return {k: resize(square(v), size, 'area').astype(np.float32) / 255. for k, v in sorted(images.items())}
+            key = f'skimage/{name}'
+            sources[key] = np.ascontiguousarray(getattr(skimage.data, name)()[..., :3][..., ::-1])
+            groups[key] = key
+    if len(set(groups.values())) < 3:
+        raise SystemExit(f'Need HQ images of at least 3 groups (2 to train, 1 held out), found '
+                         f'{len(set(groups.values()))}.')
+    rng = np.random.default_rng(seed)
+    images, image_groups = {}, {}
+    for name in sorted(sources):
+        for v, crop in enumerate(view_crops(sources[name], views, rng)):
+            key = name if v == 0 else f'{name}#{v}'
+            images[key] = resize(crop, size, 'area').astype(np.float32) / 255.
+            image_groups[key] = groups[name]
+    return images, image_groups
 
 
-def split_names(names, holdout):
-    """Every ``holdout``-th name (starting with the 2nd) is held out."""
-    test = [n for i, n in enumerate(names) if i % holdout == 1]
-    train = [n for n in names if n not in test]
+def split_names(names, holdout, groups=None):
+    """Every ``holdout``-th group (sorted, starting with the 2nd) is held out; returns (train, test) names.
+
+    Without ``groups`` every name is its own group. All names of a group fall on the same side, so held-out
+    content (a person, a picture) is never seen in training, not even as another view or restoration.
+    """
+    groups = groups or {n: n for n in names}
+    ordered = sorted(set(groups[n] for n in names))
+    test_groups = {g for i, g in enumerate(ordered) if i % holdout == 1}
+    test = [n for n in names if groups[n] in test_groups]
+    train = [n for n in names if groups[n] not in test_groups]
     return train, test
 
 
@@ -101,24 +166,81 @@ def to_tensor(crops):
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
 
 
-def build_bank(images, names, num_params, sampler, dre_size, rng):
-    """UDRL pairs: for each of ``num_params`` parameter sets, two different training images degraded alike."""
+def build_bank(images, names, num_params, sampler, dre_size, rng, groups=None):
+    """UDRL pairs: for each of ``num_params`` parameter sets, two images of different groups degraded alike.
+
+    Returns:
+        list[tuple[ndarray, ndarray, dict]]: (view a, view b, parameters).
+    """
+    groups = groups or {n: n for n in names}
     bank = []
     for _ in range(num_params):
         params = sampler.sample(rng)
-        a, b = rng.choice(len(names), size=2, replace=False)
-        bank.append((degraded_view(images[names[a]], params, sampler, rng, dre_size),
-                     degraded_view(images[names[b]], params, sampler, rng, dre_size)))
+        a = names[int(rng.integers(len(names)))]
+        others = [n for n in names if groups[n] != groups[a]]
+        b = others[int(rng.integers(len(others)))]
+        bank.append((degraded_view(images[a], params, sampler, rng, dre_size),
+                     degraded_view(images[b], params, sampler, rng, dre_size), params))
     return bank
 
 
+def cached(cache_dir, key, make):
+    """``make()`` (a list of uint8 arrays plus JSON-able metadata), kept in ``cache_dir/<hash of key>.npz``.
+
+    Building the degraded banks costs CPU minutes; runs that differ only in training share them.
+
+    Args:
+        cache_dir (str | None): Cache folder; None: always ``make()``.
+        key (dict): Everything the result depends on (JSON-able).
+        make (callable): Returns ``(arrays, meta)``: a list of same-shape uint8 arrays and a JSON-able object.
+
+    Returns:
+        tuple[list[ndarray], object]: As ``make()``.
+    """
+    if cache_dir is None:
+        return make()
+    import hashlib
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = osp.join(cache_dir, f'{digest}.npz')
+    if osp.isfile(path):
+        with np.load(path) as data:
+            print(f'cached: {path}', flush=True)
+            return list(data['arrays']), json.loads(str(data['meta']))
+    arrays, meta = make()
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp.npz'
+    np.savez(tmp, arrays=np.stack(arrays), meta=json.dumps(meta))
+    os.replace(tmp, path)
+    return arrays, meta
+
+
+def targets_of(params):
+    """The probe's targets (:data:`TARGETS`) of one parameter set."""
+    return [math.log(params['r']), params['delta'], params['q'], params['sigma']]
+
+
+def cosine_lr(opt, lr, progress):
+    """Set the learning rate of ``opt`` to the cosine schedule at ``progress`` in [0, 1] (down to lr / 100)."""
+    value = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    for group in opt.param_groups:
+        group['lr'] = value
+
+
+def progress_of(it, iters, cpu_used, max_seconds):
+    """Share of the budget used: iterations or CPU seconds, whichever runs out first."""
+    return max(it / iters, 0 if max_seconds is None else cpu_used / max_seconds)
+
+
 def train_udrl(moco, bank, iters, batch, crop, lr, rng, log_every=50, max_seconds=None):
-    """MoCo training on the bank; returns the loss per iteration (stops early after ``max_seconds``)."""
+    """MoCo training on the bank; returns the loss per iteration.
+
+    Stops after ``iters`` iterations or ``max_seconds`` CPU seconds, whichever comes first; the learning rate is
+    cosine-annealed over that budget.
+    """
     opt = torch.optim.Adam(moco.encoder_q.parameters(), lr=lr, betas=(0.9, 0.999))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(iters, 1), eta_min=lr * 0.01)
     moco.train()
     losses = []
-    t0 = time.time()
+    t0, c0 = time.time(), cpu_seconds()
     for it in range(1, iters + 1):
         idx = rng.choice(len(bank), size=batch, replace=False)
         order = rng.random(batch) < 0.5  # which image of the pair is the query
@@ -129,14 +251,55 @@ def train_udrl(moco, bank, iters, batch, crop, lr, rng, log_every=50, max_second
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        progress = progress_of(it, iters, cpu_seconds() - c0, max_seconds)
+        cosine_lr(opt, lr, progress)
         losses.append(float(loss.detach()))
         if it % log_every == 0 or it == iters:
             acc = float((logits.argmax(1) == labels).float().mean())
             print(f'iter {it}/{iters}  InfoNCE {np.mean(losses[-log_every:]):.3f}  top-1 {acc:.2f}  '
                   f'{time.time() - t0:.0f} s', flush=True)
-        if max_seconds is not None and time.time() - t0 > max_seconds:
-            print(f'stopping after {it} iterations: --max-minutes reached', flush=True)
+        if progress >= 1 and it < iters:
+            print(f'stopping after {it} iterations: --max-minutes (CPU) reached', flush=True)
+            break
+    return losses
+
+
+def train_supervised(encoder, bank, iters, batch, crop, lr, rng, log_every=50, max_seconds=None):
+    """The upper bound: the same encoder trained to regress the standardised targets from v_DR (MSE).
+
+    A linear head on v_DR (the vector the probe reads) predicts log r, delta, q and sigma, standardised by their
+    mean and std over the bank (a factor that does not vary is left out of the loss). Each bank image is one
+    sample (both images of a pair); the crops, batch, iterations and optimiser are those of :func:`train_udrl`.
+
+    Returns:
+        list[float]: The loss per iteration.
+    """
+    views = [v for item in bank for v in item[:2]]
+    y = np.array([targets_of(item[2]) for item in bank for _ in range(2)], dtype=np.float64)
+    mean, std = y.mean(0), y.std(0)
+    varies = torch.from_numpy((std > 1e-9).astype(np.float32))
+    y = torch.from_numpy(((y - mean) / np.where(std > 1e-9, std, 1)).astype(np.float32))
+    head = torch.nn.Linear(encoder.out_dim, len(TARGETS))
+    params = list(encoder.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+    encoder.train()
+    losses = []
+    t0, c0 = time.time(), cpu_seconds()
+    for it in range(1, iters + 1):
+        idx = rng.choice(len(views), size=min(batch, len(views)), replace=False)
+        x = to_tensor([random_crop(views[i], crop, rng) for i in idx])
+        err = (head(encoder(x)) - y[idx])**2 * varies
+        loss = err.sum(1).mean() / varies.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        progress = progress_of(it, iters, cpu_seconds() - c0, max_seconds)
+        cosine_lr(opt, lr, progress)
+        losses.append(float(loss.detach()))
+        if it % log_every == 0 or it == iters:
+            print(f'iter {it}/{iters}  MSE {np.mean(losses[-log_every:]):.3f}  {time.time() - t0:.0f} s', flush=True)
+        if progress >= 1 and it < iters:
+            print(f'stopping after {it} iterations: --max-minutes (CPU) reached', flush=True)
             break
     return losses
 
@@ -148,7 +311,7 @@ def probe_set(images, names, num, sampler, dre_size, crop, num_crops, rng):
         params = sampler.sample(rng)
         view = degraded_view(images[names[int(rng.integers(len(names)))]], params, sampler, rng, dre_size)
         crops.append([random_crop(view, crop, rng) for _ in range(num_crops)])
-        targets.append([math.log(params['r']), params['delta'], params['q'], params['sigma']])
+        targets.append(targets_of(params))
     return crops, np.array(targets, dtype=np.float64)
 
 
@@ -175,10 +338,11 @@ def ridge_fit(x, y, alpha):
 
 
 def r2(y, pred):
-    """Coefficient of determination per column."""
+    """Coefficient of determination per column; NaN for a column that does not vary (a fixed factor)."""
     ss_res = ((y - pred)**2).sum(0)
     ss_tot = ((y - y.mean(0))**2).sum(0)
-    return 1 - ss_res / np.maximum(ss_tot, 1e-12)
+    varies = ss_tot > 1e-9 * np.maximum(1, (y**2).sum(0))
+    return np.where(varies, 1 - ss_res / np.where(varies, ss_tot, 1), np.nan)
 
 
 def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10), folds=5, seed=0):
@@ -198,7 +362,7 @@ def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1
             tr = np.concatenate([p for j, p in enumerate(parts) if j != i])
             scores.append(r2(y_tr[val], ridge_fit(x_tr[tr], y_tr[tr], alpha)(x_tr[val])))
         cv = np.mean(scores, axis=0)
-        if best is None or cv.mean() > best[0].mean():
+        if best is None or np.nanmean(cv) > np.nanmean(best[0]):
             best = (cv, alpha)
     predict = ridge_fit(x_tr, y_tr, best[1])
     pred = predict(x_te)
@@ -227,8 +391,9 @@ def plot_results(out_dir, losses, y_te, preds, scores):
     if losses:
         plot_loss(plt, losses, osp.join(out_dir, 'udrl_loss.png'))
 
-    fig, axes = plt.subplots(2, len(TARGETS), figsize=(3.0 * len(TARGETS), 5.6))
-    for row, name in enumerate(('UDRL-trained DRE', 'random DRE (control)')):
+    fig, axes = plt.subplots(len(scores), len(TARGETS), figsize=(3.0 * len(TARGETS), 2.8 * len(scores)),
+                             squeeze=False)
+    for row, name in enumerate(scores):
         for col, target in enumerate(TARGETS):
             ax = axes[row, col]
             ax.scatter(y_te[:, col], preds[name][:, col], s=6, alpha=0.6)
@@ -242,12 +407,43 @@ def plot_results(out_dir, losses, y_te, preds, scores):
     plt.close(fig)
 
 
+#: Values of the factors that ``--vary`` keeps fixed (r 32 = factor 3.2; the Table-4 sigma, delta and q).
+FIXED = dict(sigma=1.0, r=32.0, delta=10.0, q=40)
+VARY = ('all', 'log_r', 'delta', 'q', 'sigma')
+
+
+def make_sampler(vary):
+    """``panini_mfr`` degradations; with ``vary`` != 'all' only that factor is drawn, the others are :data:`FIXED`."""
+    if vary == 'all':
+        return DegradationSampler('panini_mfr')
+    fixed = {'sigma_range': FIXED['sigma'], 'r_range': FIXED['r'], 'delta_range': FIXED['delta'],
+             'q_range': FIXED['q']}
+    keep = {'log_r': 'r_range', 'delta': 'delta_range', 'q': 'q_range', 'sigma': 'sigma_range'}[vary]
+    fixed.pop(keep)
+    return DegradationSampler('panini_mfr', **fixed)
+
+
+def cpu_seconds():
+    """CPU time of this process (all threads), seconds."""
+    return time.process_time()
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--images', nargs='*', default=[], help='folders of HQ images (faces)')
+    p.add_argument('--testdata', default=None,
+                   help='the test-data folder (../shared/testdata): adds its clean faces, panini_examples/GT, '
+                        'MFR_result and SR_result')
     p.add_argument('--skimage', action='store_true', help="add scikit-image's bundled public-domain pictures")
+    p.add_argument('--views', type=int, default=1,
+                   help='content views per image: the whole square plus random 75-100%% crops, every second '
+                        'flipped (default: 1)')
     p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--holdout', type=int, default=4, help='hold out every N-th image (default: 4)')
+    p.add_argument('--objective', choices=('udrl', 'supervised'), default='udrl',
+                   help='udrl: MoCo (the paper); supervised: regress the factors (the upper bound of the encoder)')
+    p.add_argument('--vary', choices=VARY, default='all',
+                   help='which factor varies; the others are fixed at %s (default: all)' % FIXED)
+    p.add_argument('--holdout', type=int, default=4, help='hold out every N-th image group (default: 4)')
     p.add_argument('--bank', type=int, default=800, help='UDRL parameter sets (pairs) to pre-compute (default: 800)')
     p.add_argument('--iters', type=int, default=1500, help='UDRL iterations (default: 1500)')
     p.add_argument('--batch', type=int, default=24, help='UDRL batch size (default: 24)')
@@ -256,13 +452,19 @@ def parse_args(argv=None):
     p.add_argument('--num-feat', type=int, default=16, help='DRE width; v_DR has 4x this (paper: 64; default: 16)')
     p.add_argument('--queue', type=int, default=2048, help='MoCo queue length (default: 2048)')
     p.add_argument('--momentum', type=float, default=0.99, help='MoCo key-encoder momentum (default: 0.99)')
+    p.add_argument('--temperature', type=float, default=0.07, help='InfoNCE temperature (default: 0.07)')
+    p.add_argument('--bn-splits', type=int, default=1,
+                   help='MoCo shuffled BatchNorm sub-batches (1 = plain BatchNorm; default: 1)')
     p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate, cosine-annealed (default: 1e-3)')
     p.add_argument('--probe-train', type=int, default=600, help='probe training degradations (default: 600)')
     p.add_argument('--probe-test', type=int, default=300, help='probe test degradations (default: 300)')
     p.add_argument('--probe-crops', type=int, default=4, help='crops averaged per degraded image (default: 4)')
-    p.add_argument('--max-minutes', type=float, default=None, help='stop UDRL training after this long')
+    p.add_argument('--no-control', action='store_true', help='skip the random-DRE control')
+    p.add_argument('--max-minutes', type=float, default=None, help='stop training after this many CPU minutes')
     p.add_argument('--load-dre', default=None, help='skip training: probe this DRE checkpoint (from --out)')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--cache', default=None,
+                   help='folder that keeps the degraded bank and probe sets between runs (they cost CPU minutes)')
+    p.add_argument('--threads', type=int, default=None, help='torch (and OpenCV) CPU threads')
     p.add_argument('--seed', type=int, default=0)
     return p.parse_args(argv)
 
@@ -271,41 +473,73 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     if args.crop > args.dre_size:
         raise SystemExit(f'--crop {args.crop} is larger than --dre-size {args.dre_size}.')
+    if args.objective == 'udrl' and args.batch % args.bn_splits:
+        raise SystemExit(f'--batch {args.batch} must be a multiple of --bn-splits {args.bn_splits}.')
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    sampler = DegradationSampler('panini_mfr')
-    images = load_hq_images(args.images, args.skimage)
-    train_names, test_names = split_names(list(images), args.holdout)
-    print(f'{len(images)} HQ images; train: {train_names}; held out: {test_names}', flush=True)
+    sampler = make_sampler(args.vary)
+    folders = list(args.images) + (clean_face_folders(args.testdata) if args.testdata else [])
+    images, groups = load_hq_images(folders, args.skimage, views=args.views, seed=args.seed)
+    train_names, test_names = split_names(list(images), args.holdout, groups)
+    print(f'{len(images)} HQ images ({len(set(groups.values()))} groups); train: {len(train_names)}; held out: '
+          f'{test_names}', flush=True)
     print(f'degradations: {sampler}', flush=True)
 
-    moco = MoCo(num_feat=args.num_feat, dim=4 * args.num_feat, K=args.queue, m=args.momentum)
+    moco = MoCo(num_feat=args.num_feat, dim=4 * args.num_feat, K=args.queue, m=args.momentum, T=args.temperature,
+                bn_splits=args.bn_splits)
     random_dre = DegradationEncoder(args.num_feat)
     random_dre.load_state_dict(moco.encoder_q.state_dict())  # the control: same initialisation, never trained
-    t0 = time.time()
-    losses = []
+    t0, c0 = time.time(), cpu_seconds()
+    losses, bank_cpu = [], 0.0
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.load_dre:
         from panininet.checkpoint import extract_dre_state, load_checkpoint_file
         moco.encoder_q.load_state_dict(extract_dre_state(load_checkpoint_file(args.load_dre), args.load_dre))
     elif args.iters > 0:
-        bank = build_bank(images, train_names, args.bank, sampler, args.dre_size, rng)
+        data_key = dict(images=train_names, groups=groups, views=args.views, seed=args.seed,
+                        degradation=repr(sampler), dre_size=args.dre_size)
+
+        def make_bank():
+            items = build_bank(images, train_names, args.bank, sampler, args.dre_size,
+                               np.random.default_rng([args.seed, 1]), groups)
+            return [np.stack(item[:2]) for item in items], [item[2] for item in items]
+
+        views, params = cached(args.cache, dict(data_key, bank=args.bank), make_bank)
+        bank = [(v[0], v[1], p) for v, p in zip(views, params)]
+        bank_cpu = cpu_seconds() - c0
         print(f'bank of {len(bank)} pairs in {time.time() - t0:.0f} s', flush=True)
-        losses = train_udrl(moco, bank, args.iters, min(args.batch, len(bank)), args.crop, args.lr, rng,
-                            max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
-    train_time = time.time() - t0
+        batch = min(args.batch, len(bank))
+        if args.objective == 'udrl':
+            losses = train_udrl(moco, bank, args.iters, batch, args.crop, args.lr, rng, max_seconds=max_seconds)
+        else:
+            losses = train_supervised(moco.encoder_q, bank, args.iters, batch, args.crop, args.lr, rng,
+                                      max_seconds=max_seconds)
+    train_time, train_cpu = time.time() - t0, cpu_seconds() - c0 - bank_cpu
     trained = moco.encoder_q
 
     t1 = time.time()
-    probe_rng = np.random.default_rng(args.seed + 1)
-    crops_tr, y_tr = probe_set(images, train_names, args.probe_train, sampler, args.dre_size, args.crop,
+    def make_probe():
+        probe_rng = np.random.default_rng(args.seed + 1)
+        c_tr, t_tr = probe_set(images, train_names, args.probe_train, sampler, args.dre_size, args.crop,
                                args.probe_crops, probe_rng)
-    crops_te, y_te = probe_set(images, test_names, args.probe_test, sampler, args.dre_size, args.crop,
+        c_te, t_te = probe_set(images, test_names, args.probe_test, sampler, args.dre_size, args.crop,
                                args.probe_crops, probe_rng)
+        return [np.stack(c) for c in c_tr + c_te], [t_tr.tolist(), t_te.tolist()]
+
+    probe_key = dict(train=train_names, test=test_names, groups=groups, views=args.views, seed=args.seed,
+                     degradation=repr(sampler), dre_size=args.dre_size, crop=args.crop, n=args.probe_train,
+                     n_test=args.probe_test, crops=args.probe_crops)
+    crops, (y_tr, y_te) = cached(args.cache, probe_key, make_probe)
+    crops_tr, crops_te = crops[:args.probe_train], crops[args.probe_train:]
+    y_tr, y_te = np.array(y_tr, dtype=np.float64), np.array(y_te, dtype=np.float64)
+    trained_name = 'UDRL-trained DRE' if args.objective == 'udrl' else 'supervised DRE (bound)'
+    encoders = [(trained_name, trained)] + ([] if args.no_control else [('random DRE (control)', random_dre)])
     scores, cv_scores, preds, alphas = {}, {}, {}, {}
-    for name, enc in (('UDRL-trained DRE', trained), ('random DRE (control)', random_dre)):
+    for name, enc in encoders:
         score, pred, alpha, cv = linear_probe(features(enc, crops_tr), y_tr, features(enc, crops_te), y_te,
                                               seed=args.seed)
         scores[name] = dict(zip(TARGETS, map(float, score)))
@@ -317,14 +551,15 @@ def main(argv=None):
              '|---|---|' + '---|' * (len(TARGETS) + 1)]
     for name in scores:
         for where, sc in (('held-out images', scores[name]), ('training images (5-fold CV)', cv_scores[name])):
-            lines.append(f'| {name} | {where} | ' + ' | '.join(f'{sc[t]:.3f}' for t in TARGETS) +
-                         f' | {alphas[name]:g} |')
+            lines.append(f'| {name} | {where} | ' + ' | '.join('—' if math.isnan(sc[t]) else f'{sc[t]:.3f}'
+                                                                for t in TARGETS) + f' | {alphas[name]:g} |')
     table = '\n'.join(lines) + '\n'
     result = {
         'scores_r2': scores, 'cv_scores_r2': cv_scores, 'ridge_alpha': alphas, 'train_images': train_names,
         'heldout_images': test_names,
         'iters_done': len(losses), 'final_loss_mean50': float(np.mean(losses[-50:]))
-        if losses else None, 'train_time_s': train_time, 'probe_time_s': probe_time,
+        if losses else None, 'train_time_s': train_time, 'train_cpu_s': train_cpu, 'bank_cpu_s': bank_cpu,
+        'probe_time_s': probe_time,
         'config': {k: v for k, v in vars(args).items()}, 'degradation': repr(sampler),
         'v_dr_dim': 4 * args.num_feat, 'probe_train_n': args.probe_train, 'probe_test_n': args.probe_test,
     }
@@ -333,11 +568,12 @@ def main(argv=None):
     if not args.load_dre:
         ckpt = osp.join(args.out, 'dre_udrl_demo.pth')
         torch_save_atomic({'params': trained.state_dict(), 'arch': {'num_feat': args.num_feat},
-                    'note': 'DEMONSTRATION DRE: UDRL on a CPU for a few minutes on a dozen images; '
-                            'not for restoration.'}, ckpt)
+                           'note': f'DEMONSTRATION DRE ({args.objective}): trained on a CPU for a few minutes on '
+                                   'a dozen images; not for restoration.'}, ckpt)
     plot_results(args.out, losses, y_te, preds, scores)
     print(table, end='')
-    print(f'UDRL {train_time:.0f} s, probe {probe_time:.0f} s; results in {args.out}')
+    print(f'training {train_time:.0f} s ({train_cpu / 60:.1f} CPU-min), probe {probe_time:.0f} s; results in '
+          f'{args.out}')
     return result
 
 
