@@ -18,7 +18,7 @@ Groups of runs:
 * ``crop``: UDRL with 32-px and 128-px crops at the same CPU budget.
 * ``main``: UDRL on all clean test-data faces (``--testdata``) with 4 content views each, shuffled BatchNorm.
 
-Example (the figures in the README; about 80 CPU-minutes in all, one thread):
+Example (the figures in the README; about 25 CPU-minutes in all, one thread):
 
     python scripts/udrl_experiments.py --testdata ../shared/testdata --out results/udrl_experiments
 """
@@ -33,6 +33,7 @@ import time
 from panininet.fileio import write_text_atomic
 
 FACTORS = ('log_r', 'delta', 'q', 'sigma')
+TARGETS = FACTORS + ('log_blur',)
 #: udrl_probe.py options of the README's first run (7 + 3 images, DRE width 16, 64-px crops, queue 256)
 BASE = dict(skimage=True, bank=1200, batch=16, crop=64, num_feat=16, queue=256, momentum=0.99, lr=1e-3,
             probe_train=600, probe_test=300, probe_crops=4, iters=100000)
@@ -49,17 +50,16 @@ def _run(group, minutes, content, opts, **changes):
 #: the scikit-image pictures; 'all': every clean test-data face (GT, MFR_result, SR_result) with 4 content views,
 #: and the scikit-image pictures. Training stops after the CPU-minutes (``iters`` is only an upper bound).
 RUNS = {
-    'base_udrl_plainbn': _run('base', 4, 'gt', BASE),
-    'base_udrl_shufbn': _run('base', 4, 'gt', BASE, **SHUF),
-    'base_supervised': _run('base', 4, 'gt', BASE, objective='supervised'),
-    'input_supervised_dre512': _run('input', 4, 'gt', BASE, objective='supervised', dre_size=512, bank=500),
-    'input_supervised_crop128': _run('input', 4, 'gt', BASE, objective='supervised', crop=128),
-    **{f'factor_{f}': _run('factor', 2.5, 'gt', SMALL, vary=f, **SHUF) for f in FACTORS},
-    'queue_32deg_K256': _run('queue', 2, 'gt', SMALL, bank=32, **SHUF),
-    'queue_32deg_K16': _run('queue', 2, 'gt', SMALL, bank=32, queue=16, **SHUF),
-    'crop_32': _run('crop', 3, 'gt', SMALL, crop=32, **SHUF),
-    'crop_128': _run('crop', 3, 'gt', SMALL, crop=128, **SHUF),
-    'main_udrl_allfaces': _run('main', 12, 'all', BASE, views=4, **SHUF),
+    'base_udrl_shufbn': _run('base', 2, 'gt', BASE, **SHUF),
+    'base_udrl_plainbn': _run('base', 2, 'gt', BASE),
+    'main_udrl_allfaces': _run('main', 6, 'all', BASE, views=4, **SHUF),
+    **{f'factor_{f}': _run('factor', 1, 'gt', SMALL, vary=f, **SHUF) for f in FACTORS},
+    'base_supervised': _run('base', 2, 'gt', BASE, objective='supervised'),
+    'input_supervised_dre512': _run('input', 1.5, 'gt', BASE, objective='supervised', dre_size=512, bank=500),
+    'queue_32deg_K256': _run('queue', 0.7, 'gt', SMALL, bank=32, **SHUF),
+    'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16, **SHUF),
+    'crop_32': _run('crop', 1, 'gt', SMALL, crop=32, **SHUF),
+    'crop_128': _run('crop', 1, 'gt', SMALL, crop=128, **SHUF),
 }
 
 
@@ -99,7 +99,7 @@ def collect(out):
             res = json.load(f)
         trained = next(k for k in res['scores_r2'] if 'random' not in k)
         control = res['scores_r2'].get('random DRE (control)')
-        as_float = lambda d: {t: float(d[t]) for t in FACTORS}  # noqa: E731  ('nan' strings back to floats)
+        as_float = lambda d: {t: float(d.get(t, 'nan')) for t in TARGETS}  # noqa: E731  ('nan' strings back to floats)
         cfg = res['config']
         rows.append(dict(
             run=name, group=group, content=content, heldout=as_float(res['scores_r2'][trained]),
@@ -112,14 +112,14 @@ def collect(out):
 
 
 def table(rows):
-    head = ('| run | setup | images | iters | CPU-min | held-out R² log r / δ / q / σ | CV R² log r / δ / q / σ '
-            '| control held-out R² log r / δ / q / σ |')
+    head = ('| run | setup | images | iters | CPU-min | held-out R² log r / δ / q / σ / log blur | CV R² (same) '
+            '| control held-out R² (same) |')
     lines = [head, '|---|---|---|---|---|---|---|---|']
     for r in rows:
-        ctrl = ' / '.join(fmt(r['control'][t]) for t in FACTORS) if r['control'] else '—'
+        ctrl = ' / '.join(fmt(r['control'][t]) for t in TARGETS) if r['control'] else '—'
         lines.append(f"| {r['run']} | {r['setup']} | {r['images']} | {r['iters']} | {r['cpu_min']:.1f} | " +
-                     ' / '.join(fmt(r['heldout'][t]) for t in FACTORS) + ' | ' +
-                     ' / '.join(fmt(r['cv'][t]) for t in FACTORS) + f' | {ctrl} |')
+                     ' / '.join(fmt(r['heldout'][t]) for t in TARGETS) + ' | ' +
+                     ' / '.join(fmt(r['cv'][t]) for t in TARGETS) + f' | {ctrl} |')
     return '\n'.join(lines) + '\n'
 
 

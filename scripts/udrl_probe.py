@@ -48,7 +48,9 @@ from panininet.metrics import json_safe, list_images, read_image
 # colour pictures that ship in scikit-image's wheel, sharp and without large flat black areas (where noise is clipped
 # and blur is invisible: hubble_deep_field, retina are left out)
 SKIMAGE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry')
-TARGETS = ('log_r', 'delta', 'q', 'sigma')
+TARGETS = ('log_r', 'delta', 'q', 'sigma', 'log_blur')
+#: the factors of eq. (10) that the supervised bound regresses (log_blur is a function of two of them)
+FACTOR_TARGETS = TARGETS[:4]
 
 
 def square(img):
@@ -215,8 +217,16 @@ def cached(cache_dir, key, make):
 
 
 def targets_of(params):
-    """The probe's targets (:data:`TARGETS`) of one parameter set."""
-    return [math.log(params['r']), params['delta'], params['q'], params['sigma']]
+    """The probe's targets (:data:`TARGETS`) of one parameter set.
+
+    ``log_blur`` is the log of the combined low-pass width at the 512 input, sqrt(sigma^2 + f^2 / 4) px with
+    f = r / r_base: the Gaussian's variance plus the area downsampling's box (f^2 / 12) and the linear upsampling's
+    triangle (f^2 / 6). Blur and downsampling both remove high frequencies; where one hides the other, only this
+    combination is visible in the image.
+    """
+    f = params['r'] / params['r_base']
+    return [math.log(params['r']), params['delta'], params['q'], params['sigma'],
+            0.5 * math.log(params['sigma']**2 + f**2 / 4)]
 
 
 def cosine_lr(opt, lr, progress):
@@ -265,7 +275,7 @@ def train_udrl(moco, bank, iters, batch, crop, lr, rng, log_every=50, max_second
 
 
 def train_supervised(encoder, bank, iters, batch, crop, lr, rng, log_every=50, max_seconds=None):
-    """The upper bound: the same encoder trained to regress the standardised targets from v_DR (MSE).
+    """The upper bound: the same encoder trained to regress the standardised factors from v_DR (MSE).
 
     A linear head on v_DR (the vector the probe reads) predicts log r, delta, q and sigma, standardised by their
     mean and std over the bank (a factor that does not vary is left out of the loss). Each bank image is one
@@ -275,11 +285,11 @@ def train_supervised(encoder, bank, iters, batch, crop, lr, rng, log_every=50, m
         list[float]: The loss per iteration.
     """
     views = [v for item in bank for v in item[:2]]
-    y = np.array([targets_of(item[2]) for item in bank for _ in range(2)], dtype=np.float64)
+    y = np.array([targets_of(item[2])[:len(FACTOR_TARGETS)] for item in bank for _ in range(2)], dtype=np.float64)
     mean, std = y.mean(0), y.std(0)
     varies = torch.from_numpy((std > 1e-9).astype(np.float32))
     y = torch.from_numpy(((y - mean) / np.where(std > 1e-9, std, 1)).astype(np.float32))
-    head = torch.nn.Linear(encoder.out_dim, len(TARGETS))
+    head = torch.nn.Linear(encoder.out_dim, len(FACTOR_TARGETS))
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
     encoder.train()

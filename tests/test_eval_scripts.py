@@ -130,7 +130,8 @@ def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
                          '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4', '--queue', '16',
                          '--probe-train', '20', '--probe-test', '8', '--probe-crops', '1'])
     lines = (out / 'probe.md').read_text(encoding='utf-8').splitlines()
-    assert lines[0] == '| DRE | probe scored on | R² log_r | R² delta | R² q | R² sigma | ridge alpha |'
+    assert lines[0] == ('| DRE | probe scored on | R² log_r | R² delta | R² q | R² sigma | R² log_blur | '
+                        'ridge alpha |')
     assert [line.split(' | ')[:2] for line in lines[2:]] == [
         ['| UDRL-trained DRE', 'held-out images'], ['| UDRL-trained DRE', 'training images (5-fold CV)'],
         ['| random DRE (control)', 'held-out images'], ['| random DRE (control)', 'training images (5-fold CV)']]
@@ -158,3 +159,56 @@ def test_evaluate_gfpgan_row(examples, tmp_path):
                             '--out', str(tmp_path / 'eval')])
     assert list(result['methods']) == ['GFPGAN v1.3'] and result['n'] == 3
     assert cv2.imread(str(tmp_path / 'eval' / 'restored' / 'GFPGAN_v1.3' / '00003.png')).shape == (512, 512, 3)
+
+
+def test_udrl_probe_holds_out_whole_groups(shared_dir):
+    """Every clean test-data face, 3 content views each: a person's GT and restorations fall on one side."""
+    probe = load_script('udrl_probe')
+    folders = probe.clean_face_folders(osp.join(shared_dir, 'testdata'))
+    images, groups = probe.load_hq_images(folders, False, size=64, views=3)
+    assert len(images) == 10 * 3 and len(set(groups.values())) == 5
+    assert groups['MFR_result/00003#2'] == groups['GT/00003'] == '00003'
+    train, test = probe.split_names(list(images), 4, groups)
+    assert {groups[n] for n in test} == {'00003'}
+    assert not {groups[n] for n in train} & {groups[n] for n in test}
+    assert not np.array_equal(images['GT/00002'], images['GT/00002#1'])  # views are other crops
+
+
+@pytest.mark.parametrize('vary', ['log_r', 'delta', 'q', 'sigma'])
+def test_udrl_probe_one_factor_sampler(vary):
+    probe = load_script('udrl_probe')
+    sampler = probe.make_sampler(vary)
+    rng = np.random.default_rng(0)
+    targets = np.array([probe.targets_of(sampler.sample(rng))[:4] for _ in range(30)])
+    moving = [t for t, col in zip(probe.TARGETS, targets.T) if np.ptp(col) > 0]
+    assert moving == [vary]
+
+
+def test_udrl_probe_log_blur_target():
+    probe = load_script('udrl_probe')
+    # sigma 0 and factor 2 (r = 20): sqrt(0 + 4 / 4) = 1 px
+    assert probe.targets_of(dict(r=20.0, r_base=10.0, delta=0.0, q=30, sigma=0.0))[4] == pytest.approx(0.0)
+    # sigma 3, factor 8: sqrt(9 + 16) = 5 px
+    assert probe.targets_of(dict(r=80.0, r_base=10.0, delta=0.0, q=30, sigma=3.0))[4] == pytest.approx(np.log(5))
+
+
+def test_udrl_probe_supervised_cache_and_experiments_table(examples, shared_dir, tmp_path):
+    """The supervised bound with one varying factor, twice through the bank cache (same figures), then the table."""
+    probe = load_script('udrl_probe')
+    common = ['--images', osp.join(examples, 'GT'), '--objective', 'supervised', '--vary', 'delta', '--bank', '6',
+              '--iters', '3', '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4',
+              '--probe-train', '20', '--probe-test', '8', '--probe-crops', '1', '--no-control',
+              '--cache', str(tmp_path / 'cache')]
+    first = probe.main(common + ['--out', str(tmp_path / 'runs' / 'base_supervised')])
+    assert len(list((tmp_path / 'cache').glob('*.npz'))) == 2  # bank and probe set
+    second = probe.main(common + ['--out', str(tmp_path / 'again')])
+    assert json.dumps(first['scores_r2']) == json.dumps(second['scores_r2'])  # NaN-safe comparison
+    assert first['bank_cpu_s'] > second['bank_cpu_s']
+    scores = first['scores_r2']['supervised DRE (bound)']
+    assert np.isfinite(scores['delta']) and all(np.isnan(scores[t]) for t in ('log_r', 'q', 'sigma'))
+    experiments = load_script('udrl_experiments')
+    rows = experiments.main(['--testdata', osp.join(shared_dir, 'testdata'), '--out', str(tmp_path / 'runs'),
+                             '--table-only'])
+    assert [r['run'] for r in rows] == ['base_supervised'] and rows[0]['iters'] == 3
+    table = (tmp_path / 'runs' / 'results.md').read_text(encoding='utf-8').splitlines()
+    assert table[2].startswith('| base_supervised | supervised, vary delta,') and ' — / ' in table[2]
