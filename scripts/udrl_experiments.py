@@ -52,6 +52,7 @@ def _run(group, minutes, content, opts, **changes):
 RUNS = {
     'base_udrl_shufbn': _run('base', 2, 'gt', BASE, **SHUF),
     'base_udrl_plainbn': _run('base', 2, 'gt', BASE),
+    'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
     'main_udrl_allfaces': _run('main', 6, 'all', BASE, views=4, **SHUF),
     **{f'factor_{f}': _run('factor', 1, 'gt', SMALL, vary=f, **SHUF) for f in FACTORS},
     'base_supervised': _run('base', 2, 'gt', BASE, objective='supervised'),
@@ -107,7 +108,8 @@ def collect(out):
             iters=res['iters_done'], cpu_min=res.get('train_cpu_s', float('nan')) / 60,
             images=len(res['train_images']) + len(res['heldout_images']),
             setup=(f"{cfg['objective']}, vary {cfg['vary']}, bank {cfg['bank']}, K {cfg['queue']}, crop "
-                   f"{cfg['crop']}, DRE input {cfg['dre_size']}, bn_splits {cfg['bn_splits']}")))
+                   f"{cfg['crop']}, DRE input {cfg['dre_size']}, bn_splits {cfg['bn_splits']}"
+                   + (', batch negatives' if cfg.get('batch_negatives') else ''))))
     return rows
 
 

@@ -465,6 +465,8 @@ def parse_args(argv=None):
     p.add_argument('--temperature', type=float, default=0.07, help='InfoNCE temperature (default: 0.07)')
     p.add_argument('--bn-splits', type=int, default=1,
                    help='MoCo shuffled BatchNorm sub-batches (1 = plain BatchNorm; default: 1)')
+    p.add_argument('--batch-negatives', action='store_true',
+                   help='MoCo: the other keys of the batch are negatives too (default: the queue only)')
     p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate, cosine-annealed (default: 1e-3)')
     p.add_argument('--probe-train', type=int, default=600, help='probe training degradations (default: 600)')
     p.add_argument('--probe-test', type=int, default=300, help='probe test degradations (default: 300)')
@@ -500,7 +502,7 @@ def main(argv=None):
     print(f'degradations: {sampler}', flush=True)
 
     moco = MoCo(num_feat=args.num_feat, dim=4 * args.num_feat, K=args.queue, m=args.momentum, T=args.temperature,
-                bn_splits=args.bn_splits)
+                bn_splits=args.bn_splits, batch_negatives=args.batch_negatives)
     random_dre = DegradationEncoder(args.num_feat)
     random_dre.load_state_dict(moco.encoder_q.state_dict())  # the control: same initialisation, never trained
     t0, c0 = time.time(), cpu_seconds()

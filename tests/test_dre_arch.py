@@ -182,3 +182,21 @@ def test_shuffled_bn_keeps_the_state_dict_and_eval_path():
 def test_shuffled_bn_refuses_bad_splits(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MoCo(num_feat=4, dim=16, K=8, **kwargs).train()(torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16))
+
+
+def test_batch_negatives_put_the_other_keys_before_the_queue():
+    torch.manual_seed(0)
+    moco = MoCo(num_feat=4, dim=16, K=8, batch_negatives=True).train()
+    ref = MoCo(num_feat=4, dim=16, K=8).train()
+    ref.load_state_dict(moco.state_dict())
+    im_q, im_k = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    logits, labels = moco(im_q, im_k)
+    plain, _ = ref(im_q, im_k)
+    assert logits.shape == (3, 3 + 8) and labels.tolist() == [0, 0, 0]
+    assert torch.allclose(logits[:, [0]], plain[:, [0]], atol=1e-5)
+    assert torch.allclose(logits[:, 3:], plain[:, 1:], atol=1e-5)
+    q = F.normalize(ref.encoder_q.project(im_q)[1], dim=1)
+    k = ref.queue[:, :3].T  # the keys ref enqueued
+    sim = q @ k.T / 0.07
+    assert torch.allclose(logits[0, 1:3], sim[0, [1, 2]], atol=1e-4)
+    assert torch.allclose(logits[2, 1:3], sim[2, [0, 1]], atol=1e-4)

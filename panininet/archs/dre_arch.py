@@ -107,9 +107,12 @@ class MoCo(nn.Module):
         T (float): Softmax temperature. Default: 0.07.
         bn_splits (int): Sub-batches of the shuffled BatchNorm (see above); 1 = plain BatchNorm over the batch.
             Default: 1.
+        batch_negatives (bool): Also use the other keys of the batch as negatives (logits (b, b + K)): keys of
+            the current batch then no longer stand out from the queue by their batch statistics. Default: False
+            (eq. 4: the queue only).
     """
 
-    def __init__(self, num_feat=64, dim=256, K=8192, m=0.999, T=0.07, bn_splits=1):
+    def __init__(self, num_feat=64, dim=256, K=8192, m=0.999, T=0.07, bn_splits=1, batch_negatives=False):
         super().__init__()
         if int(bn_splits) < 1:
             raise ValueError(f'MoCo: bn_splits must be >= 1, got {bn_splits}.')
@@ -117,6 +120,7 @@ class MoCo(nn.Module):
         self.m = m
         self.T = T
         self.bn_splits = int(bn_splits)
+        self.batch_negatives = bool(batch_negatives)
         self.encoder_q = DegradationEncoder(num_feat)
         self.encoder_k = DegradationEncoder(num_feat)
         if self.encoder_q.out_dim != dim:
@@ -182,7 +186,8 @@ class MoCo(nn.Module):
             im_k (Tensor): Key images (same degradation, other faces), (b, 3, h, w).
 
         Returns:
-            tuple[Tensor, Tensor]: logits (b, 1 + K) already divided by T (column 0 = positive) and
+            tuple[Tensor, Tensor]: logits (b, 1 + K), with ``batch_negatives`` (b, b + K): the other keys of the
+            batch come before the queue, already divided by T (column 0 = positive) and
             labels (b,) of zeros; the InfoNCE loss is ``F.cross_entropy(logits, labels)``.
         """
         q = self._split_project(self.encoder_q, im_q)
@@ -193,6 +198,9 @@ class MoCo(nn.Module):
             k = self._split_project(self.encoder_k, im_k, perm)
         l_pos = (q * k).sum(dim=1, keepdim=True)
         l_neg = q @ self.queue.clone().detach()
+        if self.batch_negatives:
+            others = ~torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
+            l_neg = torch.cat([(q @ k.T)[others].reshape(q.shape[0], -1), l_neg], dim=1)
         logits = torch.cat([l_pos, l_neg], dim=1) / self.T
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         if self.training:
