@@ -240,9 +240,10 @@ def test_half_precision_psnr_on_official_reference_input(shared_dir, dtype):
     import os.path as osp
 
     import numpy as np
+    from official_recipe import make_recipe_state_dict
 
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.official import convert_official_state_dict, make_recipe_state_dict
+    from panininet.official import convert_official_state_dict
     ref = osp.join(shared_dir, 'official_reference')
     with open(osp.join(ref, 'manifest_panini_mfr.json')) as f:
         state_dict, arch_opt = convert_official_state_dict(make_recipe_state_dict(json.load(f)))
