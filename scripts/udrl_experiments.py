@@ -38,7 +38,7 @@ TARGETS = FACTORS + ('log_blur',)
 BASE = dict(skimage=True, bank=1200, batch=16, crop=64, num_feat=16, queue=256, momentum=0.99, lr=1e-3,
             probe_train=600, probe_test=300, probe_crops=4, iters=100000)
 #: the controlled runs: smaller bank and probe, no control
-SMALL = dict(BASE, bank=400, probe_train=300, probe_test=150, probe_crops=2, no_control=True)
+SMALL = dict(BASE, bank=200, probe_train=300, probe_test=150, probe_crops=2, no_control=True)
 SHUF = dict(bn_splits=4)
 
 
@@ -52,15 +52,13 @@ def _run(group, minutes, content, opts, **changes):
 RUNS = {
     'base_udrl_shufbn': _run('base', 2, 'gt', BASE, **SHUF),
     'base_udrl_plainbn': _run('base', 2, 'gt', BASE),
-    'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
-    'main_udrl_allfaces': _run('main', 6, 'all', BASE, views=4, **SHUF),
-    **{f'factor_{f}': _run('factor', 1, 'gt', SMALL, vary=f, **SHUF) for f in FACTORS},
     'base_supervised': _run('base', 2, 'gt', BASE, objective='supervised'),
-    'input_supervised_dre512': _run('input', 1.5, 'gt', BASE, objective='supervised', dre_size=512, bank=500),
-    'queue_32deg_K256': _run('queue', 0.7, 'gt', SMALL, bank=32, **SHUF),
-    'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16, **SHUF),
-    'crop_32': _run('crop', 1, 'gt', SMALL, crop=32, **SHUF),
-    'crop_128': _run('crop', 1, 'gt', SMALL, crop=128, **SHUF),
+    'factor_q': _run('factor', 1, 'gt', SMALL, vary='q'),
+    'input_supervised_dre512': _run('input', 1, 'gt', BASE, objective='supervised', dre_size=512, bank=500),
+    'main_udrl_allfaces': _run('main', 3, 'all', BASE, views=4),
+    'factor_delta': _run('factor', 1, 'gt', SMALL, vary='delta'),
+    'factor_log_r': _run('factor', 1, 'gt', SMALL, vary='log_r'),
+    'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
 }
 
 
