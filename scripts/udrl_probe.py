@@ -44,11 +44,11 @@ from panininet.archs.dre_arch import DegradationEncoder, MoCo
 from panininet.data.degradations import DegradationSampler, make_lq, resize
 from panininet.fileio import save_figure_atomic, torch_save_atomic, write_text_atomic
 from panininet.metrics import json_safe, list_images, read_image
+from panininet.probe import TARGETS, degradation_targets, linear_probe
 
 # colour pictures that ship in scikit-image's wheel, sharp and without large flat black areas (where noise is clipped
 # and blur is invisible: hubble_deep_field, retina are left out)
 SKIMAGE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry')
-TARGETS = ('log_r', 'delta', 'q', 'sigma', 'log_blur')
 #: the factors of eq. (10) that the supervised bound regresses (log_blur is a function of two of them)
 FACTOR_TARGETS = TARGETS[:4]
 
@@ -217,16 +217,8 @@ def cached(cache_dir, key, make):
 
 
 def targets_of(params):
-    """The probe's targets (:data:`TARGETS`) of one parameter set.
-
-    ``log_blur`` is the log of the combined low-pass width at the 512 input, sqrt(sigma^2 + f^2 / 4) px with
-    f = r / r_base: the Gaussian's variance plus the area downsampling's box (f^2 / 12) and the linear upsampling's
-    triangle (f^2 / 6). Blur and downsampling both remove high frequencies; where one hides the other, only this
-    combination is visible in the image.
-    """
-    f = params['r'] / params['r_base']
-    return [math.log(params['r']), params['delta'], params['q'], params['sigma'],
-            0.5 * math.log(params['sigma']**2 + f**2 / 4)]
+    """The probe's targets (:data:`TARGETS`, :func:`panininet.probe.degradation_targets`) of one parameter set."""
+    return degradation_targets(params)
 
 
 def cosine_lr(opt, lr, progress):
@@ -332,51 +324,6 @@ def features(encoder, crops, batch=64):
     flat = [c for sample in crops for c in sample]
     out = torch.cat([encoder(to_tensor(flat[i:i + batch])) for i in range(0, len(flat), batch)])
     return out.reshape(len(crops), -1, out.shape[-1]).mean(1).double().numpy()
-
-
-def ridge_fit(x, y, alpha):
-    """Ridge on centred features scaled by ONE global factor (their overall std); returns a predictor.
-
-    Not per-feature standardisation: a near-constant feature (a random DRE has many) would be blown up to unit
-    variance and a small content shift between images would then swing the predictions.
-    """
-    mu, scale = x.mean(0), x.std() + 1e-12
-    ym = y.mean(0)
-    xs = (x - mu) / scale
-    w = np.linalg.solve(xs.T @ xs + alpha * len(x) * np.eye(x.shape[1]), xs.T @ (y - ym))
-    return lambda z: ((z - mu) / scale) @ w + ym
-
-
-def r2(y, pred):
-    """Coefficient of determination per column; NaN for a column that does not vary (a fixed factor)."""
-    ss_res = ((y - pred)**2).sum(0)
-    ss_tot = ((y - y.mean(0))**2).sum(0)
-    varies = ss_tot > 1e-9 * np.maximum(1, (y**2).sum(0))
-    return np.where(varies, 1 - ss_res / np.where(varies, ss_tot, 1), np.nan)
-
-
-def linear_probe(x_tr, y_tr, x_te, y_te, alphas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10), folds=5, seed=0):
-    """Ridge probe with alpha picked by K-fold CV (mean R^2 over targets) on the training half.
-
-    Returns:
-        tuple[ndarray, ndarray, float, ndarray]: test R^2 per target, test predictions (n_te, t), chosen alpha,
-        and the cross-validated R^2 per target at that alpha (same images as the fit, fresh degradations).
-    """
-    perm = np.random.default_rng(seed).permutation(len(x_tr))
-    parts = np.array_split(perm, folds)
-    best = None
-    for alpha in alphas:
-        scores = []
-        for i in range(folds):
-            val = parts[i]
-            tr = np.concatenate([p for j, p in enumerate(parts) if j != i])
-            scores.append(r2(y_tr[val], ridge_fit(x_tr[tr], y_tr[tr], alpha)(x_tr[val])))
-        cv = np.mean(scores, axis=0)
-        if best is None or np.nanmean(cv) > np.nanmean(best[0]):
-            best = (cv, alpha)
-    predict = ridge_fit(x_tr, y_tr, best[1])
-    pred = predict(x_te)
-    return r2(y_te, pred), pred, best[1], best[0]
 
 
 def plot_loss(plt, losses, path):

@@ -119,6 +119,10 @@ def test_udrl_loss_decreases_and_logs_accuracy(udrl):
     assert np.mean(loss[-3:]) < np.mean(loss[:3]) - 0.3, loss
     assert all(0 <= a <= 1 for a in acc)
     assert logged(udrl['lines'], '# retrieval_top1') and logged(udrl['lines'], '# infonce')
+    # the per-factor linear-probe R² of the validation (4 held-out pairs: 2-fold CV); finite, at most 1
+    for target in ('log_r', 'delta', 'q', 'sigma', 'log_blur'):
+        (value,) = logged(udrl['lines'], f'# r2_{target}')
+        assert math.isfinite(value) and value <= 1, (target, value)
 
 
 def test_udrl_heldout_retrieval_beats_chance(udrl):

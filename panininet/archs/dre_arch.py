@@ -91,14 +91,15 @@ class MoCo(nn.Module):
     T 0.07). Under ``torch.distributed`` the keys of every rank are gathered into the queue (as the official
     MoCo).
 
-    Shuffled BatchNorm (``bn_splits``). The official MoCo computes BatchNorm per GPU and shuffles the keys across
-    GPUs, so a query and its key are never normalised with the same batch: otherwise the encoder can match a query
-    to its key by the batch statistics they share (here both batches hold the same degradations) instead of by
-    what each image shows, the loss falls and the running-statistics (eval-mode) v_DR that Panini-Net uses learns
-    little. With ``bn_splits = n > 1`` each encoder runs on n sub-batches separately (BatchNorm statistics per
-    sub-batch, as on n GPUs) and the keys are shuffled before the split and unshuffled after, as the official
-    ``_batch_shuffle_ddp`` and the single-GPU ``SplitBatchNorm`` of MoCo's CIFAR demo. The batch must divide
-    by n. The parameters and the state dict do not change.
+    Shuffled BatchNorm (``bn_splits``, off by default). The official MoCo computes BatchNorm per GPU and shuffles
+    the keys across GPUs, so that a query and its key are never normalised with the same batch (otherwise the
+    encoder can match them by the batch statistics they share). With ``bn_splits = n > 1`` each encoder runs on n
+    sub-batches separately (BatchNorm statistics per sub-batch, as on n GPUs) and the keys are shuffled before the
+    split and unshuffled after, as the official ``_batch_shuffle_ddp`` and the single-GPU ``SplitBatchNorm`` of
+    MoCo's CIFAR demo; the batch must divide by n; parameters and state dict do not change. Measured (README, UDRL
+    section): with sub-batches of 4 the DRE collapsed (InfoNCE at ln(K + 1)): the DRE's last BatchNorm comes right
+    before its global average pool, so every v_DR is relative to its sub-batch, and 3 other random degradations
+    are too noisy a reference. ``batch_negatives`` is the other way to take away the batch-statistics cue.
 
     Args:
         num_feat (int): Width of the encoders (v_DR has ``4 * num_feat`` values, must equal ``dim``). Default: 64.

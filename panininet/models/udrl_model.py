@@ -16,10 +16,15 @@ Validation (``val.metrics``): ``retrieval_top1`` -- for N held-out pairs, each w
 of queries whose nearest key is the key degraded the same way; chance is 1/N. Similarity: cosine of v_DR (the
 query encoder's output in eval mode, as Panini-Net uses it) after subtracting the mean v_DR of the 2N images, i.e.
 a correlation: all faces share a large common component that otherwise dominates every cosine. Also ``infonce``,
-the InfoNCE loss of those pairs among themselves.
+the InfoNCE loss of those pairs among themselves. And ``r2_log_r``, ``r2_delta``, ``r2_q``, ``r2_sigma``,
+``r2_log_blur`` (:func:`probe_metrics`): how much of each degradation factor the eval-mode v_DR encodes linearly
+(5-fold cross-validated ridge R² over the held-out pairs; 1 = all, <= 0 = nothing). Retrieval can be high while a
+factor is missing (the README's UDRL section measured a DRE that encodes the noise level and not the blur); these
+say which.
 """
 from collections import OrderedDict
 
+import numpy as np
 import torch
 from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
@@ -28,6 +33,7 @@ from torch.nn import functional as F
 
 from panininet.archs.dre_arch import MoCo
 from panininet.models.base_model import PaniniBaseModel
+from panininet.probe import TARGETS, cv_r2, degradation_targets
 
 
 def retrieval_metrics(v_q, v_k, T=0.07):
@@ -49,6 +55,31 @@ def retrieval_metrics(v_q, v_k, T=0.07):
         'retrieval_top1': (sim.argmax(dim=1) == target).float().mean().item(),
         'infonce': F.cross_entropy(sim / T, target).item(),
     }
+
+
+def probe_metrics(v_q, v_k, params, folds=5):
+    """Linear-probe R² of each degradation factor from v_DR (:mod:`panininet.probe`), cross-validated over pairs.
+
+    The query and the key of a pair share their parameters, so they are two samples of one group and never fall
+    in different folds.
+
+    Args:
+        v_q (Tensor): Query representations, (n, d).
+        v_k (Tensor): Key representations, (n, d).
+        params (dict): Collated ``params`` of the n pairs (``sigma``, ``r``, ``delta``, ``q``, ``r_base``: (n,)).
+        folds (int): K of the K-fold cross-validation (at most n / 2). Default: 5.
+
+    Returns:
+        dict: ``r2_<target>`` for every target of :data:`panininet.probe.TARGETS` (NaN for a factor that does not
+        vary, e.g. q with JPEG off).
+    """
+    n = v_q.shape[0]
+    rows = [degradation_targets({k: float(params[k][i]) for k in ('sigma', 'r', 'delta', 'q', 'r_base')})
+            for i in range(n)]
+    y = np.array(rows + rows, dtype=np.float64)
+    x = torch.cat([v_q, v_k]).double().numpy()
+    scores, _ = cv_r2(x, y, groups=np.concatenate([np.arange(n), np.arange(n)]), folds=folds)
+    return {f'r2_{t}': float(v) for t, v in zip(TARGETS, scores)}
 
 
 @MODEL_REGISTRY.register()
@@ -127,17 +158,25 @@ class UDRLModel(PaniniBaseModel):
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """Degradation retrieval on held-out pairs (see :func:`retrieval_metrics`); ``save_img`` is ignored."""
         dataset_name = dataloader.dataset.opt['name']
-        queries, keys = [], []
+        queries, keys, params = [], [], []
         for data in dataloader:
             queries.append(data['query'])
             keys.append(data['key'])
+            params.append(data['params'])
         v_q, v_k = self.representations(torch.cat(queries)), self.representations(torch.cat(keys))
         T = self.get_bare_model(self.net_g).T
         results = retrieval_metrics(v_q, v_k, T)
         metrics = self.opt['val'].get('metrics')
         if not metrics:
-            raise ValueError('val.metrics is empty: UDRLModel validation reports retrieval_top1 {better: higher} '
-                             'and/or infonce {better: lower}.')
+            raise ValueError('val.metrics is empty: UDRLModel validation reports retrieval_top1 {better: higher}, '
+                             'infonce {better: lower} and/or r2_log_r, r2_delta, r2_q, r2_sigma, r2_log_blur '
+                             '{better: higher}.')
+        if any(name.startswith('r2_') for name in metrics):
+            if len(v_q) < 4:
+                raise ValueError(f'val.metrics r2_*: the cross-validated probe needs at least 4 validation pairs, '
+                                 f'{dataset_name} has {len(v_q)}.')
+            collated = {k: torch.cat([torch.as_tensor(p[k]) for p in params]) for k in params[0]}
+            results.update(probe_metrics(v_q, v_k, collated))
         self._initialize_best_metric_results(dataset_name)
         self.metric_results = {}
         for name in metrics:
@@ -147,7 +186,7 @@ class UDRLModel(PaniniBaseModel):
             self._update_best_metric_result(dataset_name, name, results[name], current_iter)
         log_str = f'Validation {dataset_name} ({len(v_q)} pairs, chance {1 / len(v_q):.4f})\n'
         for name, value in self.metric_results.items():
-            log_str += f'\t # {name}: {value:.4f}\n'
+            log_str += f'\t # {name}: {value:.4f}\n'  # NaN: the factor does not vary in this set
             if tb_logger:
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
         get_root_logger().info(log_str)
