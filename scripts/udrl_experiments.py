@@ -9,14 +9,16 @@ iterations and CPU-minutes.
 
 Groups of runs:
 
-* ``base``: the setup the README first reported (10 images: panini_examples/GT and five scikit-image pictures; 7
-  train, 3 held out; DRE width 16; 64-px crops of the 256-px DRE input), trained by UDRL with plain BatchNorm, by
-  UDRL with shuffled BatchNorm (``bn_splits``), and *supervised* (the upper bound of this encoder and input).
-* ``input``: the supervised bound at the DRE input of 512 (no 2x2 pooling) and with 128-px crops.
+* ``base``: 10 pictures (panini_examples/GT and five scikit-image pictures; 7 train, 3 held out), DRE width 16,
+  64-px crops of the 256-px DRE input, 2 CPU-minutes each: UDRL with plain BatchNorm, UDRL with shuffled
+  BatchNorm (``bn_splits`` 4), UDRL with in-batch negatives, and *supervised* (the upper bound of this encoder and
+  input).
+* ``input``: the supervised bound at a DRE input of 512 (no 2x2 pooling).
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
-* ``queue``: 32 distinct degradations against queues of 256 and 16 keys (false negatives).
-* ``crop``: UDRL with 32-px and 128-px crops at the same CPU budget.
-* ``main``: UDRL on all clean test-data faces (``--testdata``) with 4 content views each, shuffled BatchNorm.
+* ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each.
+* ``queue``: 32 distinct degradations (bank 32) against a queue of 256 keys (each degradation ~8 times in the
+  queue: false negatives) and of 16.
+* ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
 
 Example (the figures in the README; about 25 CPU-minutes in all, one thread):
 
@@ -59,6 +61,10 @@ RUNS = {
     'factor_delta': _run('factor', 1, 'gt', SMALL, vary='delta'),
     'factor_log_r': _run('factor', 1, 'gt', SMALL, vary='log_r'),
     'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
+    'queue_32deg_K256': _run('queue', 0.7, 'gt', SMALL, bank=32),
+    'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16),
+    'crop_128': _run('crop', 1, 'gt', SMALL, crop=128),
+    'crop_32': _run('crop', 1, 'gt', SMALL, crop=32),
 }
 
 
