@@ -11,8 +11,8 @@ Groups of runs:
 
 * ``base``: 10 pictures (panini_examples/GT and five scikit-image pictures; 7 train, 3 held out), DRE width 16,
   64-px crops of the 256-px DRE input, 2 CPU-minutes each: UDRL with plain BatchNorm, UDRL with shuffled
-  BatchNorm (``bn_splits`` 4), UDRL with in-batch negatives, and *supervised* (the upper bound of this encoder and
-  input).
+  BatchNorm (``bn_splits`` 4), UDRL with in-batch negatives, UDRL at a 10x lower learning rate, and
+  *supervised* (the upper bound of this encoder and input).
 * ``input``: the supervised bound at a DRE input of 512 (no 2x2 pooling).
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
 * ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each.
@@ -61,6 +61,7 @@ RUNS = {
     'factor_delta': _run('factor', 1, 'gt', SMALL, vary='delta'),
     'factor_log_r': _run('factor', 1, 'gt', SMALL, vary='log_r'),
     'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
+    'base_udrl_lr1e-4': _run('base', 2, 'gt', BASE, lr=1e-4),
     'queue_32deg_K256': _run('queue', 0.7, 'gt', SMALL, bank=32),
     'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16),
     'crop_128': _run('crop', 1, 'gt', SMALL, crop=128),
