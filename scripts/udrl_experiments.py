@@ -15,7 +15,8 @@ Groups of runs:
   *supervised* (the upper bound of this encoder and input).
 * ``input``: the supervised bound at a DRE input of 512 (no 2x2 pooling).
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
-* ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each.
+* ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each; with all degradations
+  distinct and with the bank's degradations drawn from 32 parameter sets (``--pool 32``).
 * ``queue``: 32 distinct degradations (bank 32) against a queue of 256 keys (each degradation ~8 times in the
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
@@ -66,6 +67,7 @@ RUNS = {
     'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16),
     'crop_128': _run('crop', 1, 'gt', SMALL, crop=128),
     'crop_32': _run('crop', 1, 'gt', SMALL, crop=32),
+    'main_udrl_allfaces_pool32': _run('main', 3, 'all', BASE, views=4, pool=32),
 }
 
 
@@ -112,7 +114,8 @@ def collect(out):
             cv=as_float(res['cv_scores_r2'][trained]), control=as_float(control) if control else None,
             iters=res['iters_done'], cpu_min=res.get('train_cpu_s', float('nan')) / 60,
             images=len(res['train_images']) + len(res['heldout_images']),
-            setup=(f"{cfg['objective']}, vary {cfg['vary']}, bank {cfg['bank']}, K {cfg['queue']}, crop "
+            setup=(f"{cfg['objective']}, vary {cfg['vary']}, bank {cfg['bank']}"
+                   + (f" from {cfg['pool']} degradations" if cfg.get('pool') else '') + f", K {cfg['queue']}, crop "
                    f"{cfg['crop']}, DRE input {cfg['dre_size']}, bn_splits {cfg['bn_splits']}"
                    + (', batch negatives' if cfg.get('batch_negatives') else ''))))
     return rows

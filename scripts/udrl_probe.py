@@ -168,16 +168,20 @@ def to_tensor(crops):
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
 
 
-def build_bank(images, names, num_params, sampler, dre_size, rng, groups=None):
+def build_bank(images, names, num_params, sampler, dre_size, rng, groups=None, pool=None):
     """UDRL pairs: for each of ``num_params`` parameter sets, two images of different groups degraded alike.
+
+    With ``pool`` the parameter sets are drawn from ``pool`` sets sampled first (a degradation recurs with other
+    content, as ``UDRLPairDataset(degradation_pool=...)``).
 
     Returns:
         list[tuple[ndarray, ndarray, dict]]: (view a, view b, parameters).
     """
     groups = groups or {n: n for n in names}
+    pool = None if pool is None else [sampler.sample(rng) for _ in range(pool)]
     bank = []
     for _ in range(num_params):
-        params = sampler.sample(rng)
+        params = sampler.sample(rng) if pool is None else pool[int(rng.integers(len(pool)))]
         a = names[int(rng.integers(len(names)))]
         others = [n for n in names if groups[n] != groups[a]]
         b = others[int(rng.integers(len(others)))]
@@ -402,6 +406,8 @@ def parse_args(argv=None):
                    help='which factor varies; the others are fixed at %s (default: all)' % FIXED)
     p.add_argument('--holdout', type=int, default=4, help='hold out every N-th image group (default: 4)')
     p.add_argument('--bank', type=int, default=800, help='UDRL parameter sets (pairs) to pre-compute (default: 800)')
+    p.add_argument('--pool', type=int, default=None,
+                   help='draw the bank\'s degradations from this many parameter sets (default: all distinct)')
     p.add_argument('--iters', type=int, default=1500, help='UDRL iterations (default: 1500)')
     p.add_argument('--batch', type=int, default=24, help='UDRL batch size (default: 24)')
     p.add_argument('--crop', type=int, default=64, help='crop side at the DRE scale (default: 64)')
@@ -464,10 +470,11 @@ def main(argv=None):
 
         def make_bank():
             items = build_bank(images, train_names, args.bank, sampler, args.dre_size,
-                               np.random.default_rng([args.seed, 1]), groups)
+                               np.random.default_rng([args.seed, 1]), groups, args.pool)
             return [np.stack(item[:2]) for item in items], [item[2] for item in items]
 
-        views, params = cached(args.cache, dict(data_key, bank=args.bank), make_bank)
+        views, params = cached(args.cache, dict(data_key, bank=args.bank, **({'pool': args.pool} if args.pool else {})),
+                               make_bank)
         bank = [(v[0], v[1], p) for v, p in zip(views, params)]
         bank_cpu = cpu_seconds() - c0
         print(f'bank of {len(bank)} pairs in {time.time() - t0:.0f} s', flush=True)

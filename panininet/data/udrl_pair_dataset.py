@@ -11,7 +11,7 @@ from panininet.data.data_util import (
     prepare_hq,
     to_tensor,
 )
-from panininet.data.degradations import DegradationSampler, make_lq, resize
+from panininet.data.degradations import DegradationSampler, make_lq, resize, seeded_rng
 
 
 @DATASET_REGISTRY.register()
@@ -34,6 +34,11 @@ class UDRLPairDataset(data.Dataset):
         degradation_preset, blur_sigma, downsample_range, noise_range, jpeg_range, r_base, use_jpeg,
             down_interpolation, up_interpolation: as :class:`PaniniMFRDataset`.
         deterministic (bool), seed (int): as :class:`PaniniMFRDataset`.
+        degradation_pool (int | None): Draw each item's parameters from this many sets, sampled once from the
+            ranges with ``pool_seed`` (a degradation then recurs with other faces), instead of fresh ones per item.
+            Default: None (fresh, as the paper). Measured (README, UDRL section): at CPU scale, UDRL with every
+            degradation distinct collapsed to InfoNCE = ln(K + 1), with 32 recurring ones it learnt delta and q.
+        pool_seed (int): Seed of the pool. Default: 0.
 
     Returns (``__getitem__``):
         dict: ``query``, ``key`` (3, out_size, out_size) RGB float32 tensors; ``query_path``, ``key_path`` (str);
@@ -51,6 +56,11 @@ class UDRLPairDataset(data.Dataset):
         self.deterministic = is_deterministic(opt)
         self.seed = int(opt.get('seed', 0))
         self.sampler = DegradationSampler.from_opt(opt)
+        pool = opt.get('degradation_pool')
+        if pool is not None and int(pool) < 1:
+            raise ValueError(f'degradation_pool must be a positive number of parameter sets or ~, got {pool!r}.')
+        pool_rng = seeded_rng(int(opt.get('pool_seed', 0)), 0)
+        self.pool = None if pool is None else [self.sampler.sample(pool_rng) for _ in range(int(pool))]
         self.paths = hq_paths(opt)
         if len(self.paths) < 2:
             raise RuntimeError(f'UDRL pairs need at least two different HQ images; {opt["dataroot_gt"]!r} has '
@@ -68,7 +78,8 @@ class UDRLPairDataset(data.Dataset):
     def __getitem__(self, index):
         rng = make_rng(self.deterministic, self.seed, index)
         key_index = (index + 1 + int(rng.integers(len(self.paths) - 1))) % len(self.paths)
-        params = self.sampler.sample(rng)
+        params = (self.sampler.sample(rng) if self.pool is None
+                  else dict(self.pool[int(rng.integers(len(self.pool)))]))
         q_path, k_path = self.paths[index], self.paths[key_index]
         return {
             'query': self._degraded(q_path, params, rng),
