@@ -145,13 +145,11 @@ def _facexlib_loader(weights_dir, allow_download):
     folder = osp.join(weights_root(weights_dir), 'facexlib')
 
     def load(name, build):
-        import torch
+        from panininet.checkpoint import load_checkpoint_file, strip_prefix
 
         path = resolve_release_file(FACEXLIB_RELEASES[name], folder, allow_download, model_path_hint=False)
         model = build()
-        state = torch.load(path, map_location='cpu', weights_only=True)
-        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(strip_prefix(load_checkpoint_file(path), 'module.'), strict=True)
         return model.eval()
 
     def init_detection_model(model_name, half=False, device='cpu', model_rootpath=None):
