@@ -2,9 +2,9 @@
 import cv2
 import numpy as np
 import pytest
+from conftest import get_shared
 
 from panininet.color import color_fix, is_gray, mean_delta_e, to_gray_bgr
-from tests.conftest import get_shared
 
 
 def _read(*parts):
