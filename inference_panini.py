@@ -45,8 +45,9 @@ def parse_args(argv=None):
                    help='fidelity in [0, 1]: 1 keeps the most of the input, 0 takes the most from the GAN prior, '
                    '0.5 is the network as trained')
     p.add_argument('--detector', default='retinaface_resnet50', choices=DETECTORS,
-                   help='face detector (dlib: offline, no download)')
-    p.add_argument('--dlib_upsample', type=int, default=1, help='HOG upsampling passes of the dlib detector')
+                   help='face detector (dlib: HOG; dlib_cnn: MMOD CNN, also side and small faces, 25-100x slower; '
+                        'both offline, no download)')
+    p.add_argument('--dlib_upsample', type=int, default=1, help='upsampling passes of the dlib detectors')
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'))
     p.add_argument('--weights_dir', default=None,
                    help=f'weights folder (default: ${{PANINI_WEIGHTS_DIR}}, else {weights_root(None)})')
