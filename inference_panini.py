@@ -103,10 +103,19 @@ def check_args(args):
         raise UsageError(f'--max_output_pixels {args.max_output_pixels:g}: give a positive number of pixels.')
 
 
-def prepare_output(out_root, files):
-    """Create ``-o`` and check that it can be written and holds no input of this run (raises UsageError)."""
+def check_output(out_root, files):
+    """Refuse an ``-o`` that is a file or holds inputs of this run, before anything is created (UsageError)."""
     if osp.exists(out_root) and not osp.isdir(out_root):
         raise UsageError(f'-o {out_root} is a file; give a folder (it is created if missing).')
+    subfolders = {osp.join(out_root, sub) for sub in OUTPUT_SUBFOLDERS}
+    inside = [f for f in files if osp.dirname(osp.abspath(f)) in subfolders]
+    if inside:
+        raise UsageError(f'{inside[0]} is in the output folder -o {out_root}, whose files this run writes; '
+                         'choose another -o.')
+
+
+def prepare_output(out_root):
+    """Create ``-o`` and check that a file can be written in it (raises UsageError naming the reason)."""
     try:
         os.makedirs(out_root, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_root):
@@ -114,11 +123,6 @@ def prepare_output(out_root, files):
     except OSError as err:
         raise UsageError(f'-o {out_root} cannot be written ({err.strerror or err}); choose a folder you can write '
                          'to.') from None
-    subfolders = {osp.join(out_root, sub) for sub in OUTPUT_SUBFOLDERS}
-    inside = [f for f in files if osp.dirname(osp.abspath(f)) in subfolders]
-    if inside:
-        raise UsageError(f'{inside[0]} is in the output folder -o {out_root}, whose files this run writes; '
-                         'choose another -o.')
 
 
 def output_stems(files):
@@ -274,8 +278,9 @@ def main(argv=None):
     try:
         check_args(args)
         files = list_inputs(args.input)
-        prepare_output(out_root, files)
-        restorer = build_restorer(args)
+        check_output(out_root, files)
+        restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
+        prepare_output(out_root)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')
         return EXIT_USAGE
