@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
+from panininet.image_io import why_unreadable
 from panininet.restorer import VERSIONS, PaniniRestorer, read_image, weight_to_mask_bias, write_image
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
@@ -69,6 +71,8 @@ def parse_args(argv=None):
                    help='faces per network call; photos are read in groups of this size so faces of several photos '
                         'share a call')
     p.add_argument('--no_download', action='store_true', help='never download weights')
+    p.add_argument('--color_fix', default='none', choices=COLOR_FIX_METHODS,
+                   help="give each restored face its input crop's low-frequency colour before pasting it back")
     p.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
                    help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
     half = p.add_mutually_exclusive_group()
@@ -174,7 +178,17 @@ def output_ext(args, in_path):
 
 
 def fit_for_format(img, ext, name):
-    """JPEG holds neither alpha nor 16 bits: convert (with a warning) rather than fail."""
+    """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
+
+    Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
+    JPEG, WebP and BMP hold neither alpha nor 16 bits.
+    """
+    if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
+        depth = 16 if ext == 'png' else 8
+        warnings.warn(f'{name}: {ext} cannot hold 32-bit float; writing {depth} bits (give a TIFF input and keep '
+                      '--ext auto to keep them).', stacklevel=2)
+        top = 65535 if depth == 16 else 255
+        img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
     if ext in ('jpg', 'jpeg', 'webp', 'bmp'):
         if img.dtype == np.uint16:
             warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
@@ -194,7 +208,8 @@ def build_restorer(args):
             bg_upsampler=build_bg_upsampler(args), device=args.device,
             detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
-            dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32')
+            dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32',
+            color_fix=args.color_fix)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError):
         raise
     except (RuntimeError, OSError, EOFError, KeyError, AttributeError, TypeError) as err:
@@ -215,7 +230,7 @@ def read_group(paths, args, skipped):
             skipped.append(osp.basename(path))
             continue
         if img is None:
-            warnings.warn(f'{path}: not an image (or not readable); skipped.', stacklevel=2)
+            warnings.warn(f'{path}: {why_unreadable(path)}; skipped.', stacklevel=2)
             skipped.append(osp.basename(path))
             continue
         h, w = img.shape[:2]
