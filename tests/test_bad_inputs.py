@@ -130,6 +130,8 @@ def test_a_folder_of_odd_files(cli, capsys, monkeypatch, tmp_path, face, weights
     (src / 'random.jpg').write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     cv2.imwrite(str(src / 'one_pixel.png'), face[:1, :1])
     cv2.imwrite(str(src / 'deep16.tif'), face.astype(np.uint16) * 257)
+    cv2.imwrite(str(src / 'float32.tif'), face.astype(np.float32) / 255.0)
+    (src / 'scene.exr').write_bytes(b'\x76\x2f\x31\x01' + bytes(200))  # OpenEXR magic: refused with the reason
     os.symlink(src / 'a.png', src / 'link.png')
     os.symlink(src / 'gone.png', src / 'broken_link.png')
     cv2.imwrite(str(src / 'locked.png'), face)
@@ -147,17 +149,19 @@ def test_a_folder_of_odd_files(cli, capsys, monkeypatch, tmp_path, face, weights
     rc, out_text, err = run(cli, capsys, ['-i', str(src), '-o', str(out), '--model_path', str(weights / 'tiny.pth'),
                                           *FAST])
     assert rc == 1  # finished, something skipped
-    skipped = {'empty.png', 'truncated.png', 'random.jpg', 'broken_link.png', 'locked.png', 'notes.txt'}
+    skipped = {'empty.png', 'truncated.png', 'random.jpg', 'broken_link.png', 'locked.png', 'notes.txt', 'scene.exr'}
     for name in skipped:
         assert f'{name}: ' in err, name
     assert f'{len(skipped)} file(s) skipped' in out_text
-    assert 'Permission denied' in err
+    assert 'Permission denied' in err and 'an empty file' in err and 'cannot decode' in err
     imgs = sorted(os.listdir(out / 'restored_imgs'))
-    assert imgs == ['a_jpg.jpg', 'a_png.png', 'deep16.tif', 'link.png', 'one_pixel.png', 'visage été.png']
+    assert imgs == ['a_jpg.jpg', 'a_png.png', 'deep16.tif', 'float32.tif', 'link.png', 'one_pixel.png',
+                    'visage été.png']
     faces = sorted(os.listdir(out / 'restored_faces'))
     assert {'a_png_00.png', 'a_jpg_00.png', 'link_00.png', 'visage été_00.png', 'deep16_00.png'} <= set(faces)
     assert cv2.imread(str(out / 'restored_imgs' / 'one_pixel.png')).shape[:2] == (2, 2)
     assert cv2.imread(str(out / 'restored_imgs' / 'deep16.tif'), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    assert cv2.imread(str(out / 'restored_imgs' / 'float32.tif'), cv2.IMREAD_UNCHANGED).dtype == np.float32
     # a second run over the same folder does not read its own results folder and writes the same names
     shutil.rmtree(out / 'cmp')
     rc2, _, _ = run(cli, capsys, ['-i', str(src), '-o', str(out), '--model_path', str(weights / 'tiny.pth'), *FAST])
