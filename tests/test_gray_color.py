@@ -4,22 +4,12 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-import torch
-from test_inference_cli import TINY_ARCH
+from test_inference_cli import tiny_model  # noqa: F401  (fixture: a tiny PaniniNet file in our format)
 
-from panininet.archs.panini_arch import PaniniNet
 from panininet.color import is_gray, mean_delta_e, to_gray_bgr
 from panininet.restorer import PaniniRestorer
 
 pytest.importorskip('dlib')
-
-
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny.pth'
-    torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH}, path)
-    return str(path)
 
 
 def restorer(tiny_model, **kwargs):
