@@ -4,12 +4,17 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from test_inference_cli import tiny_model  # noqa: F401  (fixture: a tiny PaniniNet file in our format)
+from test_inference_cli import write_tiny_model
 
 from panininet.color import is_gray, mean_delta_e, to_gray_bgr
 from panininet.restorer import PaniniRestorer
 
 pytest.importorskip('dlib')
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp('weights'))
 
 
 def restorer(tiny_model, **kwargs):

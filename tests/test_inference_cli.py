@@ -32,12 +32,17 @@ def cli():
     return load_cli()
 
 
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
+def write_tiny_model(folder):
+    """A tiny randomly initialised PaniniNet in our weights format (records its arch); returns its path."""
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny_panini.pth'
+    path = folder / 'tiny_panini.pth'
     torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH}, path)
     return str(path)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp('weights'))
 
 
 def digest(folder):
