@@ -10,6 +10,7 @@ from train_helpers import one_thread  # noqa: F401  (fixture)
 from panininet import gpen
 from panininet.archs.gpen_arch import GPENNet
 from panininet.archs.mmrb_arch import ConcatStyleGAN2, MMRBNet
+from panininet.checkpoint import load_checkpoint_file
 
 TINY_GEN = {'style_dim': 8, 'n_mlp': 2, 'channel_multiplier': 1, 'narrow': 1 / 32}
 OURS = {'num_style_feat': 8, 'num_mlp': 2, 'channel_multiplier': 1, 'narrow': 1 / 32}
@@ -101,3 +102,34 @@ def test_refusals():
     extra = dict(theirs, **{'generator.convs.0.extra.weight': torch.zeros(1)})
     with pytest.raises(ValueError, match='unexpected key'):
         gpen.gpen_generator_to_prior(extra, 'extra.pth')
+
+
+def _convert_script():
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'scripts', 'convert_gpen.py')
+    spec = importlib.util.spec_from_file_location('_convert_gpen', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_convert_script(tmp_path, capsys, one_thread):  # noqa: F811
+    script = _convert_script()
+    g_in, d_in = tmp_path / 'GPEN-BFR-32.pth', tmp_path / 'GPEN-BFR-32-D.pth'
+    theirs_g = random_state(full_generator_layout(32, **TINY_GEN))
+    theirs_d = random_state(discriminator_layout(32, channel_multiplier=1, narrow=1 / 32))
+    torch.save(theirs_g, g_in)
+    torch.save(theirs_d, d_in)
+    assert script.main([str(d_in), str(tmp_path / 'd.pth')]) == 0
+    out = load_checkpoint_file(str(tmp_path / 'd.pth'))
+    StyleGAN2Discriminator(**out['arch']).load_state_dict(out['params'], strict=True)
+    assert script.main([str(g_in), str(tmp_path / 'g.pth')]) == 0
+    out = load_checkpoint_file(str(tmp_path / 'g.pth'))
+    GPENNet(**out['arch']).load_state_dict(out['params_ema'], strict=True)
+    capsys.readouterr()
+    torch.save({'params': {}}, tmp_path / 'other.pth')
+    assert script.main([str(tmp_path / 'other.pth'), str(tmp_path / 'x.pth')]) == 2
+    assert script.main([str(g_in), str(g_in)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and 'neither a GPEN generator' in err[0] and 'input path' in err[1]
