@@ -121,9 +121,12 @@ def test_panini_file_of_another_variant_is_refused_in_one_line(tmp_path):
     assert '\n' not in str(err.value)
 
 
-def test_family_without_release_asks_for_model_path():
+def test_family_without_release_asks_for_model_path(tmp_path):
     with pytest.raises(WeightsNotFoundError, match=r'-v mmrb has no released weights.*--model_path'):
         build_family('mmrb', None, device='cpu')
+    with pytest.raises(WeightsNotFoundError, match='GPEN-BFR-512.pth') as err:  # GPEN's release, by its URL
+        build_family('gpen512', None, device='cpu', weights_dir=str(tmp_path), allow_download=False)
+    assert 'public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/GPEN-BFR-512.pth' in str(err.value)
 
 
 def test_mmrb_file_of_another_network_is_refused_in_one_line(tmp_path):
