@@ -140,6 +140,12 @@ def test_mmrb_file_of_another_network_is_refused_in_one_line(tmp_path):
     torch.save({'params_ema': {}, 'arch': {'in_size': 64}}, tmp_path / 'odd.pth')
     with pytest.raises(ValueError, match="does not take"):
         build_family('mmrb', str(tmp_path / 'odd.pth'), device='cpu')
+    # a file without its arch entry: the sizes are read off the shapes
+    state = load_checkpoint_file(str(tmp_path / 'mmrb.pth'))['params_ema']
+    torch.save({'params': state}, tmp_path / 'bare.pth')
+    family = build_family('mmrb', str(tmp_path / 'bare.pth'), device='cpu')
+    assert (family.in_size, family.out_size) == (32, 32)
+    assert family.net.prior.num_style_feat == TINY_MMRB['num_style_feat']
 
 
 def test_precision_refused_before_the_file_is_read(tmp_path):
