@@ -17,7 +17,9 @@ import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.face_detection import DETECTORS
-from panininet.restorer import VERSIONS, PaniniRestorer, read_image, weight_to_mask_bias, write_image
+from panininet.families import family_names, validate_weight
+from panininet.image_io import read_image, write_image
+from panininet.restorer import PaniniRestorer
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
 
@@ -26,7 +28,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('-i', '--input', required=True, help='input image or folder')
     p.add_argument('-o', '--output', required=True, help='output folder')
-    p.add_argument('-v', '--version', default='mfr', choices=VERSIONS,
+    p.add_argument('-v', '--version', default='mfr', choices=family_names(),
                    help='mfr: Panini-Net 512->1024 restoration; sr16: 16x face SR (64->1024); gfpgan1.3/1.4: '
                    "GFPGAN's released models (needs the gfpgan package)")
     p.add_argument('--model_path', default=None,
@@ -121,7 +123,7 @@ def main(argv=None):
     warnings.formatwarning = lambda message, category, *a, **k: f'{category.__name__}: {message}\n'
 
     try:
-        weight_to_mask_bias(args.weight)  # validates -w before anything loads
+        validate_weight(args.weight)  # -w in [0, 1], before anything loads
         files = list_inputs(args.input)
         restorer = PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,

@@ -27,24 +27,22 @@ import time
 DTYPES = ('fp32', 'bf16', 'fp16')
 
 
+FAMILY = {'panini': 'mfr', 'gfpgan': 'gfpgan1.3'}  # --nets name -> restoration family (panininet.families)
+
+
 def build(net_name, device='cpu'):
-    """The network with random weights, in eval mode, and its input size."""
+    """The family's network with random weights, in eval mode, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
-    if net_name == 'panini':
-        from panininet.archs.panini_arch import PaniniNet
-        return PaniniNet().to(device).eval(), 512
-    if net_name == 'gfpgan':
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
-                            sft_half=True)
-        return net.to(device).eval(), 512
-    raise ValueError(f'unknown net {net_name!r}')
+    from panininet.families import random_family
+
+    if net_name not in FAMILY:
+        raise ValueError(f'unknown net {net_name!r}')
+    family = random_family(FAMILY[net_name], device)
+    return family, family.in_size
 
 
-def forward(net, x):
-    out = net(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
+def forward(family, x):
+    return family(x)  # fp32 inside: the autocast of --dtype is set around the call
 
 
 def count_flops(net_name):
