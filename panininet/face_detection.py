@@ -15,8 +15,8 @@ Everything we do around facexlib 0.3.0 lives here:
 
 dlib's 5 points are two corners per eye and the base of the nose, not RetinaFace's eye centres / nose tip / mouth
 corners. They are mapped onto facexlib's FFHQ template through :data:`DLIB5_TEMPLATE_512`: the mean position of
-dlib's 5 points on FFHQ-style aligned faces (calibrated on five CelebA-HQ ground-truth faces resized to 512, the
-``panini_examples/GT`` faces of the test data, not on the GFPGAN crops used to test the alignment). For
+dlib's 5 points on FFHQ-style aligned faces (calibrated on the five CelebA-HQ ground-truth faces of the Panini-Net
+examples resized to 512, not on the GFPGAN crops used to test the alignment). For
 each face we fit (least squares) the similarity ``S`` taking that template onto dlib's points and report
 ``S(FFHQ_TEMPLATE_512)`` as the face's 5 landmarks, so facexlib's ``estimateAffinePartial2D(landmarks,
 face_template)`` recovers ``S^-1``.
