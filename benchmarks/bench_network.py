@@ -30,19 +30,19 @@ DTYPES = ('fp32', 'bf16', 'fp16')
 FAMILY = {'panini': 'mfr', 'gfpgan': 'gfpgan1.3'}  # --nets name -> restoration family (panininet.families)
 
 
-def build(net_name, device='cpu'):
-    """The family's network with random weights, in eval mode, and its input size."""
+def build(net_name, device='cpu', precision='fp32'):
+    """The family's network with random weights, in eval mode, computing in ``precision``, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
     from panininet.families import random_family
 
     if net_name not in FAMILY:
         raise ValueError(f'unknown net {net_name!r}')
-    family = random_family(FAMILY[net_name], device)
+    family = random_family(FAMILY[net_name], device, precision)
     return family, family.in_size
 
 
 def forward(family, x):
-    return family(x)  # fp32 inside: the autocast of --dtype is set around the call
+    return family(x)  # no_grad and the autocast of --dtype inside (panininet.families)
 
 
 def count_flops(net_name):
@@ -70,7 +70,7 @@ def run_one(cfg):
     torch.set_num_threads(cfg['threads'])
     compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
-    net, size = build(cfg['net'], device)
+    net, size = build(cfg['net'], device, cfg['dtype'])
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -78,11 +78,9 @@ def run_one(cfg):
     # basicsr's ModulatedConv2d views (b, c, h, w) as (1, b * c, h, w), which fails for b > 1 in channels_last)
     memory_format = torch.channels_last if cfg['channels_last'] else torch.contiguous_format
     x = torch.rand(cfg['batch'], 3, size, size, device=device).mul_(2).sub_(1).to(memory_format=memory_format)
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg['dtype'])
 
     def step():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            y = forward(net, x)
+        y = forward(net, x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         return y
