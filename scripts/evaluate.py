@@ -99,8 +99,10 @@ def collect_methods(args):
         add(name, folder)
     for spec in args.gfpgan:
         version, path = spec.split('=', 1) if '=' in spec else (spec, None)
-        if version not in ('1.3', '1.4'):
-            raise SystemExit(f'--gfpgan {spec!r}: version must be 1.3 or 1.4 (optionally =PATH to the weights).')
+        known = [name[len('gfpgan'):] for name in family_names() if name.startswith('gfpgan')]
+        if version not in known:
+            raise SystemExit(f'--gfpgan {spec!r}: version must be {" or ".join(known)} (optionally =PATH to the '
+                             'weights).')
         restorer = PaniniRestorer(model_path=path, version=f'gfpgan{version}', device=args.device, detector='dlib',
                                   weights_dir=args.weights_dir, allow_download=not args.no_download)
         name = f'GFPGAN v{version}'
