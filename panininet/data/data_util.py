@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from basicsr.data.data_util import paths_from_folder
 from basicsr.utils import FileClient
+from torch.utils import data
 
 from panininet.data.degradations import resize, seeded_rng
 from panininet.image_io import IMAGE_EXTENSIONS, is_image_file
@@ -123,6 +124,39 @@ class ImageReader:
             where = f'lmdb {self.root!r} key ' if lmdb else 'file '
             raise OSError(f'Cannot decode image {where}{path!r}: not an image or corrupt.')
         return img
+
+
+class HQFaceDataset(data.Dataset):
+    """What every panininet pair dataset shares: the HQ list, its reader, the per-item RNG, the prepared HQ face.
+
+    Not registered (subclasses are). Reads the options ``dataroot_gt``, ``meta_info``, ``io_backend``, ``mean``,
+    ``std``, ``use_hflip``, ``deterministic``/``phase`` and ``seed`` (see :class:`PaniniMFRDataset`).
+
+    Attributes:
+        paths (list[str]): HQ paths or lmdb keys (:func:`hq_paths`).
+        reader (ImageReader): Reads them.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.use_hflip = opt.get('use_hflip', False)
+        self.deterministic = is_deterministic(opt)
+        self.seed = int(opt.get('seed', 0))
+        self.paths = hq_paths(opt)
+        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def item_rng(self, index):
+        """The RNG of item ``index`` (:func:`make_rng`)."""
+        return make_rng(self.deterministic, self.seed, index)
+
+    def read_hq(self, path, size, rng):
+        """HQ image ``path`` resized to ``size`` and maybe flipped (:func:`prepare_hq`): (img, flipped)."""
+        return prepare_hq(self.reader.read(path), size, rng, self.use_hflip)
 
 
 def make_rng(deterministic, seed, index):

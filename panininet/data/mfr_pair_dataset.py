@@ -1,23 +1,12 @@
 """Multi-degradation face restoration (MFR) pairs: HQ face and its eq.-(10) degradation, made on the fly."""
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from panininet.data.data_util import (
-    ImageReader,
-    color_jitter,
-    hq_paths,
-    is_deterministic,
-    make_rng,
-    params_for_batch,
-    prepare_hq,
-    to_gray3,
-    to_tensor,
-)
+from panininet.data.data_util import HQFaceDataset, color_jitter, params_for_batch, to_gray3, to_tensor
 from panininet.data.degradations import DegradationSampler, make_lq
 
 
 @DATASET_REGISTRY.register()
-class PaniniMFRDataset(data.Dataset):
+class PaniniMFRDataset(HQFaceDataset):
     """HQ faces -> (LQ, GT) pairs degraded with the paper's eq. (10), like GFP-GAN's ``FFHQDegradationDataset``.
 
     Per item: read the HQ image (resized to ``out_size`` if needed), optionally flip it (GT and LQ stay aligned),
@@ -54,29 +43,19 @@ class PaniniMFRDataset(data.Dataset):
     """
 
     def __init__(self, opt):
-        super().__init__()
-        self.opt = opt
+        self.sampler = DegradationSampler.from_opt(opt)  # bad degradation options fail before the folder is listed
+        super().__init__(opt)
         self.out_size = int(opt.get('out_size', 1024))
         self.in_size = int(opt.get('in_size', 512))
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.use_hflip = opt.get('use_hflip', False)
         self.color_jitter_prob = float(opt.get('color_jitter_prob') or 0)
         self.color_jitter_shift = float(opt.get('color_jitter_shift', 20)) / 255.
         self.gray_prob = float(opt.get('gray_prob') or 0)
         self.gt_gray = opt.get('gt_gray', True)
-        self.deterministic = is_deterministic(opt)
-        self.seed = int(opt.get('seed', 0))
-        self.sampler = DegradationSampler.from_opt(opt)
-        self.paths = hq_paths(opt)
-        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
-
-    def __len__(self):
-        return len(self.paths)
 
     def __getitem__(self, index):
-        rng = make_rng(self.deterministic, self.seed, index)
+        rng = self.item_rng(index)
         path = self.paths[index]
-        img_gt, flipped = prepare_hq(self.reader.read(path), self.out_size, rng, self.use_hflip)
+        img_gt, flipped = self.read_hq(path, self.out_size, rng)
         params = self.sampler.sample(rng)
         img_lq = make_lq(img_gt, self.in_size, params, self.sampler, rng)
         if self.color_jitter_prob > 0 and rng.random() < self.color_jitter_prob:
