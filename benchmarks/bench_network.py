@@ -63,7 +63,7 @@ def count_flops(net_name):
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         forward(net, x)
-    return counter.get_total_flops(), sum(p.numel() for p in net.parameters())
+    return counter.get_total_flops(), sum(p.numel() for p in net.net.parameters())
 
 
 def run_one(cfg):
