@@ -1,0 +1,183 @@
+"""GFP-GAN's own training (gfpgan 1.3.8: GFPGANModel, GFPGANv1, FFHQDegradationDataset, component discriminators,
+ArcFace identity loss, perceptual + style loss) through our engine at tiny sizes on CPU: runs, checkpoints, validates,
+resumes exactly; and trains on our eq. (10) data.
+
+Faces are real photos from ../shared/testdata resized to 64 px. The pre-trained files (StyleGAN2 decoder, ArcFace,
+VGG19, component landmarks) are random weights / template boxes written to temporary files in the released layouts,
+so the real loading code runs and nothing is downloaded. Every experiment folder is under a temporary root_path.
+"""
+import math
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytest.importorskip('gfpgan')  # the [gfpgan] extra (in [test]); everything below needs it
+
+from basicsr.archs.stylegan2_arch import StyleGAN2Generator  # noqa: E402
+from gfpgan.archs.arcface_arch import IRBlock, ResNetArcFace  # noqa: E402
+from train_helpers import logged, one_thread, run_training  # noqa: E402,F401  (one_thread: fixture)
+
+from panininet.losses import vgg_features  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = osp.join(REPO, 'tests', 'data', 'train_gfpgan_v1_tiny.yml')
+SIZE = 64
+NETS = ('net_g', 'net_d', 'net_d_left_eye', 'net_d_right_eye', 'net_d_mouth')
+# FFHQ-aligned template boxes (x, y, half length) at 512 px, scaled to SIZE
+TEMPLATE_512 = {'left_eye': (188., 245., 24.), 'right_eye': (325., 245., 24.), 'mouth': (256., 370., 45.)}
+
+
+def write_component_file(path, num, size=SIZE):
+    """A landmarks file as GFP-GAN's scripts/parse_landmark.py writes it: lists of numpy float64 scalars."""
+    rng = np.random.default_rng(0)
+    comp = {}
+    for i in range(num):
+        comp[f'{i:08d}'] = {part: [np.float64(v * size / 512 + rng.uniform(-1, 1)) for v in box[:2]]
+                            + [np.float64(box[2] * size / 512)] for part, box in TEMPLATE_512.items()}
+    torch.save(comp, path)
+    return comp
+
+
+@pytest.fixture(scope='module')
+def assets(shared_dir, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('train_gfpgan'))
+    gt_dir, lq_dir = osp.join(root, 'faces'), osp.join(root, 'faces_lq')
+    os.makedirs(gt_dir)
+    os.makedirs(lq_dir)
+    gt = osp.join(shared_dir, 'testdata', 'panini_examples', 'GT')
+    crops = osp.join(shared_dir, 'testdata', 'cropped_faces')
+    paths = [osp.join(gt, f) for f in sorted(os.listdir(gt))] + [osp.join(crops, f) for f in sorted(os.listdir(crops))]
+    for p in paths:  # 8 faces: 4 iterations per epoch at batch 2
+        img = cv2.resize(cv2.imread(p), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        name = osp.splitext(osp.basename(p))[0] + '.png'
+        cv2.imwrite(osp.join(gt_dir, name), img)
+        cv2.imwrite(osp.join(lq_dir, name), cv2.GaussianBlur(img, (5, 5), 1.5))
+    w = osp.join(root, 'weights')
+    os.makedirs(w)
+    torch.manual_seed(123)
+    files = {'faces': gt_dir, 'faces_lq': lq_dir, 'weights': w, 'num': len(paths)}
+    files['decoder'] = osp.join(w, 'stylegan2_64.pth')  # as StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth
+    torch.save({'params_ema': StyleGAN2Generator(SIZE, num_style_feat=32, channel_multiplier=1,
+                                                 narrow=0.0625).state_dict()}, files['decoder'])
+    files['arcface'] = osp.join(w, 'arcface.pth')  # as arcface_resnet18.pth: a bare state dict
+    torch.save(ResNetArcFace(IRBlock, [1, 1, 1, 1], use_se=False).state_dict(), files['arcface'])
+    # torchvision's vgg19-dcbb9e9d.pth (features.* entries), found in the weights root
+    torch.save({f'features.{k}': v for k, v in vgg_features('vgg19', 'pool5').state_dict().items()},
+               osp.join(w, 'vgg19-dcbb9e9d.pth'))
+    files['components'] = osp.join(w, 'FFHQ_eye_mouth_landmarks_64.pth')
+    write_component_file(files['components'], len(paths))
+    files['root'] = root
+    return files
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _weights_root(assets):
+    """basicsr's perceptual loss finds vgg19-dcbb9e9d.pth in the weights root (panininet.compat section 6)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('PANINI_WEIGHTS_DIR', assets['weights'])
+        yield
+
+
+def _set(opt, dotted, value):
+    keys = dotted.split('.')
+    for k in keys[:-1]:
+        opt = opt[k]
+    opt[keys[-1]] = value
+
+
+def tiny_opt(assets, name, **changes):
+    """The tiny options with the TEST paths filled in; ``changes`` maps 'a__b__c' to a value."""
+    with open(TINY) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = name
+    train = opt['datasets']['train']
+    train['dataroot_gt'], train['component_path'] = assets['faces'], assets['components']
+    opt['datasets']['val'].update(dataroot_gt=assets['faces'], dataroot_lq=assets['faces_lq'])
+    opt['network_g']['decoder_load_path'] = assets['decoder']
+    opt['path']['pretrain_network_identity'] = assets['arcface']
+    for key, value in changes.items():
+        _set(opt, key.replace('__', '.'), value)
+    return opt
+
+
+def write_opt(assets, opt):
+    path = osp.join(assets['root'], f'{opt["name"]}.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f)
+    return path
+
+
+def exp_dir(assets, name):
+    return osp.join(assets['root'], 'experiments', name)
+
+
+def load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def straight(assets, _weights_root):
+    """4 iterations of the tiny config (checkpoints at 2 and 4, one epoch of 8 faces at batch 2)."""
+    return run_training(assets['root'], write_opt(assets, tiny_opt(assets, 'gfpgan_straight')))
+
+
+LOSSES = ('l_g_pix', 'l_p_8', 'l_p_16', 'l_p_32', 'l_p_64', 'l_g_percep', 'l_g_style', 'l_g_gan', 'l_g_gan_left_eye',
+          'l_g_gan_right_eye', 'l_g_gan_mouth', 'l_g_comp_style_loss', 'l_identity', 'l_d', 'l_d_r1', 'l_d_left_eye',
+          'l_d_right_eye', 'l_d_mouth')
+
+
+def test_gfpgan_run_writes_checkpoints_metrics_images(assets, straight):
+    d = exp_dir(assets, 'gfpgan_straight')
+    for it in (2, 4, 'latest'):
+        g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
+        assert set(g) == {'params', 'params_ema', 'arch'} and g['arch']['type'] == 'GFPGANv1'
+        assert g['arch']['out_size'] == SIZE and 'decoder_load_path' not in g['arch']
+        for net in NETS[1:]:
+            assert set(load(osp.join(d, 'models', f'{net}_{it}.pth'))) == {'params'}
+    for it in (2, 4):
+        state = load(osp.join(d, 'training_states', f'{it}.state'))
+        assert state['iter'] == it and len(state['optimizers']) == 5 and len(state['rng']) == 1
+    for name in LOSSES:  # every term of GFP-GAN's objective ran and is finite
+        values = logged(straight, name)
+        assert values and all(math.isfinite(v) for v in values), (name, values)
+    assert len(logged(straight, 'l_g_pix')) == 4 and len(logged(straight, 'l_d_r1')) == 2  # R1 every 2
+    # remove_pyramid_loss: 3 -> GFP-GAN's 1e-12 weight from iteration 4 on
+    assert logged(straight, 'l_p_64')[3] < 1e-10 < logged(straight, 'l_p_64')[2]
+    psnr = logged(straight, '# psnr')
+    assert psnr and 3 < psnr[-1] < 60
+    images = [f for _, _, fs in os.walk(osp.join(d, 'visualization')) for f in fs if f.endswith('.png')]
+    assert len(images) == assets['num']
+    # fix_decoder: the StyleGAN2 decoder is the pre-trained one, bit for bit, while the U-Net trained
+    decoder = load(assets['decoder'])['params_ema']
+    g2, g4 = (load(osp.join(d, 'models', f'net_g_{it}.pth'))['params'] for it in (2, 4))
+    assert all(torch.equal(g4[f'stylegan_decoder.{k}'], v) for k, v in decoder.items())
+    assert not torch.equal(g2['conv_body_first.0.weight'], g4['conv_body_first.0.weight'])
+
+
+def test_exact_resume(assets, straight):
+    """2 iterations, stop, --auto_resume to 4 == 4 straight iterations, bit for bit (all five networks, EMA,
+    optimisers): the data order, GFP-GAN's random degradations and the generator's noise all continue."""
+    run_training(assets['root'], write_opt(assets, tiny_opt(assets, 'gfpgan_resume', train__total_iter=2)))
+    lines = run_training(assets['root'], write_opt(assets, tiny_opt(assets, 'gfpgan_resume')), '--auto_resume')
+    assert any('Resuming training from epoch: 0, iter: 2' in line for line in lines)
+    for name in ('l_g_pix', 'l_identity', 'l_g_comp_style_loss', 'l_d_mouth'):
+        assert logged(lines, name) == logged(straight, name)[2:], name
+    a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('gfpgan_straight', 'gfpgan_resume'))
+    for net in NETS:
+        sa, sb = load(osp.join(a, f'{net}_4.pth')), load(osp.join(b, f'{net}_4.pth'))
+        for key in ('params', 'params_ema') if net == 'net_g' else ('params',):
+            for k in sa[key]:
+                assert torch.equal(sa[key][k], sb[key][k]), (net, key, k)
+    ta = load(osp.join(exp_dir(assets, 'gfpgan_straight'), 'training_states', '4.state'))
+    tb = load(osp.join(exp_dir(assets, 'gfpgan_resume'), 'training_states', '4.state'))
+    for oa, ob in zip(ta['optimizers'], tb['optimizers']):
+        for i, st in oa['state'].items():
+            for k, v in st.items():
+                assert torch.equal(v, ob['state'][i][k]), (i, k)
+    assert ta['schedulers'] == tb['schedulers']
