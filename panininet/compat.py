@@ -514,13 +514,7 @@ def patch_gfpgan_component_file():
         self.crop_components = opt.get('crop_components', False)
         if self.crop_components:
             from panininet.data.data_util import ComponentLocations
-            if not opt.get('component_path'):
-                raise ValueError('crop_components is true but component_path is not set: give the facial '
-                                 'component landmarks file (FFHQ_eye_mouth_landmarks_512.pth format).')
-            self.components_list = ComponentLocations(opt['component_path'])
-            if len(self.components_list) < len(self.paths):
-                raise ValueError(f'component_path {opt["component_path"]!r} has {len(self.components_list)} '
-                                 f'entries for {len(self.paths)} images in {opt["dataroot_gt"]!r}.')
+            self.components_list = ComponentLocations.from_options(opt, len(self.paths))
 
     __init__._panininet_original = original
     __init__.__doc__ = original.__doc__

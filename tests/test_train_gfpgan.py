@@ -181,3 +181,31 @@ def test_exact_resume(assets, straight):
             for k, v in st.items():
                 assert torch.equal(v, ob['state'][i][k]), (i, k)
     assert ta['schedulers'] == tb['schedulers']
+
+
+def test_gfpgan_trains_on_our_eq10_pairs(assets):
+    """options/data_gfpgan_eq10.yml's train block (PaniniMFRDataset with component boxes) at the tiny size feeds
+    GFPGANModel: lq, gt and the three boxes, which follow a flip; one real iteration with every loss on."""
+    from basicsr.utils.registry import DATASET_REGISTRY
+    with open(osp.join(REPO, 'options', 'data_gfpgan_eq10.yml')) as f:
+        train = yaml.safe_load(f)['datasets']['train']
+    train.update(dataroot_gt=assets['faces'], component_path=assets['components'], out_size=SIZE, in_size=SIZE,
+                 num_worker_per_gpu=0, batch_size_per_gpu=2, phase='train')
+    ds = DATASET_REGISTRY.get(train['type'])(train)  # (build_dataset would set up basicsr's logger too early)
+    item = ds[0]
+    assert item['lq'].shape == item['gt'].shape == (3, SIZE, SIZE)
+    boxes = {p: item[f'loc_{p}'] for p in ('left_eye', 'right_eye', 'mouth')}
+    comp = torch.load(assets['components'], weights_only=False)['00000000']  # the file as written
+    flipped = bool(item['params']['hflip'])
+    x_left = SIZE - comp['right_eye'][0] if flipped else comp['left_eye'][0]
+    h_eye = 1.4 * (comp['right_eye'] if flipped else comp['left_eye'])[2]
+    assert boxes['left_eye'][0].item() == pytest.approx(x_left - h_eye + 1, abs=1e-4)
+    assert boxes['mouth'][3].item() == pytest.approx(comp['mouth'][1] + comp['mouth'][2], abs=1e-4)
+
+    opt = tiny_opt(assets, 'gfpgan_eq10', train__total_iter=1, logger__save_checkpoint_freq=1)
+    train.pop('phase')
+    opt['datasets']['train'] = train
+    lines = run_training(assets['root'], write_opt(assets, opt))
+    for name in ('l_g_pix', 'l_g_gan_left_eye', 'l_g_comp_style_loss', 'l_identity', 'l_d_mouth'):
+        assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
+    assert osp.isfile(osp.join(exp_dir(assets, 'gfpgan_eq10'), 'models', 'net_d_mouth_1.pth'))

@@ -248,6 +248,26 @@ class ComponentLocations:
                 raise ValueError(f'{path}: entry {key!r} is not {{left_eye, right_eye, mouth: [x, y, half_len]}} '
                                  f'({err}).') from None
 
+    @classmethod
+    def from_options(cls, opt, num_images):
+        """The file named by a dataset's ``component_path`` option, checked against its image count.
+
+        Args:
+            opt (dict): Dataset options (``component_path``, ``dataroot_gt``).
+            num_images (int): Images in the dataset (one entry each).
+
+        Returns:
+            ComponentLocations
+        """
+        if not opt.get('component_path'):
+            raise ValueError('crop_components is true but component_path is not set: give the facial component '
+                             'landmarks file (FFHQ_eye_mouth_landmarks_512.pth format).')
+        locations = cls(opt['component_path'])
+        if len(locations) < num_images:
+            raise ValueError(f'component_path {opt["component_path"]!r} has {len(locations)} entries for '
+                             f'{num_images} images in {opt.get("dataroot_gt")!r}: make the file for this folder.')
+        return locations
+
     def __len__(self):
         return len(self._boxes)
 

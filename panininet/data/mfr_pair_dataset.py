@@ -3,6 +3,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from panininet.data.data_util import (
+    ComponentLocations,
     ImageReader,
     color_jitter,
     hq_paths,
@@ -45,12 +46,20 @@ class PaniniMFRDataset(data.Dataset):
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.
+        crop_components (bool): Also return GFP-GAN's facial component boxes (``loc_left_eye``, ``loc_right_eye``,
+            ``loc_mouth``), so that GFP-GAN's ``GFPGANModel`` trains on these pairs with its component
+            discriminators (``options/data_gfpgan_eq10.yml``). Default: False.
+        component_path (str): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` format:
+            entry ``f'{i:08d}'`` for the i-th image of the sorted list, in ``out_size`` pixel coordinates), read
+            by :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+        eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``.
+        ``gray``; with ``crop_components`` also ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32
+        boxes ``(x0, y0, x1, y1)`` on the GT (mirrored and swapped when the pair is flipped).
     """
 
     def __init__(self, opt):
@@ -69,6 +78,10 @@ class PaniniMFRDataset(data.Dataset):
         self.sampler = DegradationSampler.from_opt(opt)
         self.paths = hq_paths(opt)
         self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
+        self.components = None
+        if opt.get('crop_components', False):
+            self.components = ComponentLocations.from_options(opt, len(self.paths))
+        self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
 
     def __len__(self):
         return len(self.paths)
@@ -86,10 +99,13 @@ class PaniniMFRDataset(data.Dataset):
             img_lq = to_gray3(img_lq)
             if self.gt_gray:
                 img_gt = to_gray3(img_gt)
-        return {
+        item = {
             'lq': to_tensor(img_lq, self.mean, self.std),
             'gt': to_tensor(img_gt, self.mean, self.std),
             'lq_path': path,
             'gt_path': path,
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
+        if self.components is not None:
+            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio))
+        return item
