@@ -19,7 +19,6 @@ from gfpgan.data.ffhq_degradation_dataset import FFHQDegradationDataset  # noqa:
 from gfpgan.models.gfpgan_model import GFPGANModel  # noqa: E402
 from test_train_gfpgan import write_component_file  # noqa: E402
 
-from panininet import compat  # noqa: E402
 from panininet.data.data_util import ComponentLocations  # noqa: E402
 from panininet.losses import vgg_features  # noqa: E402
 from panininet.models.gfpgan_model import PaniniGFPGANModel  # noqa: E402
