@@ -209,3 +209,52 @@ def test_gfpgan_trains_on_our_eq10_pairs(assets):
     for name in ('l_g_pix', 'l_g_gan_left_eye', 'l_g_comp_style_loss', 'l_identity', 'l_d_mouth'):
         assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
     assert osp.isfile(osp.join(exp_dir(assets, 'gfpgan_eq10'), 'models', 'net_d_mouth_1.pth'))
+
+
+def test_options_file_matches_its_tiny_version():
+    """options/train_gfpgan_v1.yml names registered classes with valid keyword arguments, and the tiny CI version
+    uses the same model, datasets, networks, losses and optimisers (only sizes, paths and counts differ)."""
+    import inspect
+
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    with open(osp.join(REPO, 'options', 'train_gfpgan_v1.yml')) as f:
+        opt = yaml.safe_load(f)
+    with open(TINY) as f:
+        small = yaml.safe_load(f)
+    assert MODEL_REGISTRY.get(opt['model_type']) and opt['model_type'] == small['model_type'] == 'PaniniGFPGANModel'
+    for phase in ('train', 'val'):
+        assert DATASET_REGISTRY.get(opt['datasets'][phase]['type'])
+        assert opt['datasets'][phase]['type'] == small['datasets'][phase]['type']
+        assert set(small['datasets'][phase]) == set(opt['datasets'][phase])
+    nets = [k for k in opt if k.startswith('network_')]
+    assert nets == [k for k in small if k.startswith('network_')] and len(nets) == 6
+    for net in nets:
+        params = inspect.signature(ARCH_REGISTRY.get(opt[net]['type'])).parameters
+        assert set(opt[net]) - {'type'} <= set(params), set(opt[net]) - set(params)
+        # the tiny D is narrowed (the released options leave narrow at its default 1)
+        assert opt[net]['type'] == small[net]['type'] and set(small[net]) - {'narrow'} <= set(opt[net])
+        assert set(small[net]) - {'type'} <= set(params)
+    for key, value in opt['train'].items():
+        if key.endswith('_opt'):
+            assert LOSS_REGISTRY.get(value['type']) and small['train'][key]['type'] == value['type']
+    assert set(opt['train']) == set(small['train']) and set(opt['path']) == set(small['path'])
+    # GFP-GAN's released loss weights (paper: lambda_l1 0.1, per 1, adv 0.1, local 1, fs 200, id 10)
+    t = opt['train']
+    assert (t['pixel_opt']['loss_weight'], t['perceptual_opt']['perceptual_weight'], t['gan_opt']['loss_weight'],
+            t['gan_component_opt']['loss_weight'], t['comp_style_weight'], t['identity_weight']) == (
+                0.1, 1, 0.1, 1, 200, 10)
+
+
+def test_train_cli_names_the_missing_extra(tmp_path):
+    """Without gfpgan, panininet/train.py -opt options/train_gfpgan_v1.yml stops with one line (exit 2)."""
+    import subprocess
+    import sys
+    code = ('import sys, runpy; import panininet.models as m; m.HAS_GFPGAN = False; '
+            f"sys.argv = ['train.py', '-opt', {osp.join(REPO, 'options', 'train_gfpgan_v1.yml')!r}]; "
+            f"runpy.run_path({osp.join(REPO, 'panininet', 'train.py')!r}, run_name='__main__')")
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: PaniniGFPGANModel') and '[gfpgan]' in lines[-1]
