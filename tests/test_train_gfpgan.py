@@ -258,3 +258,32 @@ def test_train_cli_names_the_missing_extra(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('error: PaniniGFPGANModel') and '[gfpgan]' in lines[-1]
+
+
+def test_distributed_code_path_on_cpu(assets, monkeypatch):
+    """--launcher pytorch on CPU (one gloo rank in this process): init_dist, DDP around the five trained networks
+    without device_ids, the loss all-reduce and the RNG gather run. Two processes: the README's torchrun command."""
+    import torch.distributed as dist
+    env = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT=free_port())
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    opt = tiny_opt(assets, 'gfpgan_gloo', train__total_iter=1, logger__save_checkpoint_freq=1, val=None)
+    try:
+        lines = run_training(assets['root'], write_opt(assets, opt), '--launcher', 'pytorch')
+        assert dist.is_initialized() and dist.get_backend() == 'gloo'
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert any('DistributedDataParallel' in line for line in lines)
+    assert logged(lines, 'l_identity') and logged(lines, 'l_d_left_eye')
+    state = load(osp.join(exp_dir(assets, 'gfpgan_gloo'), 'training_states', '1.state'))
+    assert len(state['rng']) == 1
+
+
+
+def free_port():
+    """A free local TCP port (as a string) for MASTER_PORT."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])

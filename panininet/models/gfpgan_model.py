@@ -9,8 +9,7 @@ see ``options/train_gfpgan_v1.yml`` and the README section "Training GFP-GAN on 
 validation and checkpoint layout are unchanged; what changes is what basicsr's ``BaseModel`` does for it:
 
 * ``model_to_device``: ``DistributedDataParallel`` without ``device_ids`` on CPU (gloo); basicsr passes
-  ``torch.cuda.current_device()``, which fails without CUDA. The frozen identity network (ArcFace) is not wrapped:
-  it has nothing to synchronise.
+  ``torch.cuda.current_device()``, which fails without CUDA (``RuntimeError: Found no NVIDIA driver ...``).
 * ``save_training_state`` writes the RNG states of every rank, which our resume machinery restores, and every
   checkpoint is written atomically; ``net_g_*.pth`` also records the ``arch`` (the ``network_g`` options), which
   ``scripts/convert_gfpgan_to_clean.py`` reads.
@@ -57,17 +56,6 @@ class PaniniGFPGANModel(GFPGANModel, PaniniBaseModel):
                                         '({"params_ema": state_dict}).')
         opt['network_g'] = net_opt
         super().__init__(opt)
-
-    def model_to_device(self, net, find_unused_parameters=None):
-        """As :meth:`PaniniBaseModel.model_to_device`; the identity network stays unwrapped (frozen, eval only).
-
-        ``GFPGANModel`` wraps ``network_identity`` before it sets ``requires_grad = False``, so DDP would register
-        parameters that never receive a gradient.
-        """
-        identity = self.opt.get('network_identity', {}).get('type')
-        if self.opt['dist'] and identity is not None and type(net).__name__ == identity:
-            return net.to(self.device)
-        return super().model_to_device(net, find_unused_parameters)
 
     def arch(self):
         """The ``network_g`` options that define the architecture (recorded in ``net_g_*.pth`` as ``arch``).
