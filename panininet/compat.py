@@ -314,6 +314,9 @@ __all__ = ['apply', 'OP_PATH', 'install_functional_tensor_alias', 'patch_fused_a
 #   ``panininet.checkpoint.load_checkpoint_file`` instead (numpy scalars allowed, nothing callable), into a
 #   :class:`panininet.data.data_util.ComponentLocations`, whose look-ups return fresh arrays: GFP-GAN's
 #   ``get_component_coordinates`` edits the entry of a flipped image in place, which corrupted its stored boxes.
+#   With the disk backend the image list is sorted: basicsr's ``paths_from_folder`` lists a folder in ``os.scandir``
+#   order (file-system order), while entry ``f'{i:08d}'`` of the file is the i-th FFHQ image (sorted order), so
+#   boxes could silently land on other faces.
 # * :func:`patch_vgg_weights`: basicsr's ``VGGFeatureExtractor`` (GFP-GAN's perceptual and style loss) reads
 #   ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to the working directory, for every VGG type, and
 #   otherwise downloads torchvision's weights (offline: ``urllib.error.URLError``). It now reads the torchvision
@@ -343,6 +346,8 @@ def patch_gfpgan_component_file():
     def __init__(self, opt):
         original(self, dict(opt, crop_components=False))  # everything but the bare torch.load
         self.opt = opt
+        if opt['io_backend'].get('type', 'disk') != 'lmdb':  # entry i is the i-th image: a fixed, sorted list
+            self.paths = sorted(self.paths)
         self.crop_components = opt.get('crop_components', False)
         if self.crop_components:
             from panininet.data.data_util import ComponentLocations

@@ -47,8 +47,10 @@ def test_component_file_bare_torch_load_refused_then_read_safely(tmp_path):
     ds = FFHQDegradationDataset(opt)  # patched: through panininet.checkpoint (weights_only, numpy scalars allowed)
     assert isinstance(ds.components_list, ComponentLocations) and len(ds.components_list) == 3
     np.testing.assert_array_equal(ds.components_list['00000001']['mouth'], np.array(comp['00000001']['mouth']))
+    # entry i belongs to the i-th image in sorted order (basicsr lists folders in file-system order)
+    assert ds.paths == sorted(ds.paths) and len(ds.paths) == 3
     item = ds[1]
-    assert item['lq'].shape == item['gt'].shape == (3, 64, 64)
+    assert item['gt_path'].endswith('00001.png') and item['lq'].shape == item['gt'].shape == (3, 64, 64)
     assert all(item[k].shape == (4,) and item[k].dtype == torch.float32
                for k in ('loc_left_eye', 'loc_right_eye', 'loc_mouth'))
 
