@@ -245,19 +245,19 @@ def test_options_file_matches_its_tiny_version():
                 0.1, 1, 0.1, 1, 200, 10)
 
 
-def test_train_cli_names_the_missing_extra(tmp_path):
+def test_train_cli_names_the_missing_extra(monkeypatch, capsys):
     """Without gfpgan, panininet/train.py -opt options/train_gfpgan_v1.yml stops with one line (exit 2)."""
-    import subprocess
+    import runpy
     import sys
-    code = ('import sys, runpy; import panininet.models as m; m.HAS_GFPGAN = False; '
-            f"sys.argv = ['train.py', '-opt', {osp.join(REPO, 'options', 'train_gfpgan_v1.yml')!r}]; "
-            f"runpy.run_path({osp.join(REPO, 'panininet', 'train.py')!r}, run_name='__main__')")
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=str(tmp_path))
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith('error: PaniniGFPGANModel') and '[gfpgan]' in lines[-1]
+
+    import panininet.models
+    monkeypatch.setattr(panininet.models, 'HAS_GFPGAN', False)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', osp.join(REPO, 'options', 'train_gfpgan_v1.yml')])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(osp.join(REPO, 'panininet', 'train.py'), run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: PaniniGFPGANModel') and '[gfpgan]' in err and len(err.splitlines()) == 1
 
 
 def test_distributed_code_path_on_cpu(assets, monkeypatch):
@@ -287,3 +287,11 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return str(s.getsockname()[1])
+
+
+def test_missing_decoder_file_names_option(assets):
+    from basicsr.models import build_model
+    opt = tiny_opt(assets, 'missing', network_g__decoder_load_path='no/such/stylegan2.pth')
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'])
+    with pytest.raises(FileNotFoundError, match=r'network_g.decoder_load_path: .*no/such/stylegan2.pth'):
+        build_model(opt)
