@@ -295,3 +295,17 @@ def test_missing_decoder_file_names_option(assets):
     opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'])
     with pytest.raises(FileNotFoundError, match=r'network_g.decoder_load_path: .*no/such/stylegan2.pth'):
         build_model(opt)
+
+
+def test_gfpgans_own_model_type_runs_too(assets):
+    """model_type: GFPGANModel (GFP-GAN's class itself) trains on a CPU with the compat patches alone; only the
+    component discriminators are off here, GFP-GAN's crops being 0 px below 512 px (PaniniGFPGANModel fixes that)."""
+    opt = tiny_opt(assets, 'gfpgan_own', model_type='GFPGANModel', train__total_iter=1, logger__save_checkpoint_freq=1,
+                   datasets__train__crop_components=False, val=None)
+    for part in ('left_eye', 'right_eye', 'mouth'):
+        opt.pop(f'network_d_{part}')
+    lines = run_training(assets['root'], write_opt(assets, opt))
+    for name in ('l_g_pix', 'l_g_percep', 'l_g_style', 'l_identity', 'l_d'):
+        assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
+    assert sorted(os.listdir(osp.join(exp_dir(assets, 'gfpgan_own'), 'models'))) == [
+        'net_d_1.pth', 'net_d_latest.pth', 'net_g_1.pth', 'net_g_latest.pth']
