@@ -16,7 +16,7 @@ from basicsr.models.base_model import BaseModel  # noqa: E402
 from gfpgan.archs.gfpganv1_arch import FacialComponentDiscriminator  # noqa: E402
 from gfpgan.data.ffhq_degradation_dataset import FFHQDegradationDataset  # noqa: E402
 from gfpgan.models.gfpgan_model import GFPGANModel  # noqa: E402
-from test_train_gfpgan import free_port, write_component_file  # noqa: E402
+from train_helpers import free_port, write_component_file  # noqa: E402
 
 from panininet.data.data_util import ComponentLocations  # noqa: E402
 from panininet.losses import vgg_features  # noqa: E402

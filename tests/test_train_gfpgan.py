@@ -11,7 +11,6 @@ import os
 import os.path as osp
 
 import cv2
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,7 +19,7 @@ pytest.importorskip('gfpgan')  # the [gfpgan] extra (in [test]); everything belo
 
 from basicsr.archs.stylegan2_arch import StyleGAN2Generator  # noqa: E402
 from gfpgan.archs.arcface_arch import IRBlock, ResNetArcFace  # noqa: E402
-from train_helpers import logged, one_thread, run_training  # noqa: E402,F401  (one_thread: fixture)
+from train_helpers import free_port, logged, one_thread, run_training, write_component_file  # noqa: E402,F401
 
 from panininet.losses import vgg_features  # noqa: E402
 
@@ -29,21 +28,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = osp.join(REPO, 'tests', 'data', 'train_gfpgan_v1_tiny.yml')
 SIZE = 64
 NETS = ('net_g', 'net_d', 'net_d_left_eye', 'net_d_right_eye', 'net_d_mouth')
-# FFHQ-aligned template boxes (x, y, half length) at 512 px, scaled to SIZE
-TEMPLATE_512 = {'left_eye': (188., 245., 24.), 'right_eye': (325., 245., 24.), 'mouth': (256., 370., 45.)}
-
-
-def write_component_file(path, num, size=SIZE):
-    """A landmarks file as GFP-GAN's scripts/parse_landmark.py writes it: lists of numpy float64 scalars."""
-    rng = np.random.default_rng(0)
-    comp = {}
-    for i in range(num):
-        comp[f'{i:08d}'] = {part: [np.float64(v * size / 512 + rng.uniform(-1, 1)) for v in box[:2]]
-                            + [np.float64(box[2] * size / 512)] for part, box in TEMPLATE_512.items()}
-    torch.save(comp, path)
-    return comp
-
-
 @pytest.fixture(scope='module')
 def assets(shared_dir, tmp_path_factory):
     root = str(tmp_path_factory.mktemp('train_gfpgan'))
@@ -280,13 +264,6 @@ def test_distributed_code_path_on_cpu(assets, monkeypatch):
     assert len(state['rng']) == 1
 
 
-
-def free_port():
-    """A free local TCP port (as a string) for MASTER_PORT."""
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
 
 
 def test_missing_decoder_file_names_option(assets):
