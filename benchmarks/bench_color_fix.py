@@ -13,7 +13,6 @@ import argparse
 import glob
 import os.path as osp
 
-import cv2
 import numpy as np
 import torch
 
