@@ -173,18 +173,19 @@ def test_gfpgan_trains_on_our_eq10_pairs(assets):
     from basicsr.utils.registry import DATASET_REGISTRY
     with open(osp.join(REPO, 'options', 'data_gfpgan_eq10.yml')) as f:
         train = yaml.safe_load(f)['datasets']['train']
-    train.update(dataroot_gt=assets['faces'], component_path=assets['components'], out_size=SIZE, in_size=SIZE,
-                 num_worker_per_gpu=0, batch_size_per_gpu=2, phase='train')
+    train.update(dataroot_gt=assets['faces'], component_path=assets['components'], component_coord_size=SIZE,
+                 out_size=SIZE, in_size=SIZE, num_worker_per_gpu=0, batch_size_per_gpu=2, phase='train')
     ds = DATASET_REGISTRY.get(train['type'])(train)  # (build_dataset would set up basicsr's logger too early)
     item = ds[0]
     assert item['lq'].shape == item['gt'].shape == (3, SIZE, SIZE)
     boxes = {p: item[f'loc_{p}'] for p in ('left_eye', 'right_eye', 'mouth')}
     comp = torch.load(assets['components'], weights_only=False)['00000000']  # the file as written
     flipped = bool(item['params']['hflip'])
-    x_left = SIZE - comp['right_eye'][0] if flipped else comp['left_eye'][0]
-    h_eye = 1.4 * (comp['right_eye'] if flipped else comp['left_eye'])[2]
-    assert boxes['left_eye'][0].item() == pytest.approx(x_left - h_eye + 1, abs=1e-4)
-    assert boxes['mouth'][3].item() == pytest.approx(comp['mouth'][1] + comp['mouth'][2], abs=1e-4)
+    left = comp['right_eye'] if flipped else comp['left_eye']  # the face's left eye after a flip is its right one
+    x_left = SIZE - left[0] if flipped else left[0]
+    for box, (x, y, h) in ((boxes['left_eye'], (x_left, left[1], 1.4 * left[2])), (boxes['mouth'], comp['mouth'])):
+        x0, y0, x1, y1 = box.tolist()  # centre and side within a pixel (pixel-index vs continuous conventions)
+        assert max(abs((x0 + x1) / 2 - x), abs((y0 + y1) / 2 - y), abs((x1 - x0) - 2 * h)) <= 1 + 1e-4
 
     opt = tiny_opt(assets, 'gfpgan_eq10', train__total_iter=1, logger__save_checkpoint_freq=1)
     train.pop('phase')

@@ -284,29 +284,32 @@ class ComponentLocations:
                            'dataset in its sorted order): make the file for this image folder.') from None
         return {p: boxes[i].copy() for i, p in enumerate(COMPONENT_PARTS)}
 
-    def locations(self, index, size, hflip=False, eye_enlarge_ratio=1.0):
+    def locations(self, index, size, hflip=False, eye_enlarge_ratio=1.0, coord_size=None):
         """The ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth`` boxes GFP-GAN's model crops (as its dataset).
 
-        Box = ``(x - h + 1, y - h + 1, x + h, y + h)`` with half length ``h`` (eyes: ``h * eye_enlarge_ratio``).
-        A flipped face mirrors x (``size - x``) and swaps the eyes.
+        Box = ``(x - h + 1, y - h + 1, x + h, y + h)`` with half length ``h`` (eyes: ``h * eye_enlarge_ratio``),
+        in the file's frame, then scaled by ``size / coord_size``. A flipped face mirrors x (``coord_size - x``)
+        and swaps the eyes.
 
         Args:
             index (int): Image index (the entry ``f'{index:08d}'``).
-            size (int): Face side in pixels (the coordinates' frame).
+            size (int): Side of the face the boxes are for, in pixels.
             hflip (bool): The face was flipped horizontally. Default: False.
             eye_enlarge_ratio (float): Eye box enlargement (GFP-GAN: 1.4). Default: 1.0.
+            coord_size (int | None): Side the file's numbers refer to (512 for GFP-GAN's file). Default: ``size``.
 
         Returns:
             dict[str, Tensor]: ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``, each (4,) float32.
         """
+        coord_size = size if coord_size is None else coord_size
         boxes = self[f'{index:08d}']
         if hflip:
             boxes = {'left_eye': boxes['right_eye'], 'right_eye': boxes['left_eye'], 'mouth': boxes['mouth']}
             for b in boxes.values():
-                b[0] = size - b[0]
+                b[0] = coord_size - b[0]
         out = {}
         for part, (x, y, h) in boxes.items():
             h = h * eye_enlarge_ratio if 'eye' in part else h
-            loc = np.array([x - h + 1, y - h + 1, x + h, y + h])
+            loc = np.array([x - h + 1, y - h + 1, x + h, y + h]) * (size / coord_size)
             out[f'loc_{part}'] = torch.from_numpy(loc).float()
         return out

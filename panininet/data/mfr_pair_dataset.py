@@ -50,8 +50,9 @@ class PaniniMFRDataset(data.Dataset):
             ``loc_mouth``), so that GFP-GAN's ``GFPGANModel`` trains on these pairs with its component
             discriminators (``options/data_gfpgan_eq10.yml``). Default: False.
         component_path (str): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` format:
-            entry ``f'{i:08d}'`` for the i-th image of the sorted list, in ``out_size`` pixel coordinates), read
-            by :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+            entry ``f'{i:08d}'`` for the i-th image of the sorted list), read by
+            :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+        component_coord_size (int): Side the file's coordinates refer to. Default: 512 (GFP-GAN's file).
         eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
 
     Returns (``__getitem__``):
@@ -82,6 +83,7 @@ class PaniniMFRDataset(data.Dataset):
         if opt.get('crop_components', False):
             self.components = ComponentLocations.from_options(opt, len(self.paths))
         self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
+        self.component_coord_size = int(opt.get('component_coord_size', 512))
 
     def __len__(self):
         return len(self.paths)
@@ -107,5 +109,6 @@ class PaniniMFRDataset(data.Dataset):
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
         if self.components is not None:
-            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio))
+            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio,
+                                                  self.component_coord_size))
         return item
