@@ -37,7 +37,10 @@ def _dataset_opt(tmp_path, component_path, num=3):
                 component_path=component_path, eye_enlarge_ratio=1.4)
 
 
-def test_component_file_bare_torch_load_refused_then_read_safely(tmp_path):
+def test_component_file_bare_torch_load_refused_then_read_safely(tmp_path, monkeypatch):
+    import gfpgan.data.ffhq_degradation_dataset as ffhq_module
+    listing = ffhq_module.paths_from_folder  # basicsr lists a folder in file-system order: make it a reversed one
+    monkeypatch.setattr(ffhq_module, 'paths_from_folder', lambda folder: sorted(listing(folder), reverse=True))
     path = str(tmp_path / 'landmarks.pth')
     comp = write_component_file(path, 3)
     opt = _dataset_opt(tmp_path, path)
@@ -47,7 +50,7 @@ def test_component_file_bare_torch_load_refused_then_read_safely(tmp_path):
     ds = FFHQDegradationDataset(opt)  # patched: through panininet.checkpoint (weights_only, numpy scalars allowed)
     assert isinstance(ds.components_list, ComponentLocations) and len(ds.components_list) == 3
     np.testing.assert_array_equal(ds.components_list['00000001']['mouth'], np.array(comp['00000001']['mouth']))
-    # entry i belongs to the i-th image in sorted order (basicsr lists folders in file-system order)
+    # entry i belongs to the i-th image in sorted order, whatever order the file system lists the folder in
     assert ds.paths == sorted(ds.paths) and len(ds.paths) == 3
     item = ds[1]
     assert item['gt_path'].endswith('00001.png') and item['lq'].shape == item['gt'].shape == (3, 64, 64)
