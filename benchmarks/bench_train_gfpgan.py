@@ -28,7 +28,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEMPLATE_512 = {'left_eye': (188., 245., 24.), 'right_eye': (325., 245., 24.), 'mouth': (256., 370., 45.)}
 
 
-def gfpgan_model(paper, folder, device):
+def gfpgan_model(paper, folder, device, batch_size=None):
     """PaniniGFPGANModel from the (tiny or paper) options with random pre-trained files."""
     from basicsr.archs.stylegan2_arch import StyleGAN2Generator
     from basicsr.models import build_model
@@ -55,7 +55,7 @@ def gfpgan_model(paper, folder, device):
     opt['path'].update(experiments_root=exp, models=osp.join(exp, 'models'), log=exp,
                        training_states=osp.join(exp, 'training_states'), visualization=osp.join(exp, 'vis'))
     model = build_model(opt)
-    size, b = g['out_size'], opt['datasets']['train']['batch_size_per_gpu']
+    size, b = g['out_size'], batch_size or opt['datasets']['train']['batch_size_per_gpu']
     batch = {'lq': torch.rand(b, 3, size, size) * 2 - 1, 'gt': torch.rand(b, 3, size, size) * 2 - 1}
     for part, (x, y, h) in TEMPLATE_512.items():
         s = size / 512
@@ -84,23 +84,30 @@ def main():
     parser.add_argument('--paper', action='store_true', help='options/train_gfpgan_v1.yml (512 px)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--batch', type=int, default=None, help="default: the options file's batch_size_per_gpu")
+    parser.add_argument('--no-peer', action='store_true', help='skip the PaniniModel tiny MFR peer')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--iters', type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as folder:
-        model, batch = gfpgan_model(args.paper, folder, device)
+        model, batch = gfpgan_model(args.paper, folder, device, args.batch)
         gfpgan = bench_train.time_iterations(FeedEachIteration(model, batch), batch, device, args.warmup, args.iters)
         del model
-        opt, _ = bench_train.load_options('mfr', paper=False)  # PaniniModel's tiny MFR config, same process
-        bench_train.write_random_weights(opt, folder)
-        peer_model, peer_batch = bench_train.build(opt, folder, device, opt['datasets']['train']['batch_size_per_gpu'])
-        peer = bench_train.time_iterations(peer_model, peer_batch, device, args.warmup, args.iters)
+        peer = None
+        if not args.no_peer:
+            opt, _ = bench_train.load_options('mfr', paper=False)  # PaniniModel's tiny MFR config, same process
+            bench_train.write_random_weights(opt, folder)
+            peer_model, peer_batch = bench_train.build(opt, folder, device,
+                                                       opt['datasets']['train']['batch_size_per_gpu'])
+            peer = bench_train.time_iterations(peer_model, peer_batch, device, args.warmup, args.iters)
     load = os.getloadavg()
     print(f'device {device}, {args.threads} thread(s), load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}')
-    print(f'GFP-GAN v1 ({"paper" if args.paper else "tiny"} options): {gfpgan:.2f} s/iter')
-    print(f'PaniniModel tiny MFR:                {peer:.2f} s/iter   (GFP-GAN / Panini: {gfpgan / peer:.1f}x)')
+    print(f'GFP-GAN v1 ({"paper" if args.paper else "tiny"} options, batch {batch["lq"].shape[0]}): '
+          f'{gfpgan:.2f} s/iter')
+    if peer is not None:
+        print(f'PaniniModel tiny MFR: {peer:.2f} s/iter   (GFP-GAN / Panini: {gfpgan / peer:.1f}x)')
 
 
 if __name__ == '__main__':
