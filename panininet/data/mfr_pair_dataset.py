@@ -1,7 +1,14 @@
 """Multi-degradation face restoration (MFR) pairs: HQ face and its eq.-(10) degradation, made on the fly."""
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from panininet.data.data_util import HQFaceDataset, color_jitter, params_for_batch, to_gray3, to_tensor
+from panininet.data.data_util import (
+    ComponentLocations,
+    HQFaceDataset,
+    color_jitter,
+    params_for_batch,
+    to_gray3,
+    to_tensor,
+)
 from panininet.data.degradations import DegradationSampler, make_lq
 
 
@@ -34,12 +41,21 @@ class PaniniMFRDataset(HQFaceDataset):
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.
+        crop_components (bool): Also return GFP-GAN's facial component boxes (``loc_left_eye``, ``loc_right_eye``,
+            ``loc_mouth``), so that GFP-GAN's ``GFPGANModel`` trains on these pairs with its component
+            discriminators (``options/data_gfpgan_eq10.yml``). Default: False.
+        component_path (str): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` format:
+            entry ``f'{i:08d}'`` for the i-th image of the sorted list), read by
+            :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+        component_coord_size (int): Side the file's coordinates refer to. Default: 512 (GFP-GAN's file).
+        eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``.
+        ``gray``; with ``crop_components`` also ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32
+        boxes ``(x0, y0, x1, y1)`` on the GT (mirrored and swapped when the pair is flipped).
     """
 
     def __init__(self, opt):
@@ -51,6 +67,11 @@ class PaniniMFRDataset(HQFaceDataset):
         self.color_jitter_shift = float(opt.get('color_jitter_shift', 20)) / 255.
         self.gray_prob = float(opt.get('gray_prob') or 0)
         self.gt_gray = opt.get('gt_gray', True)
+        self.components = None
+        if opt.get('crop_components', False):
+            self.components = ComponentLocations.from_options(opt, len(self.paths))
+        self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
+        self.component_coord_size = int(opt.get('component_coord_size', 512))
 
     def __getitem__(self, index):
         rng = self.item_rng(index)
@@ -65,10 +86,14 @@ class PaniniMFRDataset(HQFaceDataset):
             img_lq = to_gray3(img_lq)
             if self.gt_gray:
                 img_gt = to_gray3(img_gt)
-        return {
+        item = {
             'lq': to_tensor(img_lq, self.mean, self.std),
             'gt': to_tensor(img_gt, self.mean, self.std),
             'lq_path': path,
             'gt_path': path,
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
+        if self.components is not None:
+            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio,
+                                                  self.component_coord_size))
+        return item
