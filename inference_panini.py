@@ -1,14 +1,19 @@
-"""Restore every face in photos with Panini-Net (detect -> align -> restore -> paste back), like inference_gfpgan.py.
+"""Restore every face in photos and videos with Panini-Net (detect -> align -> restore -> paste back).
 
     python inference_panini.py -i photos/ -o results/
+    python inference_panini.py -i clip.mp4 -o results/
 
-Writes ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and ``restored_imgs/`` under ``-o`` (GFPGAN's layout).
-Run with ``-h`` for every flag.
+Photos: writes ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and ``restored_imgs/`` under ``-o`` (GFPGAN's
+layout). Videos (mp4, mov, mkv, avi, webm, ...; needs PyAV: ``pip install "panininet[video]"``): writes
+``restored_videos/NAME.mp4`` with every frame, the frame rate, the duration and the sound of the input.
+A folder may mix both. Run with ``-h`` for every flag.
 """
 import argparse
 import glob
 import os.path as osp
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -24,7 +29,7 @@ from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_relea
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('-i', '--input', required=True, help='input image or folder')
+    p.add_argument('-i', '--input', required=True, help='input image, video or folder (photos and videos may mix)')
     p.add_argument('-o', '--output', required=True, help='output folder')
     p.add_argument('-v', '--version', default='mfr', choices=VERSIONS,
                    help='mfr: Panini-Net 512->1024 restoration; sr16: 16x face SR (64->1024); gfpgan1.3/1.4: '
@@ -54,6 +59,13 @@ def parse_args(argv=None):
                    help='faces per network call; photos are read in groups of this size so faces of several photos '
                         'share a call')
     p.add_argument('--no_download', action='store_true', help='never download weights')
+    p.add_argument('--no_smooth', action='store_true',
+                   help='videos: restore every frame on its own (no face tracking, no landmark smoothing)')
+    p.add_argument('--video_codec', default='libx264',
+                   help='videos: FFmpeg encoder of the output (libx264: H.264 yuv420p in .mp4; a codec mp4 cannot '
+                   'hold is written as .mkv)')
+    p.add_argument('--video_crf', type=int, default=18,
+                   help='videos: constant rate factor of libx264/libx265/libvpx-vp9/libsvtav1 (lower: better, bigger)')
     half = p.add_mutually_exclusive_group()
     half.add_argument('--fp16', action='store_true', help='network in fp16 autocast (GPU only)')
     half.add_argument('--bf16', action='store_true', help='network in bf16 autocast (GPU or CPU)')
@@ -123,6 +135,14 @@ def main(argv=None):
     try:
         weight_to_mask_bias(args.weight)  # validates -w before anything loads
         files = list_inputs(args.input)
+        photos, videos = split_videos(files)
+        if videos:
+            from panininet.video import check_video_codec
+
+            if args.aligned:
+                raise ValueError('--aligned is for folders of aligned face crops; it does not apply to videos.')
+
+            check_video_codec(args.video_codec)
         restorer = PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,
             bg_upsampler=build_bg_upsampler(args), device=args.device,
@@ -139,11 +159,11 @@ def main(argv=None):
     n_images = n_faces = 0
     skipped = []
     start = time.time()
-    bar = tqdm(total=len(files), desc='photos', unit='img')
+    bar = tqdm(total=len(photos), desc='photos', unit='img', disable=not photos)
     # photos go in groups of --batch_size, so that the faces of several photos share network calls
-    for first in range(0, len(files), max(1, args.batch_size)):
+    for first in range(0, len(photos), max(1, args.batch_size)):
         group = []
-        for path in files[first:first + max(1, args.batch_size)]:
+        for path in photos[first:first + max(1, args.batch_size)]:
             img = read_image(path)
             if img is None:
                 warnings.warn(f'{path}: not an image (or not readable); skipped.', stacklevel=1)
@@ -177,11 +197,93 @@ def main(argv=None):
                 write_image(image, dest)
             bar.update(1)
     bar.close()
+    video_done = restore_videos(args, restorer, videos, out_root, inputs_abs, suffix, skipped)
+    if video_done is None:
+        return 2
+    n_videos, n_frames, n_video_faces = video_done
     elapsed = time.time() - start
-    print(f'Done: {n_images} photo(s), {n_faces} face(s) restored, {len(skipped)} file(s) skipped'
-          f'{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
+    video_part = f'{n_videos} video(s) ({n_frames} frames), ' if videos else ''
+    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored, {len(skipped)} file(s) '
+          f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
     return 0
 
 
+# ----------------------------------------------------------------------------------------------------------- videos
+def split_videos(files):
+    """(photos, videos) of the input list: videos by their extension (panininet.video.VIDEO_EXTENSIONS)."""
+    from panininet.video import is_video_file
+
+    videos = [f for f in files if is_video_file(f)]
+    return [f for f in files if f not in set(videos)], videos
+
+
+def video_output_path(args, out_root, in_path, suffix):
+    """restored_videos/NAME{suffix}.mp4, or .mkv when mp4 cannot hold --video_codec."""
+    ext = 'mp4' if args.video_codec in ('libx264', 'h264', 'libx265', 'hevc', 'mpeg4', 'libvpx-vp9', 'libsvtav1',
+                                        'libaom-av1', 'av1', 'mjpeg', 'ffv1') else 'mkv'
+    return osp.join(out_root, 'restored_videos', f'{osp.splitext(osp.basename(in_path))[0]}{suffix}.{ext}')
+
+
+def restore_videos(args, restorer, videos, out_root, inputs_abs, suffix, skipped):
+    """Each clip through PaniniRestorer.enhance_video with a progress bar in frames; a bad clip is skipped.
+
+    Returns:
+        tuple | None: (clips done, frames, faces), or None after refusing to overwrite an input.
+    """
+    from tqdm import tqdm
+
+    from panininet.video import VideoError
+
+    n_videos = n_frames = n_faces = 0
+    if videos and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # kill: stop the pipeline and remove the partial file, as Ctrl-C
+    for path in videos:
+        dest = video_output_path(args, out_root, path, suffix)
+        if osp.abspath(dest) in inputs_abs:
+            sys.stderr.write(f'Error: {dest} is an input; refusing to overwrite it (choose another -o).\n')
+            return None
+        name = osp.basename(path)
+        with tqdm(desc=name, unit='frame', total=probe_frame_count(path)) as bar:
+            try:
+                summary = restorer.enhance_video(path, dest, only_center_face=args.only_center_face,
+                                                 weight=args.weight, smooth=not args.no_smooth,
+                                                 video_codec=args.video_codec, crf=args.video_crf,
+                                                 progress=bar.update)
+            except VideoError as err:
+                bar.close()
+                warnings.warn(f'{err} Skipped.', stacklevel=1)
+                skipped.append(name)
+                continue
+        n_videos, n_frames, n_faces = n_videos + 1, n_frames + summary.frames, n_faces + summary.faces
+        audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
+        print(f'{name}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
+              f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')
+    return n_videos, n_frames, n_faces
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def probe_frame_count(path):
+    """Frames the clip says it has (for the progress bar's ETA), or None when it does not say."""
+    try:
+        import av
+
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            if container.duration and stream.average_rate:
+                return int(round(container.duration / 1e6 * float(stream.average_rate)))
+    except Exception:  # noqa: BLE001  (a bad clip is reported by enhance_video)
+        return None
+    return None
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.stderr.write('Interrupted: the clip being written was discarded (finished outputs are kept).\n')
+        sys.exit(130)

@@ -426,7 +426,35 @@ class PaniniRestorer:
             results.append((p['crops'], restored, whole))
         return results
 
-    def _detect_and_align(self, img, has_aligned, only_center_face):
+    def enhance_video(self, input_path, output_path, only_center_face=False, weight=0.5, smooth=True,
+                      video_codec='libx264', crf=18, progress=None):
+        """Restore every face of a video clip and write it with its sound (see :func:`panininet.video.restore_video`).
+
+        Args:
+            input_path (str): Any clip FFmpeg decodes (mp4, mov, mkv, avi, webm, ...).
+            output_path (str): Destination (its extension picks the container), written atomically.
+            only_center_face (bool): Restore only the centre face of each frame. Default: False.
+            weight (float | None): Fidelity, as in :meth:`enhance`. Default: 0.5.
+            smooth (bool): Track faces and smooth their landmarks over time. Default: True.
+            video_codec (str): FFmpeg encoder. Default: 'libx264' (H.264, yuv420p).
+            crf (int): Constant rate factor of the encoder. Default: 18.
+            progress (callable | None): Called with 1 after each frame written. Default: None.
+
+        Returns:
+            panininet.video.VideoSummary: Frames, faces, time, what happened to the audio.
+        """
+        from panininet.video import restore_video
+
+        return restore_video(self, input_path, output_path, weight=weight, only_center_face=only_center_face,
+                             smooth=smooth, video_codec=video_codec, crf=crf, progress=progress)
+
+    def _helper(self):
+        if self.face_helper is None:
+            raise ValueError('This PaniniRestorer was built with detector=None: it restores aligned faces only '
+                             '(has_aligned=True).')
+        return self.face_helper
+
+    def _detect_and_align(self, img, has_aligned, only_center_face, align=True):
         """Aligned 512 crops of one photo, what goes into the network for each, and their affine matrices."""
         img8 = to_bgr8(img)
         if has_aligned:
@@ -436,18 +464,47 @@ class PaniniRestorer:
             if net_input.shape[:2] != (self.in_size, self.in_size):
                 net_input = img8
             return {'crops': [img8], 'net_inputs': [net_input], 'affines': []}
-        helper = self.face_helper
-        if helper is None:
-            raise ValueError('This PaniniRestorer was built with detector=None: it restores aligned faces only '
-                             '(has_aligned=True).')
+        helper = self._helper()
         helper.clean_all()
         helper.input_img = img8
         h, w = img8.shape[:2]
         resize = 3000 if min(h, w) > 3000 else None  # detect huge photos on a smaller copy
         helper.get_face_landmarks_5(only_center_face=only_center_face, resize=resize, eye_dist_threshold=5)
+        if not align:
+            return {'landmarks': np.array(helper.all_landmarks_5, np.float32).reshape(-1, 5, 2)}
         helper.align_warp_face()
         crops = list(helper.cropped_faces)
         return {'crops': crops, 'net_inputs': crops, 'affines': [np.array(m) for m in helper.affine_matrices]}
+
+    def detect_landmarks(self, img, only_center_face=False):
+        """The 5 FFHQ landmarks of every face of one photo (or video frame).
+
+        Args:
+            img (np.ndarray): A photo in any form :meth:`enhance` takes.
+            only_center_face (bool): Keep only the face closest to the centre. Default: False.
+
+        Returns:
+            np.ndarray: (n, 5, 2) float32 eye centres, nose tip, mouth corners, in ``img``'s pixel coordinates.
+        """
+        p = self._detect_and_align(img, False, only_center_face, align=False)
+        return p['landmarks']
+
+    def align_faces(self, img, landmarks):
+        """Warp each face given by its 5 landmarks onto the FFHQ template.
+
+        Args:
+            img (np.ndarray): The photo the landmarks belong to.
+            landmarks (np.ndarray): (n, 5, 2) as :meth:`detect_landmarks` gives (possibly smoothed over time).
+
+        Returns:
+            tuple: ``(crops, affines)``: lists of (512, 512, 3) uint8 BGR crops and (2, 3) photo -> crop matrices.
+        """
+        helper = self._helper()
+        helper.clean_all()
+        helper.input_img = to_bgr8(img)
+        helper.all_landmarks_5 = [np.asarray(lm, np.float32).reshape(5, 2) for lm in landmarks]
+        helper.align_warp_face()
+        return list(helper.cropped_faces), [np.array(m) for m in helper.affine_matrices]
 
     def upsample_background(self, img):
         """The whole photo scaled by ``upscale`` (Real-ESRGAN when given, else Lanczos), in its own dtype/channels."""
