@@ -356,3 +356,16 @@ def test_bad_video_error(restorer, tmp_path):
     with pytest.raises(VideoError, match=r'x\.mp4: not a readable video'):
         restore_video(restorer, str(tmp_path / 'x.mp4'), str(tmp_path / 'y.mp4'))
     assert os.listdir(tmp_path) == ['x.mp4']
+
+
+def test_interrupt_leaves_no_partial_file(restorer, clips, tmp_path):
+    """Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) mid-clip: the stages stop, nothing is left."""
+    def interrupt_at_third_frame(_):
+        interrupt_at_third_frame.n += 1
+        if interrupt_at_third_frame.n == 3:
+            raise KeyboardInterrupt
+
+    interrupt_at_third_frame.n = 0
+    with pytest.raises(KeyboardInterrupt):
+        restore_video(restorer, clips['mp4'], str(tmp_path / 'out.mp4'), progress=interrupt_at_third_frame)
+    assert os.listdir(tmp_path) == []
