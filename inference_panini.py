@@ -141,7 +141,6 @@ def main(argv=None):
 
             if args.aligned:
                 raise ValueError('--aligned is for folders of aligned face crops; it does not apply to videos.')
-
             check_video_codec(args.video_codec)
         restorer = PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,

@@ -185,7 +185,9 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
     from panininet.restorer import weight_to_mask_bias
 
     weight_to_mask_bias(weight)  # a bad -w fails here, not in a thread
-    restorer._helper()  # a restorer without a detector fails here
+    if restorer.face_helper is None:
+        raise ValueError('This PaniniRestorer was built with detector=None (aligned faces only); videos need a '
+                         'detector.')
     if osp.abspath(input_path) == osp.abspath(output_path):
         raise VideoError(f'{output_path} is the input; refusing to overwrite it.')
     start = time.time()
