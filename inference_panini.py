@@ -229,13 +229,22 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, suffix, skipped
     Returns:
         tuple | None: (clips done, frames, faces), or None after refusing to overwrite an input.
     """
+    previous = None
+    if videos and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and remove the partial file, as Ctrl-C
+    try:
+        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, suffix, skipped)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _restore_each_video(args, restorer, videos, out_root, inputs_abs, suffix, skipped):
     from tqdm import tqdm
 
     from panininet.video import VideoError
 
     n_videos = n_frames = n_faces = 0
-    if videos and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # kill: stop the pipeline and remove the partial file, as Ctrl-C
     for path in videos:
         dest = video_output_path(args, out_root, path, suffix)
         if osp.abspath(dest) in inputs_abs:
