@@ -52,9 +52,14 @@ def frames_of(shared_dir):
     return frames
 
 
-def write_clip(path, frames, fmt, vcodec, acodec, rotation=0):
-    """Encode ``frames`` (BGR) at FPS with a 440 Hz tone lasting exactly the clip's duration."""
+def write_clip(path, frames, fmt, vcodec, acodec, rotation=0, subtitles=False):
+    """Encode ``frames`` (BGR) at FPS with a 440 Hz tone lasting exactly the clip's duration (and an empty SubRip
+    subtitle stream when ``subtitles``)."""
     out = av.open(path, 'w', format=fmt)
+    if subtitles:
+        sub = out.add_stream('subrip')
+        sub.time_base = sub.codec_context.time_base = fractions.Fraction(1, 1000)
+        sub.codec_context.subtitle_header = b'[Script Info]\r\n'  # (the encoder will not open without one)
     v = out.add_stream(vcodec, rate=FPS)
     h, w = frames[0].shape[:2]
     v.width, v.height, v.pix_fmt = w, h, 'yuv420p'
@@ -134,7 +139,7 @@ def clips(shared_dir, tmp_path_factory):
     frames = frames_of(shared_dir)
     return {'frames': frames,
             'mp4': write_clip(str(folder / 'pan.mp4'), frames, 'mp4', 'libx264', 'aac'),
-            'mkv': write_clip(str(folder / 'pan.mkv'), frames, 'matroska', 'mpeg4', 'pcm_u8')}
+            'mkv': write_clip(str(folder / 'pan.mkv'), frames, 'matroska', 'mpeg4', 'pcm_u8', subtitles=True)}
 
 
 class Recorder:
@@ -259,7 +264,8 @@ def test_smoothing_removes_jitter(shared_dir, restorer, clips, smooth_run, tmp_p
 
 def test_photo_pipeline_equivalence_reencoded_audio_and_bad_inputs(cli, clips, tiny_model, restorer, tmp_path,
                                                                    capsys):
-    """The CLI on a folder mixing a photo, an mkv clip, a bad and a truncated clip: the good ones are done."""
+    """The CLI on a folder mixing a photo, an mkv clip (with subtitles), a bad and a truncated clip: the good ones
+    are done, the subtitles dropped with a warning."""
     folder = tmp_path / 'in'
     folder.mkdir()
     (folder / 'pan.mkv').write_bytes(open(clips['mkv'], 'rb').read())
@@ -268,7 +274,7 @@ def test_photo_pipeline_equivalence_reencoded_audio_and_bad_inputs(cli, clips, t
     data = open(clips['mp4'], 'rb').read()
     (folder / 'cut.mp4').write_bytes(data[:len(data) // 2])
     out = tmp_path / 'out'
-    with pytest.warns(UserWarning, match='Skipped') as record:
+    with pytest.warns(UserWarning, match='Skipped|dropping subtitle') as record:
         rc = cli.main(['-i', str(folder), '-o', str(out), '--model_path', tiny_model, '-s', '2', '--no_smooth',
                        '--detector', 'dlib', '--device', 'cpu', '--no_download'])
     assert rc == 0
@@ -276,11 +282,14 @@ def test_photo_pipeline_equivalence_reencoded_audio_and_bad_inputs(cli, clips, t
     for name in ('bad.mp4', 'cut.mp4'):
         line = next(m for m in messages if name in m)
         assert 'Skipped' in line and '\n' not in line.strip()
+    assert any('pan.mkv: dropping subtitle stream' in m for m in messages)
     assert 'Traceback' not in capsys.readouterr().err
     assert sorted(os.listdir(out / 'restored_videos')) == ['pan.mp4']
     assert sorted(os.listdir(out / 'restored_imgs')) == ['still.png']
     frames, duration, audio = probe(str(out / 'restored_videos' / 'pan.mp4'))
     in_frames, in_duration, in_audio = probe(clips['mkv'])
+    with av.open(str(out / 'restored_videos' / 'pan.mp4')) as c:
+        assert [st.type for st in c.streams] == ['video', 'audio']
     assert len(frames) == N_FRAMES and duration == pytest.approx(in_duration, abs=1e-3)
     (codec, rate, _, seconds), (_, in_rate, _, in_seconds) = audio[0], in_audio[0]
     assert (codec, rate) == ('aac', in_rate)  # pcm_u8 does not go in mp4: re-encoded, same rate and length
