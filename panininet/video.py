@@ -10,6 +10,7 @@ in its own thread, joined by bounded queues (``queue_size`` items each), so memo
    :meth:`~panininet.restorer.PaniniRestorer.align_faces` with those landmarks;
 3. **restore** (the calling thread): the faces of consecutive frames go through the network together
    (:meth:`~panininet.restorer.PaniniRestorer.restore_faces`, ``batch_size`` faces per call), then
+   :meth:`~panininet.restorer.PaniniRestorer.finish_faces` (colour fix, gray film) and
    :meth:`~panininet.restorer.PaniniRestorer.paste_back` per frame;
 4. **encode + mux** (PyAV): every frame with its own timestamp and duration (same frame count, frame rate and
    duration), H.264 yuv420p by default; every audio stream copied packet for packet when the output container takes
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from basicsr.utils import get_root_logger
 
+from panininet.color import is_gray
 from panininet.fileio import atomic_path
 from panininet.tracking import FaceTracker
 
@@ -298,6 +300,8 @@ def _restore_stage(restorer, pipe, aligned_q, done_q, weight, summary):
             for pts, tb, duration, img, crops, affines in batch:
                 faces = restored[i:i + len(crops)]
                 i += len(crops)
+                if faces:  # colour fix (--color_fix), gray faces for a black-and-white film
+                    faces = restorer.finish_faces(faces, crops, is_gray(img))
                 out = restorer.paste_back(img, affines, faces) if faces else restorer.upsample_background(img)
                 summary.faces += len(faces)
                 if not pipe.put(done_q, (pts, tb, duration, out)):
