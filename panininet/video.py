@@ -314,7 +314,6 @@ class _AudioPump:
     """Carries the input's audio streams into the output, in step with the video, read by a second demuxer."""
 
     def __init__(self, av, input_path, output, summary, logger):
-        self.av = av
         self.output = output
         self.streams = {}  # input index -> (output stream, decoder, or None to copy the packets)
         self.demuxer = av.open(input_path, 'r')
