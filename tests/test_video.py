@@ -378,3 +378,29 @@ def test_interrupt_leaves_no_partial_file(restorer, clips, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         restore_video(restorer, clips['mp4'], str(tmp_path / 'out.mp4'), progress=interrupt_at_third_frame)
     assert os.listdir(tmp_path) == []
+
+
+def test_kill_leaves_no_partial_file(clips, tiny_model, tmp_path):
+    """``kill`` (SIGTERM) of the CLI while a clip is being written: exit 130, no file left in restored_videos."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / 'out'
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen([sys.executable, osp.join(root, 'inference_panini.py'), '-i', clips['mp4'], '-o',
+                             str(out), '--model_path', tiny_model, '--detector', 'dlib', '--device', 'cpu',
+                             '--no_download'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder, deadline = out / 'restored_videos', time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if folder.is_dir() and any('.part' in f for f in os.listdir(folder)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, 'the run ended before it could be interrupted'
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert 'Interrupted' in err and 'Traceback' not in err
+    assert os.listdir(folder) == []
