@@ -11,8 +11,8 @@ Groups of runs:
 
 * ``base``: 10 pictures (panini_examples/GT and five scikit-image pictures; 7 train, 3 held out), DRE width 16,
   64-px crops of the 256-px DRE input, 2 CPU-minutes each: UDRL with plain BatchNorm, UDRL with shuffled
-  BatchNorm (``bn_splits`` 4), UDRL with in-batch negatives, UDRL at a 10x lower learning rate, and
-  *supervised* (the upper bound of this encoder and input).
+  BatchNorm (``bn_splits`` 4), UDRL with in-batch negatives, and *supervised* (the upper
+  bound of this encoder and input).
 * ``input``: the supervised bound at a DRE input of 512 (no 2x2 pooling).
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
 * ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each; with all degradations
@@ -21,7 +21,7 @@ Groups of runs:
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
 
-Example (the figures in the README; about 25 CPU-minutes in all, one thread):
+Example (the figures in the README; about 22 CPU-minutes in all, one thread):
 
     python scripts/udrl_experiments.py --testdata ../shared/testdata --out results/udrl_experiments
 """
@@ -62,7 +62,6 @@ RUNS = {
     'factor_delta': _run('factor', 1, 'gt', SMALL, vary='delta'),
     'factor_log_r': _run('factor', 1, 'gt', SMALL, vary='log_r'),
     'base_udrl_batchneg': _run('base', 2, 'gt', BASE, batch_negatives=True),
-    'base_udrl_lr1e-4': _run('base', 2, 'gt', BASE, lr=1e-4),
     'queue_32deg_K256': _run('queue', 0.7, 'gt', SMALL, bank=32),
     'queue_32deg_K16': _run('queue', 0.7, 'gt', SMALL, bank=32, queue=16),
     'crop_128': _run('crop', 1, 'gt', SMALL, crop=128),
@@ -107,11 +106,13 @@ def collect(out):
             res = json.load(f)
         trained = next(k for k in res['scores_r2'] if 'random' not in k)
         control = res['scores_r2'].get('random DRE (control)')
+        control_cv = res['cv_scores_r2'].get('random DRE (control)')
         as_float = lambda d: {t: float(d.get(t, 'nan')) for t in TARGETS}  # noqa: E731  ('nan' strings back to floats)
         cfg = res['config']
         rows.append(dict(
             run=name, group=group, content=content, heldout=as_float(res['scores_r2'][trained]),
             cv=as_float(res['cv_scores_r2'][trained]), control=as_float(control) if control else None,
+            control_cv=as_float(control_cv) if control_cv else None,
             iters=res['iters_done'], cpu_min=res.get('train_cpu_s', float('nan')) / 60,
             images=len(res['train_images']) + len(res['heldout_images']),
             setup=(f"{cfg['objective']}, vary {cfg['vary']}, bank {cfg['bank']}"
@@ -123,13 +124,14 @@ def collect(out):
 
 def table(rows):
     head = ('| run | setup | images | iters | CPU-min | held-out R² log r / δ / q / σ / log blur | CV R² (same) '
-            '| control held-out R² (same) |')
-    lines = [head, '|---|---|---|---|---|---|---|---|']
+            '| random-DRE control: held-out R² (same) | control: CV R² (same) |')
+    lines = [head, '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        ctrl = ' / '.join(fmt(r['control'][t]) for t in TARGETS) if r['control'] else '—'
+        ctrl, ctrl_cv = (' / '.join(fmt(r[key][t]) for t in TARGETS) if r[key] else '—'
+                         for key in ('control', 'control_cv'))
         lines.append(f"| {r['run']} | {r['setup']} | {r['images']} | {r['iters']} | {r['cpu_min']:.1f} | " +
                      ' / '.join(fmt(r['heldout'][t]) for t in TARGETS) + ' | ' +
-                     ' / '.join(fmt(r['cv'][t]) for t in TARGETS) + f' | {ctrl} |')
+                     ' / '.join(fmt(r['cv'][t]) for t in TARGETS) + f' | {ctrl} | {ctrl_cv} |')
     return '\n'.join(lines) + '\n'
 
 
