@@ -151,20 +151,6 @@ def test_udrl_same_params_give_same_degradation(tmp_path):
         assert torch.equal(item['query'], item['key'])
 
 
-@pytest.mark.parametrize('pool', [None, 3])
-def test_udrl_degradation_pool(hq_dir, pool):
-    """degradation_pool=N: every pair's parameters are one of N sets (fixed by pool_seed); None: fresh ones."""
-    opt = dict(dataroot_gt=hq_dir, degrade_size=32, out_size=16, phase='train', degradation_pool=pool)
-    ds = UDRLPairDataset(opt)
-    items = [ds[i % len(ds)]['params'] for i in range(24)]
-    seen = {tuple(p[k] for k in ('sigma', 'r', 'delta', 'q')) for p in items}
-    assert len(seen) == (3 if pool else 24)
-    if pool:
-        assert seen == {tuple(p[k] for k in ('sigma', 'r', 'delta', 'q')) for p in UDRLPairDataset(opt).pool}
-        with pytest.raises(ValueError, match='degradation_pool'):
-            UDRLPairDataset(dict(opt, degradation_pool=0))
-
-
 def test_udrl_needs_two_images(tmp_path):
     cv2.imwrite(str(tmp_path / 'a.png'), _make_image(0))
     with pytest.raises(RuntimeError, match='at least two'):

@@ -2,7 +2,7 @@
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from panininet.data.data_util import HQFaceDataset, params_for_batch, to_tensor
-from panininet.data.degradations import DegradationSampler, make_lq, resize, seeded_rng
+from panininet.data.degradations import DegradationSampler, make_lq, resize
 
 
 @DATASET_REGISTRY.register()
@@ -25,11 +25,6 @@ class UDRLPairDataset(HQFaceDataset):
         degradation_preset, blur_sigma, downsample_range, noise_range, jpeg_range, r_base, use_jpeg,
             down_interpolation, up_interpolation: as :class:`PaniniMFRDataset`.
         deterministic (bool), seed (int): as :class:`PaniniMFRDataset`.
-        degradation_pool (int | None): Draw each item's parameters from this many sets, sampled once from the
-            ranges with ``pool_seed`` (a degradation then recurs with other faces), instead of fresh ones per item.
-            Default: None (fresh, as the paper). Measured (README, UDRL section): at CPU scale, UDRL with every
-            degradation distinct collapsed to InfoNCE = ln(K + 1), with 32 recurring ones it learnt delta and q.
-        pool_seed (int): Seed of the pool. Default: 0.
 
     Returns (``__getitem__``):
         dict: ``query``, ``key`` (3, out_size, out_size) RGB float32 tensors; ``query_path``, ``key_path`` (str);
@@ -39,11 +34,6 @@ class UDRLPairDataset(HQFaceDataset):
 
     def __init__(self, opt):
         self.sampler = DegradationSampler.from_opt(opt)  # bad degradation options fail before the folder is listed
-        pool = opt.get('degradation_pool')
-        if pool is not None and int(pool) < 1:
-            raise ValueError(f'degradation_pool must be a positive number of parameter sets or ~, got {pool!r}.')
-        pool_rng = seeded_rng(int(opt.get('pool_seed', 0)), 0)
-        self.pool = None if pool is None else [self.sampler.sample(pool_rng) for _ in range(int(pool))]
         super().__init__(opt)
         self.degrade_size = int(opt.get('degrade_size', 512))
         self.out_size = int(opt.get('out_size', 256))
@@ -59,8 +49,7 @@ class UDRLPairDataset(HQFaceDataset):
     def __getitem__(self, index):
         rng = self.item_rng(index)
         key_index = (index + 1 + int(rng.integers(len(self.paths) - 1))) % len(self.paths)
-        params = (self.sampler.sample(rng) if self.pool is None
-                  else dict(self.pool[int(rng.integers(len(self.pool)))]))
+        params = self.sampler.sample(rng)
         q_path, k_path = self.paths[index], self.paths[key_index]
         return {
             'query': self._degraded(q_path, params, rng),
