@@ -16,12 +16,13 @@ Groups of runs:
 * ``input``: the supervised bound at a DRE input of 512 (no 2x2 pooling).
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
 * ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each; with all degradations
-  distinct and with the bank's degradations drawn from 32 parameter sets (``--pool 32``).
+  distinct, with the bank's degradations drawn from 32 parameter sets (``--pool 32``: other content each time)
+  and with a bank of 32 pairs (the same two images and degradation recur).
 * ``queue``: 32 distinct degradations (bank 32) against a queue of 256 keys (each degradation ~8 times in the
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
 
-Example (the figures in the README; about 22 CPU-minutes in all, one thread):
+Example (the figures in the README; about 23 CPU-minutes of training and 10 of banks and probes, one thread):
 
     python scripts/udrl_experiments.py --testdata ../shared/testdata --out results/udrl_experiments
 """
@@ -67,6 +68,7 @@ RUNS = {
     'crop_128': _run('crop', 1, 'gt', SMALL, crop=128),
     'crop_32': _run('crop', 1, 'gt', SMALL, crop=32),
     'main_udrl_allfaces_pool32': _run('main', 3, 'all', BASE, views=4, pool=32),
+    'main_udrl_allfaces_bank32': _run('main', 1.5, 'all', BASE, views=4, bank=32),
 }
 
 
