@@ -56,6 +56,12 @@ PRESETS = {
     # GFP-GAN (CVPR 2021, sec. 4.1): sigma {0.2:10}, r {1:8}, delta {0:15}, q {60:100}.
     'gfpgan': dict(sigma_range=(0.2, 10.0), r_range=(1.0, 8.0), delta_range=(0.0, 15.0), q_range=(60, 100),
                    r_base=1.0),
+    # MMRB-Net eq. (17) (Hu et al., Sec. IV-A): kernel 41, s in [0.4:8] (plain factor), delta in [0:25],
+    # q in [5:50], Gaussian and motion blur. Not given: sigma (GFP-GAN's [0.2, 10], the practice it follows), how the
+    # two blurs are mixed (one of them per pair, p = 0.5 each, as GFP-GAN's kernel_prob) and the motion length
+    # (any straight line that fits the 41 kernel: [1, 41] px). See the motion-blur block at the end.
+    'mmrb': dict(sigma_range=(0.2, 10.0), r_range=(0.4, 8.0), delta_range=(0.0, 25.0), q_range=(5, 50), r_base=1.0,
+                 kernel_size=41, motion_prob=0.5, motion_length_range=(1.0, 41.0)),
 }
 
 #: The paper's Table 4 rates (fixed sigma, delta, q; only r changes).
@@ -93,12 +99,14 @@ def resize(img, size, interpolation='area'):
     return out
 
 
-def gaussian_blur(img, sigma):
+def gaussian_blur(img, sigma, kernel_size=None):
     """Convolve with an isotropic Gaussian kernel k_sigma (separable, radius ceil(3 sigma), reflected borders).
 
     Args:
         img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
         sigma (float): Standard deviation in pixels; 0 leaves the image unchanged.
+        kernel_size (int | None): Largest kernel side (odd): the kernel is truncated there and renormalised, as a
+            fixed 41x41 kernel (GFP-GAN, MMRB eq. 17) does. Default: None (no limit).
 
     Returns:
         ndarray: Blurred image, same shape and dtype.
@@ -108,6 +116,8 @@ def gaussian_blur(img, sigma):
     if sigma == 0:
         return img
     k = 2 * math.ceil(3 * sigma) + 1  # +-3 sigma holds 99.7 % of the mass (OpenCV's default for float is 4 sigma)
+    if kernel_size is not None:
+        k = min(k, _odd_kernel_size(kernel_size))
     out = cv2.GaussianBlur(img, (k, k), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT_101)
     return out.reshape(img.shape)
 
@@ -178,7 +188,7 @@ def jpeg(img, q):
     return add_jpg_compression(img, q).reshape(img.shape)
 
 
-def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear'):
+def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear', kernel_size=None, motion=None):
     """Eq. (10): X = [(Y (*) k_sigma) down_r + N_delta]_JPEG_q, at the size of ``img``.
 
     Args:
@@ -191,6 +201,9 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
         rng (numpy.random.Generator | None): For the noise. None: a fresh, OS-seeded generator.
         down (str): Downsampling interpolation. Default: 'area'.
         up (str): Upsampling interpolation. Default: 'linear'.
+        kernel_size (int | None): Largest blur kernel side (MMRB eq. 17: 41). Default: None (no limit).
+        motion (tuple[float, float] | None): (length px, angle rad): a motion blur (:func:`motion_blur`) instead of
+            the Gaussian (``sigma`` is then unused). Default: None.
 
     Returns:
         ndarray: float32 LQ image in [0, 1], same shape as ``img``. With sigma=0, r=r_base, delta=0, q=None
@@ -199,7 +212,10 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
     img = np.asarray(img)
     if img.dtype != np.float32:
         raise TypeError(f'degrade expects a float32 image in [0, 1], got dtype {img.dtype}.')
-    out = gaussian_blur(img, sigma)
+    if motion is None:
+        out = gaussian_blur(img, sigma, kernel_size)
+    else:
+        out = motion_blur(img, motion[0], motion[1], 41 if kernel_size is None else kernel_size)
     out = down_up(out, r, r_base, down, up)
     out = add_noise(out, delta, rng)
     out = jpeg(out, q)
@@ -222,8 +238,8 @@ class DegradationSampler:
     """Draws (sigma, r, delta, q) uniformly from ranges and applies :func:`degrade`.
 
     Args:
-        preset (str | None): Start from :data:`PRESETS` ('panini_mfr' (default) or 'gfpgan'); None: no preset
-            (then every range must be given).
+        preset (str | None): Start from :data:`PRESETS` ('panini_mfr' (default), 'gfpgan' or 'mmrb'); None: no
+            preset (then every range must be given).
         sigma_range (float | list[float] | None): [low, high] blur std in pixels, or one number for a fixed value.
         r_range (float | list[float] | None): [low, high] downsampling rate (paper units, factor r / r_base).
         delta_range (float | list[float] | None): [low, high] noise std on the 0..255 scale.
@@ -233,19 +249,26 @@ class DegradationSampler:
         jpeg (bool): False turns the JPEG step off (q is then None). Default: True.
         down (str): Downsampling interpolation. Default: 'area'.
         up (str): Upsampling interpolation. Default: 'linear'.
+        kernel_size (int | None): Largest blur kernel side. Default: the preset's (41 for 'mmrb', else no limit).
+        motion_prob (float | None): Probability of a motion blur instead of the Gaussian. Default: the preset's
+            (0.5 for 'mmrb', else 0).
+        motion_length_range (list[float] | None): [low, high] motion length in px. Default: the preset's
+            ([1, 41] for 'mmrb').
 
     Every draw is uniform (the paper says "randomly chosen from" the ranges); q is a uniform integer.
     """
 
     def __init__(self, preset='panini_mfr', sigma_range=None, r_range=None, delta_range=None, q_range=None,
-                 r_base=None, jpeg=True, down='area', up='linear'):
+                 r_base=None, jpeg=True, down='area', up='linear', kernel_size=None, motion_prob=None,
+                 motion_length_range=None):
         base = {}
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f'Unknown degradation preset {preset!r}; choose one of {sorted(PRESETS)} or None.')
             base = dict(PRESETS[preset])
         given = dict(sigma_range=sigma_range, r_range=r_range, delta_range=delta_range, q_range=q_range,
-                     r_base=r_base)
+                     r_base=r_base, kernel_size=kernel_size, motion_prob=motion_prob,
+                     motion_length_range=motion_length_range)
         base.update({k: v for k, v in given.items() if v is not None})
         missing = [k for k in ('sigma_range', 'r_range', 'delta_range', 'r_base') if base.get(k) is None]
         if missing:
@@ -262,15 +285,19 @@ class DegradationSampler:
                              f'{self.sigma_range}, {self.delta_range}, {self.r_range}, r_base {self.r_base}.')
         if self.q_range is not None and not (0 <= self.q_range[0] and self.q_range[1] <= 100):
             raise ValueError(f'q_range must lie in [0, 100], got {list(self.q_range)}.')
+        self.kernel_size, self.motion_prob, self.motion_length_range = _motion_settings(base)
 
     @classmethod
     def from_opt(cls, opt):
         """Build from a dataset options dict (keys: ``degradation_preset``, ``blur_sigma``, ``downsample_range``,
-        ``noise_range``, ``jpeg_range``, ``r_base``, ``use_jpeg``, ``down_interpolation``, ``up_interpolation``)."""
+        ``noise_range``, ``jpeg_range``, ``r_base``, ``use_jpeg``, ``down_interpolation``, ``up_interpolation``,
+        ``blur_kernel_size``, ``motion_prob``, ``motion_length_range``)."""
         return cls(preset=opt.get('degradation_preset', 'panini_mfr'), sigma_range=opt.get('blur_sigma'),
                    r_range=opt.get('downsample_range'), delta_range=opt.get('noise_range'),
                    q_range=opt.get('jpeg_range'), r_base=opt.get('r_base'), jpeg=opt.get('use_jpeg', True),
-                   down=opt.get('down_interpolation', 'area'), up=opt.get('up_interpolation', 'linear'))
+                   down=opt.get('down_interpolation', 'area'), up=opt.get('up_interpolation', 'linear'),
+                   kernel_size=opt.get('blur_kernel_size'), motion_prob=opt.get('motion_prob'),
+                   motion_length_range=opt.get('motion_length_range'))
 
     def sample(self, rng):
         """Draw one parameter set.
@@ -280,18 +307,22 @@ class DegradationSampler:
 
         Returns:
             dict: ``sigma``, ``r``, ``delta`` (floats), ``q`` (int, or None when JPEG is off), ``r_base`` and
-            ``scale`` (= r / r_base, the downsampling factor actually applied).
+            ``scale`` (= r / r_base, the downsampling factor actually applied); with motion blur enabled also
+            ``blur`` ('gaussian' or 'motion'; ``sigma`` is unused for 'motion'), ``length`` (px) and ``angle`` (rad).
         """
         sigma = float(rng.uniform(*self.sigma_range))
         r = float(rng.uniform(*self.r_range))
         delta = float(rng.uniform(*self.delta_range))
         q = None if self.q_range is None else int(rng.integers(int(self.q_range[0]), int(self.q_range[1]) + 1))
-        return dict(sigma=sigma, r=r, delta=delta, q=q, r_base=self.r_base, scale=r / self.r_base)
+        params = dict(sigma=sigma, r=r, delta=delta, q=q, r_base=self.r_base, scale=r / self.r_base)
+        params.update(_sample_motion(self.motion_prob, self.motion_length_range, rng))
+        return params
 
     def apply(self, img, params, rng=None):
         """:func:`degrade` ``img`` with ``params`` (as returned by :meth:`sample`); ``rng`` draws the noise."""
+        motion = (params['length'], params['angle']) if params.get('blur') == 'motion' else None
         return degrade(img, params['sigma'], params['r'], params['delta'], params['q'], r_base=self.r_base, rng=rng,
-                       down=self.down, up=self.up)
+                       down=self.down, up=self.up, kernel_size=self.kernel_size, motion=motion)
 
     def __repr__(self):
         return (f'{type(self).__name__}(sigma={self.sigma_range}, r={self.r_range} (factor r/{self.r_base:g}), '
@@ -331,5 +362,94 @@ def seeded_rng(seed, index):
     return np.random.default_rng([int(index), int(seed), 0x9A4141])
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Motion blur and the blur-kernel limit of MMRB-Net's eq. (17) (Hu et al., Sec. IV-A: "we use Gaussian blur and
+# motion blur", kernel 41). A straight-line kernel of a given length and angle, drawn anti-aliased; the sampler picks
+# the motion blur with probability ``motion_prob`` per pair, else the Gaussian.
+# ---------------------------------------------------------------------------------------------------------------------
+def _odd_kernel_size(size):
+    size = int(size)
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f'Blur kernel size must be a positive odd integer, got {size}.')
+    return size
+
+
+def motion_blur_kernel(length, angle, size=41):
+    """A normalised straight-line (linear motion) kernel.
+
+    The segment of ``length`` pixels through the kernel centre at ``angle`` is sampled every 1/8 px and each
+    sample is spread bilinearly over its four neighbouring taps (anti-aliased, so a length or angle change moves the
+    kernel continuously). Pure: no randomness.
+
+    Args:
+        length (float): Segment length in pixels, clipped to [0, size - 1]; 0 is the identity kernel.
+        angle (float): Direction in radians (0 = horizontal, counter-clockwise as seen in the image).
+        size (int): Kernel side, odd. Default: 41 (eq. 17).
+
+    Returns:
+        ndarray: (size, size) float32, sums to 1, symmetric under a 180-degree rotation.
+    """
+    size = _odd_kernel_size(size)
+    length = float(np.clip(length, 0, size - 1))
+    c = (size - 1) / 2
+    n = max(2, int(math.ceil(length * 8)) + 1)
+    t = np.linspace(-length / 2, length / 2, n)
+    xs, ys = c + t * math.cos(angle), c - t * math.sin(angle)
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    kernel = np.zeros((size, size), np.float64)
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        np.add.at(kernel, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w)
+    kernel = (kernel + kernel[::-1, ::-1]) / 2  # exact point symmetry (correlation == convolution)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def motion_blur(img, length, angle, kernel_size=41):
+    """Convolve with :func:`motion_blur_kernel` (reflected borders).
+
+    Args:
+        img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
+        length (float): Motion length in px (< 1 px leaves the image almost unchanged).
+        angle (float): Direction in radians.
+        kernel_size (int): Kernel side (odd). Default: 41.
+
+    Returns:
+        ndarray: Blurred image, same shape and dtype.
+    """
+    if length < 0:
+        raise ValueError(f'Motion length must be >= 0, got {length}.')
+    if length == 0:
+        return img
+    kernel = motion_blur_kernel(length, angle, kernel_size)
+    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT_101).reshape(img.shape)
+
+
+def _motion_settings(base):
+    """(kernel_size, motion_prob, motion_length_range) of a :class:`DegradationSampler` from its merged options."""
+    kernel_size = None if base.get('kernel_size') is None else _odd_kernel_size(base['kernel_size'])
+    motion_prob = float(base.get('motion_prob') or 0)
+    if not 0 <= motion_prob <= 1:
+        raise ValueError(f'motion_prob must lie in [0, 1], got {motion_prob}.')
+    length_range = None
+    if motion_prob > 0:
+        if base.get('motion_length_range') is None:
+            raise ValueError('motion_prob > 0 needs motion_length_range [low, high] (px).')
+        length_range = _as_range(base['motion_length_range'], 'motion_length_range')
+        if length_range[0] < 0:
+            raise ValueError(f'motion_length_range must be >= 0, got {list(length_range)}.')
+    return kernel_size, motion_prob, length_range
+
+
+def _sample_motion(motion_prob, length_range, rng):
+    """The blur kind, motion length and angle of one draw; nothing is drawn when motion blur is off, so the streams
+    of the other presets are unchanged."""
+    if motion_prob <= 0:
+        return {}
+    motion = bool(rng.random() < motion_prob)
+    length = float(rng.uniform(*length_range))
+    angle = float(rng.uniform(0, math.pi))
+    return dict(blur='motion' if motion else 'gaussian', length=length, angle=angle)
+
+
 __all__ = ['PRESETS', 'TABLE4_FIXED', 'TABLE4_RATES', 'DegradationSampler', 'add_noise', 'degrade', 'down_up',
-           'gaussian_blur', 'jpeg', 'make_lq', 'resize', 'seeded_rng']
+           'gaussian_blur', 'jpeg', 'make_lq', 'motion_blur', 'motion_blur_kernel', 'resize', 'seeded_rng']

@@ -1,4 +1,5 @@
 """Multi-degradation face restoration (MFR) pairs: HQ face and its eq.-(10) degradation, made on the fly."""
+import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
@@ -14,6 +15,13 @@ from panininet.data.data_util import (
     to_tensor,
 )
 from panininet.data.degradations import DegradationSampler, make_lq
+from panininet.data.face_components import (
+    COMPONENTS,
+    component_boxes,
+    index_key,
+    load_component_landmarks,
+    template_entry,
+)
 
 
 @DATASET_REGISTRY.register()
@@ -45,12 +53,21 @@ class PaniniMFRDataset(data.Dataset):
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.
+        crop_components (bool): Also return the left-eye, right-eye and mouth boxes of the GT (for local
+            discriminators, MMRB-Net eq. 12 / GFP-GAN). Default: False.
+        component_path (str, optional): GFP-GAN component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` or
+            ``scripts/make_component_landmarks.py``'s output), keyed by the index of the image in this dataset's
+            list. Default: None: the FFHQ template's fixed boxes (faces aligned as FFHQ).
+        component_coord_size (int): Side the file's coordinates refer to. Default: 512.
+        eye_enlarge_ratio (float): Factor on the eyes' half side (GFP-GAN's option). Default: 1.
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``.
+        ``gray``. With ``crop_components``: ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``, each a (4,)
+        float32 tensor ``[x1, y1, x2, y2]`` in continuous pixel coordinates of the GT (``roi_align(aligned=True)``
+        boxes; see :mod:`panininet.data.face_components`), following the flip.
     """
 
     def __init__(self, opt):
@@ -69,6 +86,24 @@ class PaniniMFRDataset(data.Dataset):
         self.sampler = DegradationSampler.from_opt(opt)
         self.paths = hq_paths(opt)
         self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
+        self.components = self._load_components(opt) if opt.get('crop_components', False) else None
+
+    def _load_components(self, opt):
+        """index -> component entry: from ``component_path``, or the template for every image."""
+        self.component_coord_size = int(opt.get('component_coord_size', 512))
+        self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
+        path = opt.get('component_path')
+        if path is None:
+            entry = template_entry(self.component_coord_size)
+            return [entry] * len(self.paths)
+        table = load_component_landmarks(str(path))
+        missing = [i for i in range(len(self.paths)) if index_key(i) not in table]
+        if missing:
+            raise KeyError(f'component_path {path!r} has no entry for image index {index_key(missing[0])} '
+                           f'({self.paths[missing[0]]!r}) and {len(missing) - 1} more: it lists {len(table)} faces, '
+                           f'this dataset {len(self.paths)}. Recompute it for this folder with '
+                           'scripts/make_component_landmarks.py.')
+        return [table[index_key(i)] for i in range(len(self.paths))]
 
     def __len__(self):
         return len(self.paths)
@@ -86,10 +121,15 @@ class PaniniMFRDataset(data.Dataset):
             img_lq = to_gray3(img_lq)
             if self.gt_gray:
                 img_gt = to_gray3(img_gt)
-        return {
+        out = {
             'lq': to_tensor(img_lq, self.mean, self.std),
             'gt': to_tensor(img_gt, self.mean, self.std),
             'lq_path': path,
             'gt_path': path,
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
+        if self.components is not None:
+            boxes = component_boxes(self.components[index], self.out_size, self.component_coord_size, flipped,
+                                    self.eye_enlarge_ratio)
+            out.update({f'loc_{part}': torch.from_numpy(boxes[part]) for part in COMPONENTS})
+        return out
