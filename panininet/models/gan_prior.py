@@ -207,13 +207,17 @@ class GANPriorPlugins:
         self.optimizers.append(self.optimizer_component)
 
     def feed_components(self, data):
-        """Keep the component boxes ``loc_<part>`` (b, 4) of a training batch."""
-        if getattr(self, 'use_components', False) and 'gt' in data:
-            missing = [f'loc_{part}' for part in COMPONENTS if f'loc_{part}' not in data]
-            if missing:
-                raise KeyError(f'Local discriminators need the batch entries {missing}: set crop_components: true '
-                               '(and component_path for non-aligned data) in the training dataset options.')
-            self.component_boxes = {part: data[f'loc_{part}'].to(self.device) for part in COMPONENTS}
+        """Keep the component boxes ``loc_<part>`` (b, 4) of a batch (validation batches need none)."""
+        if getattr(self, 'use_components', False):
+            have = all(f'loc_{part}' in data for part in COMPONENTS)
+            self.component_boxes = {part: data[f'loc_{part}'].to(self.device) for part in COMPONENTS} if have else None
+
+    def _boxes(self):
+        if self.component_boxes is None:
+            raise KeyError('Local discriminators need the batch entries loc_left_eye, loc_right_eye, loc_mouth: set '
+                           'crop_components: true (and component_path for non-aligned data) in the training dataset '
+                           'options.')
+        return self.component_boxes
 
     def set_d_requires_grad(self, flag):
         """Switch gradients of the discriminators (global and local) on/off; FreezeD's layers always stay off."""
@@ -235,7 +239,7 @@ class GANPriorPlugins:
         """
         total = 0
         if self.use_components:
-            crops = crop_components(output, self.component_boxes, self.component_crop_size)
+            crops = crop_components(output, self._boxes(), self.component_crop_size)
             for part in COMPONENTS:
                 loss = self.cri_component(self.net_d_components[part](crops[part]), True, is_disc=False)
                 loss_dict[f'l_g_gan_{part}'] = loss
@@ -251,7 +255,7 @@ class GANPriorPlugins:
         if not self.use_components:
             return
         self.optimizer_component.zero_grad()
-        real = crop_components(self.gt, self.component_boxes, self.component_crop_size)
+        real = crop_components(self.gt, self._boxes(), self.component_crop_size)
         fake = crop_components(output.detach(), self.component_boxes, self.component_crop_size)
         total = 0
         for part in COMPONENTS:
