@@ -317,3 +317,16 @@ def test_options_file_matches_its_tiny_version():
     assert (t['optim_d']['lr'], t['optim_component']['lr'], t['freeze_d_layers'], t['total_iter']) == (
         2e-5, 2e-3, 5, 700000)
     assert opt['datasets']['train']['batch_size_per_gpu'] * 2 == 4 and opt['network_g']['out_size'] == 512
+
+
+def test_component_discriminator_has_gfpgan_layout():
+    """At num_feat 64 the local discriminator's state dict is GFP-GAN's FacialComponentDiscriminator's (its released
+    component discriminators load); narrower ones keep the names, and the output is one logit per 4x4 patch."""
+    from gfpgan.archs.gfpganv1_arch import FacialComponentDiscriminator
+
+    from panininet.archs.component_discriminator_arch import ComponentDiscriminator
+    ours, theirs = ComponentDiscriminator().state_dict(), FacialComponentDiscriminator().state_dict()
+    assert list(ours) == list(theirs) and all(ours[k].shape == theirs[k].shape for k in ours)
+    tiny = ComponentDiscriminator(num_feat=4)
+    assert list(tiny.state_dict()) == list(ours)
+    assert tiny(torch.zeros(2, 3, 16, 16)).shape == (2, 1, 4, 4)
