@@ -1,8 +1,10 @@
-"""Network speed: PaniniNet MFR (512 -> 1024) and GFPGAN v1.3 (GFPGANv1Clean, 512 -> 512), random weights.
+"""Network speed: PaniniNet MFR (512 -> 1024), GFPGAN v1.3 (GFPGANv1Clean, 512 -> 512), MMRB-Net (512 -> 512) and
+GPEN-BFR-512 (GPENNet), random weights.
 
-Prints one table: ms per face at each batch size, FLOPs per face (``torch.utils.flop_counter.FlopCounterMode``,
-counted once at batch 1 on the meta device: convolutions and matmuls, 2 FLOPs per multiply-add), effective GFLOP/s,
-peak memory, with panininet's fast StyleGAN2 ops (``--ops fast``) and basicsr's reference ops (``--ops ref``).
+Prints one table: parameters, ms per face at each batch size, FLOPs per face
+(``torch.utils.flop_counter.FlopCounterMode``, counted once at batch 1 on the meta device: convolutions and
+matmuls, 2 FLOPs per multiply-add), effective GFLOP/s, peak memory, the load average, with panininet's fast
+StyleGAN2 ops (``--ops fast``) and basicsr's reference ops (``--ops ref``, PaniniNet only).
 Every configuration runs in a fresh child process, so peak memory (CPU: peak RSS of that process, model included;
 CUDA: ``max_memory_allocated``) and timings do not leak between rows. Time = best of ``--repeats`` forward passes
 after ``--warmup`` untimed ones, ``torch.no_grad()``, ``eval()``.
@@ -16,6 +18,7 @@ Examples::
     python benchmarks/bench_network.py                                  # CPU, 2 threads, batch 1 and 8
     python benchmarks/bench_network.py --batch-sizes 1 --repeats 2 --nets panini --ops fast ref
     python benchmarks/bench_network.py --device cuda --dtype bf16 --batch-sizes 1 8 16 --channels-last
+    python benchmarks/bench_network.py --nets panini gfpgan mmrb gpen --ops fast --batch-sizes 1 --repeats 1
 """
 import argparse
 import json
@@ -25,6 +28,8 @@ import sys
 import time
 
 DTYPES = ('fp32', 'bf16', 'fp16')
+NAMES = {'panini': 'PaniniNet MFR 512->1024', 'gfpgan': 'GFPGANv1Clean 512->512', 'mmrb': 'MMRBNet 512->512',
+         'gpen': 'GPENNet (GPEN-BFR-512)'}
 
 
 def build(net_name, device='cpu'):
@@ -39,6 +44,12 @@ def build(net_name, device='cpu'):
                             fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
                             sft_half=True)
         return net.to(device).eval(), 512
+    if net_name == 'mmrb':
+        from panininet.archs.mmrb_arch import MMRBNet
+        return MMRBNet().to(device).eval(), 512
+    if net_name == 'gpen':
+        from panininet.archs.gpen_arch import GPENNet
+        return GPENNet().to(device).eval(), 512
     raise ValueError(f'unknown net {net_name!r}')
 
 
@@ -48,7 +59,7 @@ def forward(net, x):
 
 
 def count_flops(net_name):
-    """FLOPs of one face (batch 1), counted on the meta device (no memory, no time)."""
+    """FLOPs of one face (batch 1) and the parameter count, on the meta device (no memory, no time)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -59,7 +70,7 @@ def count_flops(net_name):
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         forward(net, x)
-    return counter.get_total_flops()
+    return counter.get_total_flops(), sum(p.numel() for p in net.parameters())
 
 
 def run_one(cfg):
@@ -119,7 +130,7 @@ def child(cfg):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--nets', nargs='+', default=['panini', 'gfpgan'], choices=['panini', 'gfpgan'])
+    parser.add_argument('--nets', nargs='+', default=['panini', 'gfpgan'], choices=list(NAMES))
     parser.add_argument('--ops', nargs='+', default=['fast', 'ref'], choices=['fast', 'ref'],
                         help='StyleGAN2 op path for PaniniNet (GFPGANv1Clean uses none of them: measured once)')
     parser.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 8])
@@ -135,10 +146,10 @@ def main():
         print(json.dumps(run_one(json.loads(args.child))))
         return
 
-    flops = {}
+    flops, params = {}, {}
     for net in args.nets:
         try:
-            flops[net] = count_flops(net)
+            flops[net], params[net] = count_flops(net)
         except ImportError as err:
             flops[net] = None
             print(f'{net}: not available ({err}); pip install --no-deps gfpgan into a separate --target and add it '
@@ -157,24 +168,27 @@ def main():
                 print(f'# {net} ops={ops_name} batch={batch}: {res}', flush=True)
 
     import platform
-    print(f'\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
+    load = os.getloadavg()
+    print(f'\nload average (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}')
+    print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
           f'{args.threads} threads, dtype {args.dtype}, channels_last {args.channels_last}, '
           f'best of {args.repeats} after {args.warmup} warm-up')
     gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
     ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}
-    print('| network | ops | batch | ms/face | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops | vs GFPGAN |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    print('| network | params (M) | ops | batch | ms/face | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops | '
+          'time vs GFPGAN |')
+    print('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
     for net, ops_name, batch, res in rows:
-        name = 'PaniniNet MFR 512->1024' if net == 'panini' else 'GFPGANv1Clean 512->512'
+        name = NAMES[net]
         if 'error' in res:
-            print(f'| {name} | {ops_name} | {batch} | failed: {res["error"]} | | | | | |')
+            print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | failed: {res["error"]} | | | | | |')
             continue
         per_face = res['seconds'] / batch
         gflop = flops[net] / 1e9
         vs_ref = f'{ref[batch] / per_face:.2f}x faster' if net == 'panini' and batch in ref else ''
-        vs_gfp = f'{per_face / gfp[batch]:.2f}x time' if net == 'panini' and batch in gfp else ''
-        print(f'| {name} | {ops_name} | {batch} | {per_face * 1e3:.0f} | {gflop:.0f} | {gflop / per_face:.1f} | '
-              f'{res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+        vs_gfp = f'{per_face / gfp[batch]:.2f}x' if net != 'gfpgan' and batch in gfp else ''
+        print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | {per_face * 1e3:.0f} | {gflop:.0f} | '
+              f'{gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
 
 
 if __name__ == '__main__':

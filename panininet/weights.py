@@ -59,6 +59,9 @@ RELEASES = {
     # GFPGAN's releases, used only when the gfpgan package is installed (``-v gfpgan1.3|gfpgan1.4``)
     'gfpgan1.3': Release('GFPGANv1.3.pth', 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth'),
     'gfpgan1.4': Release('GFPGANv1.4.pth', 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth'),
+    # GPEN's release (URL from GPEN's weights/README.md), ``-v gpen512``; MMRB-Net (``-v mmrb``) has no release
+    'gpen512': Release('GPEN-BFR-512.pth',
+                       'https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/GPEN-BFR-512.pth'),
 }
 
 # Real-ESRGAN's x2 model for ``--bg_upsampler realesrgan`` (used only when the realesrgan package is installed)
@@ -230,7 +233,7 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
     """Find the restoration network's weights file.
 
     Args:
-        version (str): Key of :data:`RELEASES` ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4'). Default: 'mfr'.
+        version (str): A ``-v`` name; its release file is :data:`RELEASES`' entry. Default: 'mfr'.
         model_path (str | None): Explicit file; must exist. Default: None.
         weights_dir (str | None): Weights root (see :func:`weights_root`). Default: None.
         allow_download (bool): Download the release when it is missing. Default: True.
@@ -239,8 +242,8 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
         str: Path of an existing file.
 
     Raises:
-        WeightsNotFoundError: Nothing found and nothing downloadable.
-        ValueError: Unknown version.
+        WeightsNotFoundError: Nothing found and nothing downloadable (also: a version without a release file and no
+            ``model_path``).
     """
     if model_path is not None:
         path = osp.abspath(osp.expanduser(model_path))
@@ -248,7 +251,8 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
             raise WeightsNotFoundError(f'--model_path {model_path}: no such file.')
         return path
     if version not in RELEASES:
-        raise ValueError(f'Unknown model version {version!r}; choose one of {sorted(RELEASES)}.')
+        raise WeightsNotFoundError(f'-v {version} has no released weights to download; give its weights file with '
+                                   '--model_path.')
     return resolve_release_file(RELEASES[version], weights_root(weights_dir), allow_download)
 
 

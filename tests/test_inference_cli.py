@@ -142,3 +142,31 @@ def test_bad_weight_is_refused(cli, photos, tiny_model, tmp_path, capsys):
     assert rc == 2
     assert 'weight must be in [0, 1]' in capsys.readouterr().err
     assert not (tmp_path / 'o').exists()
+
+
+def test_mmrb_restores_aligned_faces_and_photos(cli, shared_dir, photos, tmp_path):
+    """-v mmrb with a trained-file layout ({'params_ema', 'arch'}, as training writes net_g) through the CLI."""
+    from panininet.archs.mmrb_arch import MMRBNet
+    from panininet.restorer import PaniniRestorer
+
+    torch.manual_seed(0)
+    arch = dict(out_size=64, num_style_feat=8, num_mlp=2, channel_multiplier=1, narrow=1 / 32)
+    net = MMRBNet(**arch)
+    for name, p in net.named_parameters():
+        if name.endswith('noise_weight'):
+            p.data.fill_(0.5)
+    model = str(tmp_path / 'net_g_mmrb.pth')
+    torch.save({'params_ema': net.state_dict(), 'arch': arch}, model)
+    face = osp.join(shared_dir, 'testdata', 'cropped_faces', 'Adele_crop.png')
+    out = tmp_path / 'aligned'
+    assert cli.main(['-i', face, '-o', str(out), '-v', 'mmrb', '--model_path', model, '--aligned', '--device', 'cpu',
+                     '--no_download', '--weights_dir', str(tmp_path / 'empty')]) == 0
+    restored = cv2.imread(str(out / 'restored_faces' / 'Adele_crop_00.png'))
+    assert restored.shape == (64, 64, 3)
+    restorer = PaniniRestorer(model_path=model, version='mmrb', detector=None, device='cpu')
+    expected = restorer.restore_faces([cv2.imread(face)])[0]
+    assert np.abs(restored.astype(int) - expected).max() <= 1  # the file's network, nothing else
+    out = tmp_path / 'photo'
+    assert cli.main(['-i', osp.join(photos, 'color.jpg'), '-o', str(out), '-v', 'mmrb', '--model_path', model,
+                     '-s', '1', *FAST]) == 0
+    assert len(os.listdir(out / 'restored_faces')) == 1 and os.listdir(out / 'restored_imgs') == ['color.jpg']

@@ -4,9 +4,11 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
+from train_helpers import one_thread  # noqa: F401  (fixture)
 
 from panininet.archs.mmrb_arch import MMRB, ConcatStyleConv, MMRBNet, stylegan2_channels
 
+pytestmark = pytest.mark.usefixtures('one_thread')
 TINY = {'num_style_feat': 8, 'narrow': 1 / 32, 'channel_multiplier': 1, 'num_mlp': 2}
 
 

@@ -30,6 +30,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from panininet import gpen
 from panininet.checkpoint import load_checkpoint_file
 
 
@@ -321,7 +322,24 @@ class ConcatStyleGAN2(nn.Module):
                                                     resample_kernel))
             self.to_rgbs.append(ToRGB(2 * out_channels, num_style_feat, upsample=True, resample_kernel=resample_kernel))
             in_channels = out_channels
+        self.num_mlp = num_mlp
         self.noise_channels = [channels[res] for res in self.resolutions]
+
+    def load_gpen_state(self, state_dict, path='<checkpoint>'):
+        """Load the StyleGAN2 of a GPEN ``FullGenerator`` state dict (see :mod:`panininet.gpen`), strict.
+
+        Raises:
+            ValueError: The file's generator has another size, style width, mapping depth or channel widths.
+        """
+        cfg = gpen.gpen_generator_config(state_dict)
+        widths = stylegan2_channels(cfg['channel_multiplier'], cfg['narrow'])
+        mine = (self.out_size, self.num_style_feat, self.num_mlp, self.noise_channels)
+        theirs = (cfg['out_size'], cfg['num_style_feat'], cfg['num_mlp'], [widths[r] for r in self.resolutions])
+        if mine != theirs:
+            raise ValueError(f'{path}: its GPEN generator has {cfg}; this prior has out_size {self.out_size}, '
+                             f'num_style_feat {self.num_style_feat}, num_mlp {self.num_mlp}, widths '
+                             f'{self.noise_channels}: build the network with the file\'s settings.')
+        self.load_state_dict(gpen.gpen_generator_to_prior(state_dict, path), strict=True)
 
     def forward(self, z, noises, input_is_latent=False):
         """Eqs. 2-3.
@@ -395,10 +413,9 @@ class MMRBNet(nn.Module):
         self.codec = AsymmetricCodec(out_size, channels, num_mmrb_decoder, num_style_feat)
         self.prior = ConcatStyleGAN2(out_size, num_style_feat, num_mlp, channel_multiplier, narrow, lr_mlp)
         if prior_load_path is not None:
-            from panininet.gpen import gpen_generator_to_prior, pick_gpen_generator
             get_root_logger().info(f'MMRBNet: loading the StyleGAN2 prior from {prior_load_path}')
-            sd = pick_gpen_generator(load_checkpoint_file(prior_load_path), prior_load_path)
-            self.prior.load_state_dict(gpen_generator_to_prior(sd), strict=True)
+            sd = gpen.pick_gpen_generator(load_checkpoint_file(prior_load_path), prior_load_path)
+            self.prior.load_gpen_state(sd, prior_load_path)
 
     def param_groups(self):
         """The parts the paper gives their own learning rates (Sec. IV-B).
