@@ -3,9 +3,11 @@ FreezeD keeps its layers bit-identical, each local discriminator is logged and r
 loss, a real ``optimize_parameters`` from the tiny YAML, a run through BasicSR's engine that checkpoints, exact
 resume, and the same plug-ins on PaniniModel.
 
-Faces: ../shared/testdata resized to 64 px; pre-trained networks (StyleGAN2 D, VGG19, ArcFace IR-SE50, Panini's
-decoder and DRE) are random weights written in their real layouts to temporary files: nothing is downloaded.
+Faces: ../shared/testdata resized to 64 px; pre-trained networks (GPEN's generator and discriminator in GPEN's own
+layouts, the discriminator converted by scripts/convert_gpen.py, VGG19, ArcFace IR-SE50, Panini's decoder, D and
+DRE) are random weights written in their real layouts to temporary files: nothing is downloaded.
 """
+import importlib.util
 import inspect
 import math
 import os
@@ -19,6 +21,7 @@ from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Genera
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from facexlib.recognition.arcface_arch import Backbone
+from gpen_layout import discriminator_layout, full_generator_layout, random_state
 from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_thread: fixture)
 
 from panininet.archs.dre_arch import DegradationEncoder
@@ -55,6 +58,16 @@ def assets(shared_dir, tmp_path_factory):
     torch.save({'params_ema': StyleGAN2Generator(64, num_style_feat=32, channel_multiplier=1,
                                                  narrow=0.0625).state_dict()}, files['g64'])
     torch.save({'params': DegradationEncoder(8).state_dict()}, files['dre'])
+    # GPEN's released layouts at the tiny size: GPEN-BFR-512.pth is read as is, GPEN-BFR-512-D.pth converted
+    files['gpen_g'], files['gpen_d'] = osp.join(w, 'gpen_g.pth'), osp.join(w, 'gpen_d.pth')
+    torch.save(random_state(full_generator_layout(64, 8, 2, channel_multiplier=1, narrow=1 / 32), seed=1),
+               files['gpen_g'])
+    torch.save(random_state(discriminator_layout(64, channel_multiplier=1, narrow=0.0625), seed=2),
+               osp.join(w, 'gpen_d_raw.pth'))
+    spec = importlib.util.spec_from_file_location('convert_gpen', osp.join(REPO, 'scripts', 'convert_gpen.py'))
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    convert.convert_file(osp.join(w, 'gpen_d_raw.pth'), files['gpen_d'])
     return dict(root=root, faces=faces, **files)
 
 
@@ -75,11 +88,14 @@ def write_opt(assets, name, config='mmrb', **changes):
             opt = yaml.safe_load(f)
         opt['train']['perceptual_opt']['vgg_load_path'] = assets['vgg19']
         opt['train']['identity_opt']['arcface_load_path'] = assets['arcface']
+        opt['network_g']['prior_load_path'] = assets['gpen_g']
+        opt['path']['pretrain_network_d'] = assets['gpen_d']
     else:  # PaniniModel's tiny options with the three plug-ins on
         with open(osp.join(DATA, 'train_panini_mfr_tiny.yml')) as f:
             opt = yaml.safe_load(f)
         opt['network_g'].update(decoder_load_path=assets['g64'], dre_load_path=assets['dre'])
         opt['train']['perceptual_opt']['vgg_load_path'] = assets['vgg16']
+        opt['path']['pretrain_network_d'] = assets['d64']
         opt['datasets']['train'].update(crop_components=True)
         for part in COMPONENTS:
             opt[f'network_d_{part}'] = {'type': 'ComponentDiscriminator', 'num_feat': 4}
@@ -91,7 +107,6 @@ def write_opt(assets, name, config='mmrb', **changes):
     opt['name'] = name
     opt['datasets']['train']['dataroot_gt'] = assets['faces']
     opt['datasets']['val']['dataroot_gt'] = assets['faces']
-    opt['path']['pretrain_network_d'] = assets['d64']
     for key, value in changes.items():
         _set(opt, key.replace('__', '.'), value)
     path = osp.join(assets['root'], f'{name}.yml')
@@ -128,6 +143,7 @@ def build(assets, config, **changes):
 def stepped(assets, request):
     """A model of each kind after two real ``optimize_parameters`` steps, with the D states before and after."""
     model, batch = build(assets, request.param)
+    start_g = {k: v.clone() for k, v in model.get_bare_model(model.net_g).state_dict().items()}
     before = {k: v.clone() for k, v in model.get_bare_model(model.net_d).state_dict().items()}
     parts_before = {n: {k: v.clone() for k, v in getattr(model, n).state_dict().items()} for n in PARTS}
     logs = []
@@ -135,7 +151,21 @@ def stepped(assets, request):
         model.feed_data(batch)
         model.optimize_parameters(it)
         logs.append(dict(model.log_dict))
-    return dict(kind=request.param, model=model, batch=batch, before=before, parts_before=parts_before, logs=logs)
+    return dict(kind=request.param, model=model, batch=batch, start_g=start_g, before=before,
+                parts_before=parts_before, logs=logs)
+
+
+def test_fine_tuning_starts_from_gpen_files(assets, stepped):
+    """MMRB-Net's prior starts as GPEN's generator file, its global D as GPEN's discriminator file converted."""
+    if stepped['kind'] != 'mmrb':
+        assert torch.equal(stepped['before']['final_linear.1.weight'], load(assets['d64'])['params'][
+            'final_linear.1.weight'])
+        return
+    from panininet.gpen import gpen_discriminator_to_basicsr, gpen_generator_to_prior
+    prior = gpen_generator_to_prior(load(assets['gpen_g']))
+    assert all(torch.equal(stepped['start_g'][f'prior.{k}'], v) for k, v in prior.items())
+    d = gpen_discriminator_to_basicsr(load(osp.join(assets['root'], 'weights', 'gpen_d_raw.pth')))
+    assert all(torch.equal(stepped['before'][k], v) for k, v in d.items())
 
 
 def test_freeze_d_first_five_conv_layers_bit_identical_rest_moves(stepped):
