@@ -289,6 +289,12 @@ def test_run_writes_checkpoints_with_arch(assets, straight):
     net = MMRBNet(**arch)
     net.load_state_dict(load(osp.join(d, 'models', 'net_g_latest.pth'))['params_ema'])
     assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    # the restoration pipeline's -v mmrb family builds from the trained file and restores with its EMA weights
+    from panininet.families import build_family
+    family = build_family('mmrb', osp.join(d, 'models', 'net_g_latest.pth'), device='cpu', allow_download=False)
+    faces = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert family.in_size == family.out_size == 64
+    assert torch.allclose(family(faces, None), net.eval()(faces), atol=1e-5)
     for name in ('l_g_pix', 'l_g_pyramid', 'l_g_gan_mouth', 'l_d_left_eye'):
         values = logged(straight, name)
         assert len(values) == 4 and all(math.isfinite(v) for v in values), (name, values)
