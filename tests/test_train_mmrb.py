@@ -298,6 +298,8 @@ def test_run_writes_checkpoints_with_arch(assets, straight):
     for name in ('l_g_pix', 'l_g_pyramid', 'l_g_gan_mouth', 'l_d_left_eye'):
         values = logged(straight, name)
         assert len(values) == 4 and all(math.isfinite(v) for v in values), (name, values)
+    psnr = logged(straight, '# psnr')  # validation at 4 and at the end (its batches carry no component boxes)
+    assert psnr and all(3 < v < 60 for v in psnr)
 
 
 def test_exact_resume(assets, straight):
