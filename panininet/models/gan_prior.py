@@ -139,7 +139,10 @@ def generator_param_groups(net, optim_opt):
 
 class GANPriorPlugins:
     """Mixin for a GAN fine-tuning model with ``net_g``, ``net_d``, ``self.lq`` / ``self.gt``: FreezeD, local
-    discriminators and the identity loss (see the module docstring). Call, in this order:
+    discriminators and the identity loss (see the module docstring). The host is a
+    :class:`~panininet.models.base_model.PaniniBaseModel` (``model_to_device``, ``load_network``, ``save_network``,
+    ``get_optimizer``, ``resolve_path``) with ``_network_opt(key)`` (the network options with checked load paths,
+    as :class:`~panininet.models.panini_model.PaniniModel`'s). Call, in this order:
 
     * :meth:`build_global_discriminator` in ``init_training_settings`` (instead of building ``net_d`` directly),
       then :meth:`init_plugins`;
