@@ -368,3 +368,46 @@ def test_component_discriminator_has_gfpgan_layout():
     tiny = ComponentDiscriminator(num_feat=4)
     assert list(tiny.state_dict()) == list(ours)
     assert tiny(torch.zeros(2, 3, 16, 16)).shape == (2, 1, 4, 4)
+
+
+def test_ddp_two_processes_match_one(assets):
+    """torchrun --nproc_per_node=2 (gloo, CPU), 1 image per process == 1 process with a batch of 2, after 2 SGD steps
+    of every network (G, global D with FreezeD, the three local D).
+
+    Equal data in both runs: deterministic degradations, no flip; minibatch-stddev group 1; no R1; SGD (Adam's first
+    steps are lr * sign(g)); no identity loss (its cost, not its behaviour: it is per image). MMRB-Net has no batch
+    statistics, so the two runs compute the same function and differ by float summation order only.
+    """
+    import subprocess
+    import sys
+    sgd = {'type': 'SGD', 'lr': 0.05}
+    common = dict(datasets__train__deterministic=True, datasets__train__use_hflip=False, train__total_iter=2,
+                  train__r1_reg_weight=0, network_d__stddev_group=1, logger__save_checkpoint_freq=1,
+                  val__val_freq=100, train__identity_opt=None, train__optim_d=sgd, train__optim_component=sgd,
+                  train__optim_g=dict(sgd, param_groups={'codec': {'lr': 0.05}, 'prior': {'lr': 0.005},
+                                                         'noise': {'lr': 0.05}}))
+    run_training(assets['root'], write_opt(assets, 'mmrb_ddp_ref', datasets__train__batch_size_per_gpu=2, **common))
+    opt = write_opt(assets, 'mmrb_ddp_run', datasets__train__batch_size_per_gpu=1, **common)
+    launcher = osp.join(assets['root'], 'launch_mmrb.py')
+    with open(launcher, 'w') as f:
+        f.write('import os\nimport panininet  # noqa: F401\nfrom basicsr.train import train_pipeline\n'
+                "train_pipeline(os.environ['PANINI_TEST_ROOT'])\n")
+    env = dict(os.environ, PANINI_TEST_ROOT=assets['root'], OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', launcher, '-opt', opt,
+           '--launcher', 'pytorch']
+    proc = subprocess.run(cmd, env=env, cwd=assets['root'], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    init_d = load(assets['gpen_d'])['params']
+    for name in ('net_g', 'net_d', *PARTS):
+        ref1, ref, ddp = (load(osp.join(exp_dir(assets, f'mmrb_ddp_{r}'), 'models', f'{name}_{it}.pth'))['params']
+                          for r, it in (('ref', 1), ('ref', 2), ('run', 2)))
+        keys = [k for k in ref if ref[k].is_floating_point() and not torch.equal(ref[k], ref1[k])]
+        assert keys, name
+        diff = sum((ref[k] - ddp[k]).pow(2).sum() for k in keys).sqrt()
+        step = sum((ref[k] - ref1[k]).pow(2).sum() for k in keys).sqrt()  # the second step's size
+        # a lost or summed (not averaged) rank gradient moves the result by ~50-100 % of a step
+        print(f'{name}: |ddp - ref| / |step 2| = {(diff / step).item():.2e}')
+        assert diff / step < 1e-3, (name, (diff / step).item())
+        if name == 'net_d':  # FreezeD under DDP: the frozen layers are the converted GPEN D's, bit for bit
+            frozen = [k for k in ref if k.startswith(('conv_body.0.', 'conv_body.1.', 'conv_body.2.conv1.'))]
+            assert frozen and all(torch.equal(ddp[k], init_d[k]) for k in frozen)
