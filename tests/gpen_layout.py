@@ -14,6 +14,7 @@ import math
 from collections import OrderedDict
 
 import torch
+from torch.nn import functional as F
 
 
 def gpen_channels(channel_multiplier, narrow):
@@ -118,3 +119,89 @@ def random_state(layout, seed=0):
 def shapes(state_or_layout):
     """key -> shape tuple of a state dict or layout."""
     return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state_or_layout.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# GPEN's FullGenerator forward, written from gpen_model.py with plain torch ops on a state dict in its layout
+# (rosinality's math: equalised layers, modulated convs, upfirdn2d, fused leaky ReLU), to check GPENNet against
+# ---------------------------------------------------------------------------------------------------------------------
+def _upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
+    """rosinality's upfirdn2d_native: zero insertion, padding, FIR (a true convolution), decimation."""
+    b, c, h, w = x.shape
+    if up > 1:
+        y = x.new_zeros(b, c, h * up, w * up)
+        y[:, :, ::up, ::up] = x
+        x = y
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    k = torch.flip(kernel, [0, 1]).to(x)[None, None].repeat(c, 1, 1, 1)
+    x = F.conv2d(x, k, groups=c)
+    return x[:, :, ::down, ::down]
+
+
+def _lrelu(x, bias):
+    shape = (1, -1) + (1, ) * (x.ndim - 2)
+    return F.leaky_relu(x + bias.view(shape), 0.2) * 2**0.5
+
+
+def _equal_linear(sd, name, x, lr_mul=1.0, activate=False):
+    w, b = sd[f'{name}.weight'], sd[f'{name}.bias']
+    out = F.linear(x, w * (lr_mul / math.sqrt(w.shape[1])))
+    return _lrelu(out, b * lr_mul) if activate else out + b * lr_mul
+
+
+def _modulated_conv(sd, name, x, style, demodulate=True, upsample=False):
+    weight = sd[f'{name}.weight']  # (1, out, in, k, k)
+    _, cout, cin, k, _ = weight.shape
+    b = x.shape[0]
+    s = _equal_linear(sd, f'{name}.modulation', style).view(b, 1, cin, 1, 1)
+    weight = weight / math.sqrt(cin * k * k) * s
+    if demodulate:
+        weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8).view(b, cout, 1, 1, 1)
+    if upsample:
+        weight = weight.transpose(1, 2).reshape(b * cin, cout, k, k)
+        out = F.conv_transpose2d(x.reshape(1, b * cin, *x.shape[2:]), weight, stride=2, groups=b)
+        out = out.view(b, cout, *out.shape[2:])
+        return _upfirdn2d(out, sd[f'{name}.blur.kernel'], pad=(1, 1))
+    out = F.conv2d(x.reshape(1, b * cin, *x.shape[2:]), weight.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
+    return out.view(b, cout, *out.shape[2:])
+
+
+def full_generator_forward(sd, x):
+    """GPEN's ``FullGenerator.forward(x)[0]`` for a state dict in :func:`full_generator_layout`'s layout."""
+    n_ecd = len({k.split('.')[0] for k in sd if k.startswith('ecd')})
+    noise = []
+    for i in range(n_ecd):
+        if i == 0:
+            x = _lrelu(F.conv2d(x, sd['ecd0.0.0.weight'] / math.sqrt(3)), sd['ecd0.0.1.bias'])
+        else:
+            w = sd[f'ecd{i}.0.1.weight']
+            x = _upfirdn2d(x, sd[f'ecd{i}.0.0.kernel'], pad=(2, 2))
+            x = _lrelu(F.conv2d(x, w / math.sqrt(w[0].numel()), stride=2), sd[f'ecd{i}.0.2.bias'])
+        noise.append(x)
+    z = _equal_linear(sd, 'final_linear.0', x.flatten(1), activate=True)
+    noise = [n for n in noise for _ in range(2)][::-1][1:]
+    n_mlp = sum(1 for k in sd if k.startswith('generator.style.') and k.endswith('.weight'))
+    w = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8)
+    for i in range(1, n_mlp + 1):
+        w = _equal_linear(sd, f'generator.style.{i}', w, lr_mul=0.01, activate=True)
+
+    def styled(name, y, n, upsample=False):
+        y = _modulated_conv(sd, f'{name}.conv', y, w, upsample=upsample)
+        y = torch.cat([y, sd[f'{name}.noise.weight'] * n], 1)
+        return _lrelu(y, sd[f'{name}.activate.bias'])
+
+    def to_rgb(name, y, skip=None):
+        out = _modulated_conv(sd, f'{name}.conv', y, w, demodulate=False) + sd[f'{name}.bias']
+        if skip is not None:
+            out = out + _upfirdn2d(skip, sd[f'{name}.upsample.kernel'], up=2, pad=(2, 1))
+        return out
+
+    out = sd['generator.input.input'].repeat(x.shape[0], 1, 1, 1)
+    out = styled('generator.conv1', out, noise[0])
+    skip = to_rgb('generator.to_rgb1', out)
+    num_rgbs = len({k.split('.')[2] for k in sd if k.startswith('generator.to_rgbs.')})
+    for j in range(num_rgbs):
+        out = styled(f'generator.convs.{2 * j}', out, noise[1 + 2 * j], upsample=True)
+        out = styled(f'generator.convs.{2 * j + 1}', out, noise[2 + 2 * j])
+        skip = to_rgb(f'generator.to_rgbs.{j}', out, skip)
+    return skip

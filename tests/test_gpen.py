@@ -4,7 +4,7 @@ in GPEN's exact key/shape layout (tests/gpen_layout.py); nothing is downloaded."
 import pytest
 import torch
 from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator
-from gpen_layout import discriminator_layout, full_generator_layout, random_state, shapes
+from gpen_layout import discriminator_layout, full_generator_forward, full_generator_layout, random_state, shapes
 from train_helpers import one_thread  # noqa: F401  (fixture)
 
 from panininet import gpen
@@ -40,6 +40,24 @@ def test_generator_round_trip_into_gpennet_and_prior(size, one_thread):  # noqa:
     mmrb = MMRBNet(out_size=size, **OURS)
     mmrb.prior.load_gpen_state(theirs)
     _equal(mmrb.prior.state_dict(), prior_sd)
+
+
+@pytest.mark.parametrize('size', [32, 64])
+def test_gpennet_computes_gpens_full_generator(size, one_thread):  # noqa: F811
+    """GPENNet with converted weights = GPEN's FullGenerator forward (written from gpen_model.py in plain torch)."""
+    theirs = random_state(full_generator_layout(size, **TINY_GEN), seed=5)
+    net = GPENNet(out_size=size, **OURS).eval()
+    net.load_gpen_state(theirs)
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    with torch.no_grad():
+        expected = full_generator_forward(theirs, x)
+        got = net(x)
+    assert expected.abs().mean() > 0.05  # a real signal, not a vanishing one
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    # the concatenated noise branches act: GPEN's strengths are non-zero in this state dict
+    with torch.no_grad():
+        theirs_off = dict(theirs, **{k: torch.zeros_like(v) for k, v in theirs.items() if k.endswith('noise.weight')})
+        assert not torch.allclose(full_generator_forward(theirs_off, x), expected)
 
 
 def test_discriminator_round_trip(one_thread):  # noqa: F811
