@@ -347,7 +347,10 @@ class DegradationSampler:
 
     def __repr__(self):
         return (f'{type(self).__name__}(sigma={self.sigma_range}, r={self.r_range} (factor r/{self.r_base:g}), '
-                f'delta={self.delta_range}, q={self.q_range}, down={self.down!r}, up={self.up!r})')
+                f'delta={self.delta_range}, q={self.q_range}, down={self.down!r}, up={self.up!r}'
+                + (f', kernel_size={self.kernel_size}' if self.kernel_size else '')
+                + (f', motion_prob={self.motion_prob}, motion_length={self.motion_length_range}'
+                   if self.motion_prob else '') + ')')
 
 
 def make_lq(img_hq, size, params, sampler, rng=None):
