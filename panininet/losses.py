@@ -229,8 +229,10 @@ class ArcFaceIdentityLoss(nn.Module):
 
     def __init__(self, arcface_load_path=None, num_layers=50, mode='ir_se', crop=True, loss_weight=10.0):
         super().__init__()
+        from panininet.metrics.networks import ARCFACE_CROP  # the identity metric's field of view
+
         self.arcface = build_arcface(arcface_load_path, num_layers, mode)
-        self.crop = crop
+        self.crop_box = ARCFACE_CROP if crop else None  # (top, bottom, left, right) fractions of the side
         self.loss_weight = loss_weight
 
     def train(self, mode=True):
@@ -247,10 +249,9 @@ class ArcFaceIdentityLoss(nn.Module):
         Returns:
             Tensor: (b, 512) unit vectors.
         """
-        if self.crop:
-            from panininet.metrics import ARCFACE_CROP
+        if self.crop_box is not None:
             h, w = x.shape[-2:]
-            top, bottom, left, right = ARCFACE_CROP
+            top, bottom, left, right = self.crop_box
             x = x[..., round(top * h):round(bottom * h), round(left * w):round(right * w)]
         return self.arcface(F.interpolate(x, size=(112, 112), mode='area'))
 
