@@ -46,9 +46,11 @@ class PaniniMFRDataset(data.Dataset):
         color_jitter_shift (float): Shift on the 0..255 scale. Default: 20.
         gray_prob (float): Probability of a grayscale LQ. Default: 0 (off).
         gt_gray (bool): Also make the GT gray when the LQ is. Default: True (as GFP-GAN's options).
-        degradation_preset (str): 'panini_mfr' (default) or 'gfpgan'; ranges below override it.
+        degradation_preset (str): 'panini_mfr' (default), 'gfpgan' or 'mmrb' (MMRB-Net eq. 17); the options below
+            override it.
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
-            use_jpeg (bool), down_interpolation, up_interpolation (str): see
+            use_jpeg (bool), down_interpolation, up_interpolation (str), blur_kernel_size (int), motion_prob
+            (float), motion_length_range ([low, high]): see
             :class:`~panininet.data.degradations.DegradationSampler`.
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
@@ -65,9 +67,10 @@ class PaniniMFRDataset(data.Dataset):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``. With ``crop_components``: ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``, each a (4,)
-        float32 tensor ``[x1, y1, x2, y2]`` in continuous pixel coordinates of the GT (``roi_align(aligned=True)``
-        boxes; see :mod:`panininet.data.face_components`), following the flip.
+        ``gray`` (and ``blur``, ``length``, ``angle`` when motion blur is on). With ``crop_components``:
+        ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``, each a (4,) float32 tensor ``[x1, y1, x2, y2]`` in
+        continuous pixel coordinates of the GT (``roi_align(aligned=True)`` boxes; see
+        :mod:`panininet.data.face_components`), following the flip.
     """
 
     def __init__(self, opt):
