@@ -411,3 +411,27 @@ def test_ddp_two_processes_match_one(assets):
         if name == 'net_d':  # FreezeD under DDP: the frozen layers are the converted GPEN D's, bit for bit
             frozen = [k for k in ref if k.startswith(('conv_body.0.', 'conv_body.1.', 'conv_body.2.conv1.'))]
             assert frozen and all(torch.equal(ddp[k], init_d[k]) for k in frozen)
+
+
+@pytest.mark.parametrize(('changes', 'error', 'match'), [
+    ({'network_d_mouth': None}, ValueError, 'give all of network_d_left_eye'),
+    ({'train__gan_component_opt': None}, ValueError, 'gan_component_opt is required'),
+    ({'train__freeze_d_layers': 99}, ValueError, 'freeze_d_layers=99: the discriminator has 14 convolution layers'),
+    ({'train__optim_g__param_groups': {'codec': {'lr': 1.0}}}, ValueError, 'PaniniNet has no param_groups'),
+    ({'train__identity_opt__arcface_load_path': 'no/such/arcface.pth'}, FileNotFoundError,
+     r'train.identity_opt: .*no/such/arcface.pth'),
+], ids=['partial_local_d', 'no_component_loss', 'freeze_too_many', 'no_parts', 'no_arcface'])
+def test_plugin_option_errors_name_the_option(assets, changes, error, match):
+    with pytest.raises(error, match=match):
+        build(assets, 'panini', **changes)
+
+
+def test_local_discriminators_need_boxes_in_the_batch(stepped):
+    model, batch = stepped['model'], dict(stepped['batch'])
+    del batch['loc_mouth']
+    model.feed_data(batch)
+    try:
+        with pytest.raises(KeyError, match='crop_components: true'):
+            model.optimize_parameters(3)
+    finally:
+        model.set_d_requires_grad(True)
