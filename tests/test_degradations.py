@@ -250,3 +250,16 @@ def test_mmrb_preset_draws_both_blurs_and_applies_them():
     # other presets draw exactly what they drew before (no motion keys, same stream)
     a, b = DegradationSampler('panini_mfr').sample(np.random.default_rng(3)), np.random.default_rng(3)
     assert 'blur' not in a and a['sigma'] == b.uniform(0.2, 10.0)
+
+
+def test_upsample_last_adds_noise_and_jpeg_at_the_small_size():
+    img = _smooth(64)
+    out = degrade(img, 0, 4.0, 20.0, 30, r_base=1.0, rng=np.random.default_rng(5), upsample_last=True)
+    small = D.resize(img, 16, 'area')
+    manual = D.resize(D.jpeg(D.add_noise(small, 20.0, np.random.default_rng(5)), 30), 64, 'linear')
+    assert out.shape == img.shape and np.array_equal(out, manual)
+    # noise added before the resize back is smooth (4x upsampled); added after it is white: far more HF energy
+    late = degrade(img, 0, 4.0, 20.0, None, r_base=1.0, rng=np.random.default_rng(5))
+    early = degrade(img, 0, 4.0, 20.0, None, r_base=1.0, rng=np.random.default_rng(5), upsample_last=True)
+    assert _hf_energy(early - img + 0.5) < 0.2 * _hf_energy(late - img + 0.5)
+    assert DegradationSampler('mmrb').upsample_last and not DegradationSampler('panini_mfr').upsample_last

@@ -81,8 +81,10 @@ PRESETS = {
     # q in [5:50], Gaussian and motion blur. Not given: sigma (GFP-GAN's [0.2, 10], the practice it follows), how the
     # two blurs are mixed (one of them per pair, p = 0.5 each, as GFP-GAN's kernel_prob) and the motion length
     # (any straight line that fits the 41 kernel: [1, 41] px). See the motion-blur block at the end.
+    # Eq. 17 is read literally, as its cited practice (GFP-GAN, Real-ESRGAN) does it: noise and JPEG at the
+    # downsampled size, then the resize back to 512 (upsample_last).
     'mmrb': dict(sigma_range=(0.2, 10.0), r_range=(0.4, 8.0), delta_range=(0.0, 25.0), q_range=(5, 50), r_base=1.0,
-                 kernel_size=41, motion_prob=0.5, motion_length_range=(1.0, 41.0)),
+                 kernel_size=41, motion_prob=0.5, motion_length_range=(1.0, 41.0), upsample_last=True),
 }
 
 #: The paper's Table 4 rates (fixed sigma, delta, q; only r changes).
@@ -209,7 +211,8 @@ def jpeg(img, q):
     return add_jpg_compression(img, q).reshape(img.shape)
 
 
-def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear', kernel_size=None, motion=None):
+def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear', kernel_size=None, motion=None,
+            upsample_last=False):
     """Eq. (10): X = [(Y (*) k_sigma) down_r + N_delta]_JPEG_q, at the size of ``img``.
 
     Args:
@@ -225,6 +228,9 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
         kernel_size (int | None): Largest blur kernel side (MMRB eq. 17: 41). Default: None (no limit).
         motion (tuple[float, float] | None): (length px, angle rad): a motion blur (:func:`motion_blur`) instead of
             the Gaussian (``sigma`` is then unused). Default: None.
+        upsample_last (bool): Add the noise and JPEG at the downsampled size and resize back last (GFP-GAN's and
+            Real-ESRGAN's order, MMRB eq. 17 read literally). Default: False (resize back first, eq. 10's
+            "symmetric upsampling").
 
     Returns:
         ndarray: float32 LQ image in [0, 1], same shape as ``img``. With sigma=0, r=r_base, delta=0, q=None
@@ -237,6 +243,8 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
         out = gaussian_blur(img, sigma, kernel_size)
     else:
         out = motion_blur(img, motion[0], motion[1], 41 if kernel_size is None else kernel_size)
+    if upsample_last:
+        return _noise_jpeg_then_up(out, r, r_base, delta, q, rng, down, up)
     out = down_up(out, r, r_base, down, up)
     out = add_noise(out, delta, rng)
     out = jpeg(out, q)
@@ -275,13 +283,15 @@ class DegradationSampler:
             (0.5 for 'mmrb', else 0).
         motion_length_range (list[float] | None): [low, high] motion length in px. Default: the preset's
             ([1, 41] for 'mmrb').
+        upsample_last (bool | None): Noise and JPEG at the downsampled size, resize back last (see :func:`degrade`).
+            Default: the preset's (True for 'mmrb', else False).
 
     Every draw is uniform (the paper says "randomly chosen from" the ranges); q is a uniform integer.
     """
 
     def __init__(self, preset='panini_mfr', sigma_range=None, r_range=None, delta_range=None, q_range=None,
                  r_base=None, jpeg=True, down='area', up='linear', kernel_size=None, motion_prob=None,
-                 motion_length_range=None):
+                 motion_length_range=None, upsample_last=None):
         base = {}
         if preset is not None:
             if preset not in PRESETS:
@@ -289,7 +299,7 @@ class DegradationSampler:
             base = dict(PRESETS[preset])
         given = dict(sigma_range=sigma_range, r_range=r_range, delta_range=delta_range, q_range=q_range,
                      r_base=r_base, kernel_size=kernel_size, motion_prob=motion_prob,
-                     motion_length_range=motion_length_range)
+                     motion_length_range=motion_length_range, upsample_last=upsample_last)
         base.update({k: v for k, v in given.items() if v is not None})
         missing = [k for k in ('sigma_range', 'r_range', 'delta_range', 'r_base') if base.get(k) is None]
         if missing:
@@ -307,18 +317,19 @@ class DegradationSampler:
         if self.q_range is not None and not (0 <= self.q_range[0] and self.q_range[1] <= 100):
             raise ValueError(f'q_range must lie in [0, 100], got {list(self.q_range)}.')
         self.kernel_size, self.motion_prob, self.motion_length_range = _motion_settings(base)
+        self.upsample_last = bool(base.get('upsample_last', False))
 
     @classmethod
     def from_opt(cls, opt):
         """Build from a dataset options dict (keys: ``degradation_preset``, ``blur_sigma``, ``downsample_range``,
         ``noise_range``, ``jpeg_range``, ``r_base``, ``use_jpeg``, ``down_interpolation``, ``up_interpolation``,
-        ``blur_kernel_size``, ``motion_prob``, ``motion_length_range``)."""
+        ``blur_kernel_size``, ``motion_prob``, ``motion_length_range``, ``upsample_last``)."""
         return cls(preset=opt.get('degradation_preset', 'panini_mfr'), sigma_range=opt.get('blur_sigma'),
                    r_range=opt.get('downsample_range'), delta_range=opt.get('noise_range'),
                    q_range=opt.get('jpeg_range'), r_base=opt.get('r_base'), jpeg=opt.get('use_jpeg', True),
                    down=opt.get('down_interpolation', 'area'), up=opt.get('up_interpolation', 'linear'),
                    kernel_size=opt.get('blur_kernel_size'), motion_prob=opt.get('motion_prob'),
-                   motion_length_range=opt.get('motion_length_range'))
+                   motion_length_range=opt.get('motion_length_range'), upsample_last=opt.get('upsample_last'))
 
     def sample(self, rng):
         """Draw one parameter set.
@@ -343,14 +354,15 @@ class DegradationSampler:
         """:func:`degrade` ``img`` with ``params`` (as returned by :meth:`sample`); ``rng`` draws the noise."""
         motion = (params['length'], params['angle']) if params.get('blur') == 'motion' else None
         return degrade(img, params['sigma'], params['r'], params['delta'], params['q'], r_base=self.r_base, rng=rng,
-                       down=self.down, up=self.up, kernel_size=self.kernel_size, motion=motion)
+                       down=self.down, up=self.up, kernel_size=self.kernel_size, motion=motion,
+                       upsample_last=self.upsample_last)
 
     def __repr__(self):
         return (f'{type(self).__name__}(sigma={self.sigma_range}, r={self.r_range} (factor r/{self.r_base:g}), '
                 f'delta={self.delta_range}, q={self.q_range}, down={self.down!r}, up={self.up!r}'
                 + (f', kernel_size={self.kernel_size}' if self.kernel_size else '')
                 + (f', motion_prob={self.motion_prob}, motion_length={self.motion_length_range}'
-                   if self.motion_prob else '') + ')')
+                   if self.motion_prob else '') + (', upsample_last' if self.upsample_last else '') + ')')
 
 
 def make_lq(img_hq, size, params, sampler, rng=None):
@@ -446,6 +458,17 @@ def motion_blur(img, length, angle, kernel_size=41):
         return img
     kernel = motion_blur_kernel(length, angle, kernel_size)
     return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT_101).reshape(img.shape)
+
+
+def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
+    """Downsample by r / r_base, add the noise and JPEG there, resize back to the input size last."""
+    if r <= 0 or r_base <= 0:
+        raise ValueError(f'Downsampling rate r and r_base must be > 0, got r={r}, r_base={r_base}.')
+    h, w = img.shape[:2]
+    factor = float(r) / float(r_base)
+    small = img if factor == 1 else resize(img, (max(1, round(h / factor)), max(1, round(w / factor))), down)
+    small = jpeg(add_noise(np.ascontiguousarray(small), delta, rng), q)
+    return resize(small, (h, w), up)
 
 
 def _motion_settings(base):

@@ -50,7 +50,7 @@ class PaniniMFRDataset(data.Dataset):
             override it.
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
             use_jpeg (bool), down_interpolation, up_interpolation (str), blur_kernel_size (int), motion_prob
-            (float), motion_length_range ([low, high]): see
+            (float), motion_length_range ([low, high]), upsample_last (bool): see
             :class:`~panininet.data.degradations.DegradationSampler`.
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
