@@ -37,7 +37,8 @@ def build(net_name, device='cpu'):
     import panininet  # noqa: F401  (before basicsr / gfpgan)
     if net_name == 'panini':
         from panininet.archs.panini_arch import PaniniNet
-        return PaniniNet().to(device).eval(), 512
+        from panininet.variants import variant_kwargs
+        return PaniniNet(**variant_kwargs('mfr')).to(device).eval(), 512
     if net_name == 'gfpgan':
         from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
         net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,

@@ -18,13 +18,14 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.gpen_arch import GPENNet
 from panininet.archs.mmrb_arch import MMRB, MMRBNet
 from panininet.archs.panini_arch import PaniniNet
+from panininet.variants import variant_kwargs
 
-SR = {'in_size': 64, 'condition': 'learned', 'rrdb_channels': 64, 'num_rrdbs': 23, 'cbam_reduction': 8}
+# name: (PaniniNet arguments, tag of the official manifest with the same network)
 CONFIGS = {
-    'MFR (paper default)': ({}, 'mfr'),
-    'SR 16x': (SR, 'sr'),
-    'SR 16x, Cat-Conv': (dict(SR, fusion='catconv'), None),
-    'MFR, Cat-Conv': ({'fusion': 'catconv'}, None),
+    'MFR (paper default)': (variant_kwargs('mfr'), 'mfr'),
+    'SR 16x': (variant_kwargs('sr16'), 'sr'),
+    'SR 16x, Cat-Conv': (variant_kwargs('sr16', fusion='catconv'), None),
+    'MFR, Cat-Conv': (variant_kwargs('catconv'), None),
 }
 PARTS = ('ife', 'lce', 'gpm', 'dafi', 'dre', 'catconv', 'learned_v_dr')
 

@@ -17,7 +17,10 @@ Pipeline (``enhance``), one step per concern:
    chosen by ``version``) ``batch_size`` at a time (RGB in [-1, 1]; output ``(y + 1) / 2`` clamped and rounded, as
    the official demo). A batch that fails is retried face by face; a face that still fails falls back to its input
    crop with a warning, as GFPGAN does.
-4. :meth:`PaniniRestorer.paste_back`: each restored face is blended into the upscaled photo with the exact inverse
+4. Finishing each face (:mod:`panininet.color`): with ``color_fix`` the restored face takes its input crop's
+   low-frequency colour; a gray photo (one channel, or three equal within a small tolerance: :func:`is_gray`) gets
+   gray faces, so it comes back gray.
+5. :meth:`PaniniRestorer.paste_back`: each restored face is blended into the upscaled photo with the exact inverse
    of the alignment (:mod:`panininet.paste`).
 
 ``weight`` (``-w`` in the CLI) is the family's fidelity knob: for Panini-Net see :func:`weight_to_mask_bias`.
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from basicsr.utils import get_root_logger
 
+from panininet.color import COLOR_FIX_METHODS, color_fix, is_gray, to_gray_bgr
 from panininet.face_detection import FFHQ_TEMPLATE_512, build_face_helper
 from panininet.families import (
     FAMILIES,
@@ -76,12 +80,17 @@ class PaniniRestorer:
             ``out_size`` attributes and takes ``(x, mask_bias=...)``. Default: None.
         precision (str): Network arithmetic: 'fp32', or autocast to 'bf16' (CPU or GPU) or 'fp16' (GPU only);
             weights stay fp32. Default: 'fp32'.
+        color_fix (str): 'none', 'wavelet' or 'adain': give each restored face the low-frequency colour of its
+            input crop before it is pasted (:func:`panininet.color.color_fix`). Default: 'none'.
     """
 
     def __init__(self, model_path=None, upscale=2, version='mfr', bg_upsampler=None, device=None,
                  detector='retinaface_resnet50', weights_dir=None, batch_size=4, allow_download=True,
-                 use_parse=False, dlib_upsample=1, net=None, precision='fp32'):
+                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', color_fix='none'):
+        if color_fix not in COLOR_FIX_METHODS:
+            raise ValueError(f'color_fix={color_fix!r}: use one of {", ".join(COLOR_FIX_METHODS)}.')
         family_cls = family_class(version)
+        self.color_fix = color_fix
         self.upscale = upscale
         self.version = version
         self.bg_upsampler = bg_upsampler
@@ -227,13 +236,27 @@ class PaniniRestorer:
         restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
         results, i = [], 0
         for img, p in zip(imgs, prepared):
-            restored = restored_all[i:i + len(p['net_inputs'])]
+            restored = self.finish_faces(restored_all[i:i + len(p['net_inputs'])], p['crops'], is_gray(img))
             i += len(p['net_inputs'])
             whole = None
             if paste_back and not has_aligned:
                 whole = self.paste_back(img, p['affines'], restored)
             results.append((p['crops'], restored, whole))
         return results
+
+    def finish_faces(self, restored, crops, gray):
+        """The restored faces as they are pasted: colour-fixed to their crops (``color_fix``), gray for a gray photo.
+
+        Args:
+            restored (list[np.ndarray]): (r, r, 3) uint8 BGR restored faces.
+            crops (list[np.ndarray]): Their (512, 512, 3) uint8 BGR input crops.
+            gray (bool): The photo is gray (:func:`panininet.color.is_gray`).
+
+        Returns:
+            list[np.ndarray]: (r, r, 3) uint8 BGR faces (three equal channels when ``gray``).
+        """
+        faces = [color_fix(face, crop, self.color_fix) for face, crop in zip(restored, crops)]
+        return [to_gray_bgr(face) for face in faces] if gray else faces
 
     def _aligned_input(self, img):
         """One aligned face: its 512 crop, and what goes into the network (a face of in_size goes in untouched)."""

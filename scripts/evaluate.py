@@ -4,8 +4,9 @@
 Methods to compare (any mix, each becomes a row of the table):
 
 - ``--results NAME=DIR``: a folder of restorations already made (e.g. the official outputs);
-- ``--model [NAME=]PATH``: a PaniniNet checkpoint (ours, or an official one) that restores the aligned faces of
-  ``--lq`` through :class:`panininet.restorer.PaniniRestorer` (``--version mfr`` or ``sr16``);
+- ``--model [NAME=]PATH``: a weights file of the restoration family ``--version`` (a ``-v`` name: ``mfr`` or
+  ``sr16`` for a PaniniNet checkpoint, ours or official; ``mmrb`` for a trained MMRB-Net; ``gpen512``...) that
+  restores the aligned faces of ``--lq`` through :class:`panininet.restorer.PaniniRestorer`;
 - ``--gfpgan VERSION[=PATH]``: GFPGAN's released model (1.3 or 1.4) through the same restorer (needs the ``gfpgan``
   package; its weights from PATH, the weights root, or the usual download);
 - ``--include-input``: the LQ inputs themselves, bicubic-resized to the GT size (GFP-GAN's "Input" row).
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet import metrics as M
+from panininet.families import family_names
 from panininet.fileio import write_text_atomic
 
 
@@ -131,8 +133,10 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True, help='output folder (metrics.md, metrics.json, restored/)')
     p.add_argument('--results', action='append', default=[], metavar='NAME=DIR', help='restored folder (repeat)')
     p.add_argument('--lq', help='degraded aligned faces to restore with --model/--gfpgan')
-    p.add_argument('--model', action='append', default=[], metavar='[NAME=]PATH', help='PaniniNet weights (repeat)')
-    p.add_argument('--version', default='mfr', choices=['mfr', 'sr16'], help='PaniniNet task of --model')
+    p.add_argument('--model', action='append', default=[], metavar='[NAME=]PATH',
+                   help='weights of the --version family (repeat)')
+    p.add_argument('--version', default='mfr', choices=family_names(),
+                   help='restoration family (-v name) of every --model')
     p.add_argument('--gfpgan', action='append', default=[], metavar='VERSION[=PATH]',
                    help="GFPGAN's released model 1.3 or 1.4 (needs the gfpgan package; repeat)")
     p.add_argument('--include-input', action='store_true', help="add the LQ inputs as a row ('Input')")

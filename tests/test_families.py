@@ -121,9 +121,12 @@ def test_panini_file_of_another_variant_is_refused_in_one_line(tmp_path):
     assert '\n' not in str(err.value)
 
 
-def test_family_without_release_asks_for_model_path():
+def test_family_without_release_asks_for_model_path(tmp_path):
     with pytest.raises(WeightsNotFoundError, match=r'-v mmrb has no released weights.*--model_path'):
         build_family('mmrb', None, device='cpu')
+    with pytest.raises(WeightsNotFoundError, match='GPEN-BFR-512.pth') as err:  # GPEN's release, by its URL
+        build_family('gpen512', None, device='cpu', weights_dir=str(tmp_path), allow_download=False)
+    assert 'public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/GPEN-BFR-512.pth' in str(err.value)
 
 
 def test_mmrb_file_of_another_network_is_refused_in_one_line(tmp_path):
@@ -137,6 +140,12 @@ def test_mmrb_file_of_another_network_is_refused_in_one_line(tmp_path):
     torch.save({'params_ema': {}, 'arch': {'in_size': 64}}, tmp_path / 'odd.pth')
     with pytest.raises(ValueError, match="does not take"):
         build_family('mmrb', str(tmp_path / 'odd.pth'), device='cpu')
+    # a file without its arch entry: the sizes are read off the shapes
+    state = load_checkpoint_file(str(tmp_path / 'mmrb.pth'))['params_ema']
+    torch.save({'params': state}, tmp_path / 'bare.pth')
+    family = build_family('mmrb', str(tmp_path / 'bare.pth'), device='cpu')
+    assert (family.in_size, family.out_size) == (32, 32)
+    assert family.net.prior.num_style_feat == TINY_MMRB['num_style_feat']
 
 
 def test_precision_refused_before_the_file_is_read(tmp_path):

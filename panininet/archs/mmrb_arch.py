@@ -31,6 +31,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from panininet import gpen
+from panininet.archs.gpm import synthesis_loop
 from panininet.checkpoint import load_checkpoint_file
 
 
@@ -283,8 +284,8 @@ class ConcatStyleGAN2(nn.Module):
     :class:`ConcatStyleConv` (the first up-sampling) that both take x_hat_r, and a ``ToRGB`` on their 2 C_r
     channels with the skip up-sampling of StyleGAN2: ``y_{i+1} = Style(w, y_i, Concat[x_hat_i, y_hat_i])``
     (eq. 3). This is GPEN's ``Generator(isconcat=True)`` layout (GPEN-BFR-512's generator loads into it with
-    :mod:`panininet.gpen`). The synthesis loop is written here: the GPM class with a fusion callback that PaniniNet
-    is getting had not landed when this was written.
+    :mod:`panininet.gpen`). It runs through :func:`panininet.archs.gpm.synthesis_loop`, the synthesis loop PaniniNet's
+    GPM uses too, with the decoder features x_hat as each block's ``noise`` entry.
 
     Args:
         out_size (int): Output size (power of two >= 8).
@@ -356,14 +357,9 @@ class ConcatStyleGAN2(nn.Module):
             raise ValueError(f'{len(noises)} noise branches given; the prior has {len(self.resolutions)} '
                              f'resolutions ({self.resolutions})')
         w = z if input_is_latent else self.style_mlp(z)  # eq. 2
-        out = self.constant_input(w.shape[0])
-        out = self.style_conv1(out, w, noises[0])  # eq. 3 at 4x4
-        skip = self.to_rgb1(out, w)
-        for k, (conv1, conv2, to_rgb) in enumerate(zip(self.style_convs[::2], self.style_convs[1::2], self.to_rgbs)):
-            out = conv1(out, w, noises[k + 1])
-            out = conv2(out, w, noises[k + 1])
-            skip = to_rgb(out, w, skip)
-        return skip
+        # eq. 3 through the one StyleGAN2 synthesis loop: both blocks of a resolution take that resolution's x_hat
+        per_block = [noises[0]] + [x_hat for x_hat in noises[1:] for _ in range(2)]
+        return synthesis_loop(self, w, noise=per_block)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
