@@ -20,8 +20,9 @@ import numpy as np
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
-from panininet.image_io import why_unreadable
-from panininet.restorer import VERSIONS, PaniniRestorer, read_image, weight_to_mask_bias, write_image
+from panininet.families import family_names, validate_weight
+from panininet.image_io import read_image, why_unreadable, write_image
+from panininet.restorer import PaniniRestorer
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs')
@@ -42,7 +43,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('-i', '--input', required=True, help='input image or folder')
     p.add_argument('-o', '--output', required=True, help='output folder')
-    p.add_argument('-v', '--version', default='mfr', choices=VERSIONS,
+    p.add_argument('-v', '--version', default='mfr', choices=family_names(),
                    help='mfr: Panini-Net 512->1024 restoration; sr16: 16x face SR (64->1024); gfpgan1.3/1.4: '
                    "GFPGAN's released models (needs the gfpgan package)")
     p.add_argument('--model_path', default=None,
@@ -94,7 +95,7 @@ def list_inputs(path):
 
 def check_args(args):
     """Refuse out-of-range flags before anything loads (raises UsageError naming the flag and its range)."""
-    weight_to_mask_bias(args.weight)  # -w in [0, 1]
+    validate_weight(args.weight)  # -w in [0, 1]
     if not args.upscale > 0:
         raise UsageError(f'-s {args.upscale:g}: the upscale must be > 0 (e.g. -s 2).')
     if args.batch_size < 1:

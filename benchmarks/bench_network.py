@@ -32,31 +32,23 @@ NAMES = {'panini': 'PaniniNet MFR 512->1024', 'gfpgan': 'GFPGANv1Clean 512->512'
          'gpen': 'GPENNet (GPEN-BFR-512)'}
 
 
-def build(net_name, device='cpu'):
-    """The network with random weights, in eval mode, and its input size."""
+# --nets name -> restoration family (panininet.families)
+FAMILY = {'panini': 'mfr', 'gfpgan': 'gfpgan1.3', 'mmrb': 'mmrb', 'gpen': 'gpen512'}
+
+
+def build(net_name, device='cpu', precision='fp32'):
+    """The family's network with random weights, in eval mode, computing in ``precision``, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
-    if net_name == 'panini':
-        from panininet.archs.panini_arch import PaniniNet
-        from panininet.variants import variant_kwargs
-        return PaniniNet(**variant_kwargs('mfr')).to(device).eval(), 512
-    if net_name == 'gfpgan':
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
-                            sft_half=True)
-        return net.to(device).eval(), 512
-    if net_name == 'mmrb':
-        from panininet.archs.mmrb_arch import MMRBNet
-        return MMRBNet().to(device).eval(), 512
-    if net_name == 'gpen':
-        from panininet.archs.gpen_arch import GPENNet
-        return GPENNet().to(device).eval(), 512
-    raise ValueError(f'unknown net {net_name!r}')
+    from panininet.families import random_family
+
+    if net_name not in FAMILY:
+        raise ValueError(f'unknown net {net_name!r}')
+    family = random_family(FAMILY[net_name], device, precision)
+    return family, family.in_size
 
 
-def forward(net, x):
-    out = net(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
+def forward(family, x):
+    return family(x)  # no_grad and the autocast of --dtype inside (panininet.families)
 
 
 def count_flops(net_name):
@@ -71,7 +63,7 @@ def count_flops(net_name):
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         forward(net, x)
-    return counter.get_total_flops(), sum(p.numel() for p in net.parameters())
+    return counter.get_total_flops(), sum(p.numel() for p in net.net.parameters())
 
 
 def run_one(cfg):
@@ -84,7 +76,7 @@ def run_one(cfg):
     torch.set_num_threads(cfg['threads'])
     compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
-    net, size = build(cfg['net'], device)
+    net, size = build(cfg['net'], device, cfg['dtype'])
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -92,11 +84,9 @@ def run_one(cfg):
     # basicsr's ModulatedConv2d views (b, c, h, w) as (1, b * c, h, w), which fails for b > 1 in channels_last)
     memory_format = torch.channels_last if cfg['channels_last'] else torch.contiguous_format
     x = torch.rand(cfg['batch'], 3, size, size, device=device).mul_(2).sub_(1).to(memory_format=memory_format)
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg['dtype'])
 
     def step():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            y = forward(net, x)
+        y = forward(net, x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         return y

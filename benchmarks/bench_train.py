@@ -97,9 +97,9 @@ def build(opt, folder, device, batch):
     y = torch.rand(batch, 3, g['out_size'], g['out_size']) * 2 - 1
     data = {'lq': x, 'gt': y}
     if opt['datasets']['train'].get('crop_components'):
-        from panininet.data.face_components import component_boxes, template_entry
-        boxes = component_boxes(template_entry(), g['out_size'])
-        data.update({f'loc_{k}': torch.from_numpy(v).expand(batch, 4) for k, v in boxes.items()})
+        from panininet.data.data_util import ComponentLocations
+        boxes = ComponentLocations.template(1).locations(0, g['out_size'], coord_size=512)
+        data.update({k: v.expand(batch, 4) for k, v in boxes.items()})
     return model, data
 
 

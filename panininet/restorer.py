@@ -95,7 +95,6 @@ class PaniniRestorer:
         self.version = version
         self.bg_upsampler = bg_upsampler
         self.device = select_device(device)
-        self.precision = precision
         self.batch_size = max(1, int(batch_size))
         self.weights_dir = weights_dir
         self.logger = get_root_logger()
@@ -105,6 +104,7 @@ class PaniniRestorer:
             self.family = family_cls(net, self.device, precision)
         else:
             self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download)
+        self.precision = self.family.precision
         self.net = getattr(self.family, 'net', None)
         self.in_size, self.out_size = self.family.in_size, self.family.out_size
         self.face_helper = None  # detector=None: aligned faces only (no detector weights needed)
@@ -149,7 +149,8 @@ class PaniniRestorer:
             crop matrices.
         """
         img8 = to_bgr8(img)
-        affines = [cv2.estimateAffinePartial2D(lm, FFHQ_TEMPLATE_512, method=cv2.LMEDS)[0] for lm in landmarks]
+        affines = [cv2.estimateAffinePartial2D(np.asarray(lm, np.result_type(lm, np.float32)), FFHQ_TEMPLATE_512,
+                                               method=cv2.LMEDS)[0] for lm in landmarks]
         crops = [cv2.warpAffine(img8, m, (ALIGN_SIZE, ALIGN_SIZE), borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=ALIGN_BORDER_VALUE) for m in affines]
         if self.face_helper is not None:  # leave facexlib's helper as GFPGANer does (applications read it)

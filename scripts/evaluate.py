@@ -14,7 +14,7 @@ Methods to compare (any mix, each becomes a row of the table):
 Images are paired by file name without extension (``GT/00003.jpg`` with ``restored/00003.png``); restorations are
 written to ``OUT/restored/NAME/``. The GT folder should hold the HQ images the LQ set was made from (for example by
 ``scripts/make_degraded_set.py``). FID's reference statistics are computed from these GT images, not from FFHQ:
-compare FIDs only between rows of one table, and expect a bias with few images. See ``panininet/metrics.py`` for
+compare FIDs only between rows of one table, and expect a bias with few images. See ``panininet/metrics/`` for
 each metric's implementation, network and weights. Writes ``OUT/metrics.md`` and ``OUT/metrics.json``.
 
 Example:
@@ -99,8 +99,10 @@ def collect_methods(args):
         add(name, folder)
     for spec in args.gfpgan:
         version, path = spec.split('=', 1) if '=' in spec else (spec, None)
-        if version not in ('1.3', '1.4'):
-            raise SystemExit(f'--gfpgan {spec!r}: version must be 1.3 or 1.4 (optionally =PATH to the weights).')
+        known = [name[len('gfpgan'):] for name in family_names() if name.startswith('gfpgan')]
+        if version not in known:
+            raise SystemExit(f'--gfpgan {spec!r}: version must be {" or ".join(known)} (optionally =PATH to the '
+                             'weights).')
         restorer = PaniniRestorer(model_path=path, version=f'gfpgan{version}', device=args.device, detector='dlib',
                                   weights_dir=args.weights_dir, allow_download=not args.no_download)
         name = f'GFPGAN v{version}'

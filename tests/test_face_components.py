@@ -86,39 +86,31 @@ def test_landmarks68_entry_and_validation(tmp_path):
         FC.load_component_landmarks(str(tmp_path / 'absent.pth'))
 
 
-def test_boxes_scale_and_flip():
-    entry = {'left_eye': [100.0, 200.0, 20.0], 'right_eye': [300.0, 210.0, 24.0], 'mouth': [255.5, 380.0, 60.0]}
-    boxes = FC.component_boxes(entry, 512)
-    assert np.allclose(boxes['left_eye'], [80.5, 180.5, 120.5, 220.5])
-    half = FC.component_boxes(entry, 256, eye_enlarge_ratio=1.5)
-    assert np.allclose(half['right_eye'], [(300.5 - 36) / 2, (210.5 - 36) / 2, (300.5 + 36) / 2, (210.5 + 36) / 2])
-    assert np.allclose(half['mouth'], FC.component_boxes(entry, 512)['mouth'] / 2)  # no enlarging of the mouth
-    flipped = FC.component_boxes(entry, 512, hflip=True)
-    # the image's left eye after the flip is the mirrored right eye; the centred mouth stays put
-    assert np.allclose(flipped['left_eye'], [512 - 300.5 - 24, 210.5 - 24, 512 - 300.5 + 24, 210.5 + 24])
-    assert np.allclose(flipped['mouth'], boxes['mouth'])
-
-
 @pytest.mark.parametrize('with_file', [False, True], ids=['template', 'file'])
-def test_dataset_yields_boxes_that_follow_the_flip(computed, tmp_path, with_file):
+def test_dataset_yields_boxes_that_follow_the_flip(computed, with_file):
+    """Each box is centred on its entry's (x, y) with side ~2 half_len (GFP-GAN's convention is a pixel off either
+    way), scaled to out_size; a flipped pair gets the other eye's entry, mirrored."""
     faces, path = computed
     opt = dict(dataroot_gt=faces, io_backend={'type': 'disk'}, out_size=128, in_size=128, mean=0.5, std=0.5,
                phase='train', use_hflip=True, degradation_preset='mmrb', crop_components=True,
-               component_path=path if with_file else None)
+               component_path=path if with_file else None, eye_enlarge_ratio=1.4)
     ds = PaniniMFRDataset(opt)
-    table = FC.load_component_landmarks(path) if with_file else None
+    entry = FC.load_component_landmarks(path)['00000001'] if with_file else FC.template_entry()
     seen = set()
     for _ in range(8):
         item = ds[1]
         flip = bool(item['params']['hflip'])
         seen.add(flip)
-        entry = table['00000001'] if with_file else FC.template_entry()
         for part in FC.COMPONENTS:
             box = item[f'loc_{part}']
             assert box.dtype == torch.float32 and box.shape == (4,)
-            assert torch.allclose(box, torch.from_numpy(FC.component_boxes(entry, 128, hflip=flip)[part]))
-        x1, y1, x2, y2 = (int(round(float(v))) for v in item['loc_left_eye'])
-        assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
+            source = {'left_eye': 'right_eye', 'right_eye': 'left_eye'}.get(part, part) if flip else part
+            x, y, h = (float(v) / 4 for v in entry[source])  # 512 -> 128
+            x = 128 - x if flip else x
+            h = h * 1.4 if 'eye' in part else h
+            cx, cy, side = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2, float(box[2] - box[0])
+            assert abs(cx - x) <= 1 and abs(cy - y) <= 1 and abs(side - 2 * h) <= 1, (part, flip, box, x, y, h)
+            assert 0 <= float(box[0]) < float(box[2]) <= 128
     assert seen == {True, False}
 
 
@@ -126,6 +118,6 @@ def test_dataset_component_file_must_cover_every_image(computed, tmp_path):
     faces, path = computed
     short = str(tmp_path / 'short.pth')
     FC.save_component_landmarks({'00000000': FC.template_entry()}, short)
-    with pytest.raises(KeyError, match='00000001'):
+    with pytest.raises(ValueError, match='1 entries for 3 images'):
         PaniniMFRDataset(dict(dataroot_gt=faces, out_size=64, in_size=64, crop_components=True,
                               component_path=short))

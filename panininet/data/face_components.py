@@ -15,11 +15,9 @@ the image's left) and half the larger side of their bounding box, at least 16, a
 :func:`save_component_landmarks` writes them the same way; :func:`load_component_landmarks` reads through
 :func:`panininet.checkpoint.load_checkpoint_file` (``weights_only`` with the numpy-scalar allow-list).
 
-Boxes (:func:`component_boxes`) are ``[x1, y1, x2, y2]`` in continuous coordinates (pixel ``i`` covers
-``[i, i + 1)``), which is what ``torchvision.ops.roi_align(..., aligned=True)`` samples exactly: centre
-``x + 0.5``, half side ``half_len`` (times ``eye_enlarge_ratio`` for the eyes, GFP-GAN's option). A horizontal flip
-swaps the eyes and mirrors x (``x -> size - x`` in continuous coordinates). GFP-GAN's own dataset uses
-``[x - h + 1, x + h]`` and ``x -> size - x`` on pixel indices (half a pixel off); we do not copy that.
+The boxes a dataset hands to the models are GFP-GAN's (``(x - h + 1, y - h + 1, x + h, y + h)``, eyes swapped and x
+mirrored on a flip): :meth:`panininet.data.data_util.ComponentLocations.locations`, which reads files through
+:func:`load_component_landmarks` and takes :func:`template_entry` for aligned data without a file.
 """
 import os.path as osp
 
@@ -139,35 +137,6 @@ def save_component_landmarks(entries, path):
     torch_save_atomic(out, path)
 
 
-def component_boxes(entry, size, coord_size=512, hflip=False, eye_enlarge_ratio=1.0):
-    """ROI boxes of one face for an image of side ``size``.
-
-    Args:
-        entry (dict): part -> ``[x, y, half_len]`` in pixel-index coordinates of a ``coord_size`` face (one value of
-            :func:`load_component_landmarks`, or :func:`template_entry`).
-        size (int): Side of the image the boxes are for (the GT the network is trained against).
-        coord_size (int): Side the entry's numbers refer to. Default: 512 (GFP-GAN's file).
-        hflip (bool): The image was flipped horizontally: eyes swapped, x mirrored. Default: False.
-        eye_enlarge_ratio (float): Factor on the eyes' half side (GFP-GAN's ``eye_enlarge_ratio``). Default: 1.
-
-    Returns:
-        dict[str, np.ndarray]: part -> (4,) float32 ``[x1, y1, x2, y2]`` in continuous pixel coordinates of the
-        ``size`` image.
-    """
-    scale = float(size) / float(coord_size)
-    boxes = {}
-    for part in COMPONENTS:
-        source = {'left_eye': 'right_eye', 'right_eye': 'left_eye'}.get(part, part) if hflip else part
-        x, y, half = (float(v) for v in entry[source])
-        cx, cy = x + 0.5, y + 0.5
-        if hflip:
-            cx = coord_size - cx
-        if 'eye' in part:
-            half *= eye_enlarge_ratio
-        boxes[part] = np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float64) * scale
-    return {part: box.astype(np.float32) for part, box in boxes.items()}
-
-
 def index_key(index):
     """The file's key of dataset item ``index`` (``'00000042'``)."""
     if int(index) != index or not 0 <= index < 10**8:
@@ -175,6 +144,5 @@ def index_key(index):
     return f'{int(index):08d}'
 
 
-__all__ = ['COMPONENTS', 'LANDMARKS68', 'MIN_HALF_LEN_512', 'TEMPLATE_COMPONENTS_512', 'component_boxes',
-           'components_from_landmarks68', 'index_key', 'load_component_landmarks', 'save_component_landmarks',
-           'template_entry']
+__all__ = ['COMPONENTS', 'LANDMARKS68', 'MIN_HALF_LEN_512', 'TEMPLATE_COMPONENTS_512', 'components_from_landmarks68',
+           'index_key', 'load_component_landmarks', 'save_component_landmarks', 'template_entry']
