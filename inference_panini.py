@@ -1,16 +1,21 @@
-"""Restore every face in photos with Panini-Net (detect -> align -> restore -> paste back), like inference_gfpgan.py.
+"""Restore every face in photos and videos with Panini-Net (detect -> align -> restore -> paste back).
 
     python inference_panini.py -i photos/ -o results/
+    python inference_panini.py -i clip.mp4 -o results/
 
-Writes ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and ``restored_imgs/`` under ``-o`` (GFPGAN's layout).
-Run with ``-h`` for every flag.
+Photos: writes ``cropped_faces/``, ``restored_faces/``, ``cmp/`` and ``restored_imgs/`` under ``-o`` (GFPGAN's
+layout). Videos (mp4, mov, mkv, avi, webm, ...; needs PyAV: ``pip install "panininet[video]"``): writes
+``restored_videos/NAME.mp4`` with every frame, the frame rate, the duration and the sound of the input.
+A folder may mix both. Run with ``-h`` for every flag.
 """
 import argparse
 import glob
 import os
 import os.path as osp
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -25,7 +30,7 @@ from panininet.image_io import read_image, why_unreadable, write_image
 from panininet.restorer import PaniniRestorer
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
-OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs')
+OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
 
 # exit status: every input restored / the run finished but some inputs were skipped (listed in the summary) /
@@ -41,7 +46,7 @@ class UsageError(ValueError):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('-i', '--input', required=True, help='input image or folder')
+    p.add_argument('-i', '--input', required=True, help='input image, video or folder (photos and videos may mix)')
     p.add_argument('-o', '--output', required=True, help='output folder')
     p.add_argument('-v', '--version', default='mfr', choices=family_names(),
                    help='mfr: Panini-Net 512->1024 restoration; sr16: 16x face SR (64->1024); gfpgan1.3/1.4: '
@@ -76,6 +81,13 @@ def parse_args(argv=None):
                    help="give each restored face its input crop's low-frequency colour before pasting it back")
     p.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
                    help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
+    p.add_argument('--no_smooth', action='store_true',
+                   help='videos: restore every frame on its own (no face tracking, no landmark smoothing)')
+    p.add_argument('--video_codec', default='libx264',
+                   help='videos: FFmpeg encoder of the output (libx264: H.264 yuv420p in .mp4; a codec mp4 cannot '
+                   'hold is written as .mkv)')
+    p.add_argument('--video_crf', type=int, default=18,
+                   help='videos: constant rate factor of libx264/libx265/libvpx-vp9/libsvtav1 (lower: better, bigger)')
     half = p.add_mutually_exclusive_group()
     half.add_argument('--fp16', action='store_true', help='network in fp16 autocast (GPU only)')
     half.add_argument('--bf16', action='store_true', help='network in bf16 autocast (GPU or CPU)')
@@ -294,6 +306,9 @@ def main(argv=None):
     try:
         check_args(args)
         files = list_inputs(args.input)
+        photos, videos = split_videos(files)
+        if videos:
+            check_video_args(args)
         check_output(out_root, files)
         restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
         prepare_output(out_root)
@@ -306,10 +321,10 @@ def main(argv=None):
     n_images = n_faces = 0
     skipped = []
     start = time.time()
-    bar = tqdm(total=len(files), desc='photos', unit='img')
+    bar = tqdm(total=len(photos), desc='photos', unit='img', disable=not photos)
     # photos go in groups of --batch_size, so that the faces of several photos share network calls
-    for first in range(0, len(files), args.batch_size):
-        paths = files[first:first + args.batch_size]
+    for first in range(0, len(photos), args.batch_size):
+        paths = photos[first:first + args.batch_size]
         for (path, _), result in restore_group(restorer, read_group(paths, args, skipped), args, skipped):
             try:
                 for image, dest in output_targets(path, stems[path], result, args, out_root):
@@ -324,13 +339,116 @@ def main(argv=None):
             n_faces += len(result[1])
         bar.update(len(paths))
     bar.close()
+    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
     elapsed = time.time() - start
-    print(f'Done: {n_images} photo(s), {n_faces} face(s) restored, {len(skipped)} file(s) skipped'
-          f'{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
+    video_part = f'{n_videos} video(s) ({n_frames} frames), ' if videos else ''
+    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored, {len(skipped)} file(s) '
+          f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
     if skipped:
-        return EXIT_SKIPPED if n_images else EXIT_USAGE
+        return EXIT_SKIPPED if n_images or n_videos else EXIT_USAGE
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------------------------- videos
+def split_videos(files):
+    """(photos, videos) of the input list: videos by their extension (panininet.video.VIDEO_EXTENSIONS)."""
+    from panininet.video import is_video_file
+
+    videos = {f for f in files if is_video_file(f)}
+    return [f for f in files if f not in videos], [f for f in files if f in videos]
+
+
+def check_video_args(args):
+    """Refuse video flags that cannot work, before anything loads (UsageError / ImportError naming the fix)."""
+    from panininet.video import check_video_codec
+
+    if args.aligned:
+        raise UsageError('--aligned is for folders of aligned face crops; it does not apply to videos.')
+    check_video_codec(args.video_codec)  # also raises ImportError with the install line when PyAV is missing
+
+
+def video_output_path(args, out_root, stem):
+    """restored_videos/<stem>[_suffix].mp4, or .mkv when mp4 cannot hold --video_codec."""
+    suffix = f'_{args.suffix}' if args.suffix else ''
+    ext = 'mp4' if args.video_codec in ('libx264', 'h264', 'libx265', 'hevc', 'mpeg4', 'libvpx-vp9', 'libsvtav1',
+                                        'libaom-av1', 'av1', 'mjpeg', 'ffv1') else 'mkv'
+    return osp.join(out_root, 'restored_videos', f'{stem}{suffix}.{ext}')
+
+
+def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+    """Each clip through PaniniRestorer.enhance_video with a progress bar in frames; a clip that fails is warned
+    about (one line), added to ``skipped``, and the next one runs.
+
+    Returns:
+        tuple: (clips done, frames, faces).
+    """
+    previous = None
+    if videos and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and remove the partial file, as Ctrl-C
+    try:
+        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+    from tqdm import tqdm
+
+    from panininet.video import VideoError
+
+    n_videos = n_frames = n_faces = 0
+    for path in videos:
+        name = osp.basename(path)
+        dest = video_output_path(args, out_root, stems[path])
+        with tqdm(desc=name, unit='frame', total=probe_frame_count(path)) as bar:
+            try:
+                if dest in inputs_abs:
+                    raise OSError(f'{dest} is an input of this run; not overwriting it')
+                summary = restorer.enhance_video(path, dest, only_center_face=args.only_center_face,
+                                                 weight=args.weight, smooth=not args.no_smooth,
+                                                 video_codec=args.video_codec, crf=args.video_crf,
+                                                 progress=bar.update)
+            except VideoError as err:  # names the file and the problem
+                bar.close()
+                warnings.warn(f'{err} Skipped.', stacklevel=1)
+                skipped.append(name)
+                continue
+            except Exception as err:  # noqa: BLE001  (reported, counted, skipped: the other inputs still run)
+                bar.close()
+                warnings.warn(f'{path}: restoring the clip failed ({first_line(err)}); skipped.', stacklevel=1)
+                skipped.append(name)
+                continue
+        n_videos, n_frames, n_faces = n_videos + 1, n_frames + summary.frames, n_faces + summary.faces
+        audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
+        print(f'{name}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
+              f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')
+    return n_videos, n_frames, n_faces
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def probe_frame_count(path):
+    """Frames the clip says it has (for the progress bar's ETA), or None when it does not say."""
+    try:
+        import av
+
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            if container.duration and stream.average_rate:
+                return int(round(container.duration / 1e6 * float(stream.average_rate)))
+    except Exception:  # noqa: BLE001  (a bad clip is reported by enhance_video)
+        return None
+    return None
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.stderr.write('Interrupted: the clip being written was discarded (finished outputs are kept).\n')
+        sys.exit(130)

@@ -71,8 +71,11 @@ if __name__ == '__main__':
             'metrics': ['lpips>=0.1.4', 'matplotlib>=3.5'],
             # GFPGAN's released models through the same restorer / evaluation (-v gfpgan1.3|gfpgan1.4, --gfpgan)
             'gfpgan': ['gfpgan==1.3.8'],
-            # the [offline], [metrics] and [gfpgan] extras, so that CI runs the GFPGANer drop-in tests too
+            # videos (inference_panini.py -i clip.mp4): PyAV, whose wheels bundle FFmpeg's libraries (no system ffmpeg)
+            'video': ['av>=18'],
+            # the [offline], [metrics], [gfpgan] and [video] extras, so that CI runs the GFPGANer drop-in and the
+            # video tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
-                     'matplotlib>=3.5', 'gfpgan==1.3.8'],
+                     'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18'],
         },
         zip_safe=False)

@@ -273,6 +273,29 @@ class PaniniRestorer:
         crops, affines = self.align_faces(img, self.detect_landmarks(img, only_center_face))
         return {'crops': crops, 'net_inputs': crops, 'affines': affines}
 
+    # ------------------------------------------------------------------------------------------------------ video
+    def enhance_video(self, input_path, output_path, only_center_face=False, weight=0.5, smooth=True,
+                      video_codec='libx264', crf=18, progress=None):
+        """Restore every face of a video clip and write it with its sound (see :func:`panininet.video.restore_video`).
+
+        Args:
+            input_path (str): Any clip FFmpeg decodes (mp4, mov, mkv, avi, webm, ...).
+            output_path (str): Destination (its extension picks the container), written atomically.
+            only_center_face (bool): Restore only the centre face of each frame. Default: False.
+            weight (float | None): Fidelity, as in :meth:`enhance`. Default: 0.5.
+            smooth (bool): Track faces and smooth their landmarks over time. Default: True.
+            video_codec (str): FFmpeg encoder. Default: 'libx264' (H.264, yuv420p).
+            crf (int): Constant rate factor of the encoder. Default: 18.
+            progress (callable | None): Called with 1 after each frame written. Default: None.
+
+        Returns:
+            panininet.video.VideoSummary: Frames, faces, time, what happened to the audio.
+        """
+        from panininet.video import restore_video
+
+        return restore_video(self, input_path, output_path, weight=weight, only_center_face=only_center_face,
+                             smooth=smooth, video_codec=video_codec, crf=crf, progress=progress)
+
     # ------------------------------------------------------------------------------------------------ paste back
     def upsample_background(self, img):
         """The whole photo scaled by ``upscale`` (Real-ESRGAN when given, else Lanczos), in its own dtype/channels."""

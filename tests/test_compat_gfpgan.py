@@ -1,4 +1,4 @@
-"""panininet.compat section 7 and PaniniGFPGANModel: each fix of GFP-GAN 1.3.8's training path on today's stack, shown
+"""panininet.compat_gfpgan and PaniniGFPGANModel: each fix of GFP-GAN 1.3.8's training path on today's stack, shown
 failing the original way first (the error it gave), then working; and gfpgan importable before or after panininet."""
 import os
 import os.path as osp

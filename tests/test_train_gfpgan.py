@@ -62,7 +62,7 @@ def assets(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module', autouse=True)
 def _weights_root(assets):
-    """basicsr's perceptual loss finds vgg19-dcbb9e9d.pth in the weights root (panininet.compat section 7)."""
+    """basicsr's perceptual loss finds vgg19-dcbb9e9d.pth in the weights root (panininet.compat_gfpgan)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('PANINI_WEIGHTS_DIR', assets['weights'])
         yield
