@@ -80,7 +80,7 @@ USAGE_CASES = {
     '--max_output_pixels 0': (['--max_output_pixels', '0'], None, ['--max_output_pixels']),
     'truncated weights': ([], 'truncated.pth', ['truncated.pth', 'not a readable PyTorch checkpoint']),
     'weights not a checkpoint': ([], 'text.pth', ['text.pth', 'not a readable PyTorch checkpoint']),
-    'weights of other shapes': ([], 'shapes.pth', ['shapes.pth', 'cannot be used']),
+    'weights of other shapes': ([], 'shapes.pth', ['shapes.pth', 'does not hold -v mfr weights']),
     'weights refused by the safe loader': ([], 'unsafe.pth', ['unsafe.pth', 'weights_only']),
     'missing weights file': ([], 'absent.pth', ['absent.pth']),
 }
