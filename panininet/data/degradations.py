@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 import torch
 
+from panininet.data.blur import gaussian_blur, motion_blur, motion_blur_kernel, odd_kernel_size
+
 _INTERP = {
     'nearest': cv2.INTER_NEAREST,
     'linear': cv2.INTER_LINEAR,
@@ -120,29 +122,6 @@ def resize(img, size, interpolation='area'):
     if img.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
         out = out[:, :, None]
     return out
-
-
-def gaussian_blur(img, sigma, kernel_size=None):
-    """Convolve with an isotropic Gaussian kernel k_sigma (separable, radius ceil(3 sigma), reflected borders).
-
-    Args:
-        img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
-        sigma (float): Standard deviation in pixels; 0 leaves the image unchanged.
-        kernel_size (int | None): Largest kernel side (odd): the kernel is truncated there and renormalised, as a
-            fixed 41x41 kernel (GFP-GAN, MMRB eq. 17) does. Default: None (no limit).
-
-    Returns:
-        ndarray: Blurred image, same shape and dtype.
-    """
-    if sigma < 0:
-        raise ValueError(f'Blur sigma must be >= 0, got {sigma}.')
-    if sigma == 0:
-        return img
-    k = 2 * math.ceil(3 * sigma) + 1  # +-3 sigma holds 99.7 % of the mass (OpenCV's default for float is 4 sigma)
-    if kernel_size is not None:
-        k = min(k, _odd_kernel_size(kernel_size))
-    out = cv2.GaussianBlur(img, (k, k), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT_101)
-    return out.reshape(img.shape)
 
 
 def down_up(img, r, r_base=10.0, down='area', up='linear'):
@@ -399,67 +378,9 @@ def seeded_rng(seed, index):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Motion blur and the blur-kernel limit of MMRB-Net's eq. (17) (Hu et al., Sec. IV-A: "we use Gaussian blur and
-# motion blur", kernel 41). A straight-line kernel of a given length and angle, drawn anti-aliased; the sampler picks
-# the motion blur with probability ``motion_prob`` per pair, else the Gaussian.
+# MMRB-Net's eq. (17): the sampler picks the motion blur (panininet.data.blur) with probability ``motion_prob`` per
+# pair, else the Gaussian; noise and JPEG at the downsampled size, resized back last.
 # ---------------------------------------------------------------------------------------------------------------------
-def _odd_kernel_size(size):
-    size = int(size)
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f'Blur kernel size must be a positive odd integer, got {size}.')
-    return size
-
-
-def motion_blur_kernel(length, angle, size=41):
-    """A normalised straight-line (linear motion) kernel.
-
-    The segment of ``length`` pixels through the kernel centre at ``angle`` is sampled every 1/8 px and each
-    sample is spread bilinearly over its four neighbouring taps (anti-aliased, so a length or angle change moves the
-    kernel continuously). Pure: no randomness.
-
-    Args:
-        length (float): Segment length in pixels, clipped to [0, size - 1]; 0 is the identity kernel.
-        angle (float): Direction in radians (0 = horizontal, counter-clockwise as seen in the image).
-        size (int): Kernel side, odd. Default: 41 (eq. 17).
-
-    Returns:
-        ndarray: (size, size) float32, sums to 1, symmetric under a 180-degree rotation.
-    """
-    size = _odd_kernel_size(size)
-    length = float(np.clip(length, 0, size - 1))
-    c = (size - 1) / 2
-    n = max(2, int(math.ceil(length * 8)) + 1)
-    t = np.linspace(-length / 2, length / 2, n)
-    xs, ys = c + t * math.cos(angle), c - t * math.sin(angle)
-    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
-    fx, fy = xs - x0, ys - y0
-    kernel = np.zeros((size, size), np.float64)
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        np.add.at(kernel, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w)
-    kernel = (kernel + kernel[::-1, ::-1]) / 2  # exact point symmetry (correlation == convolution)
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
-def motion_blur(img, length, angle, kernel_size=41):
-    """Convolve with :func:`motion_blur_kernel` (reflected borders).
-
-    Args:
-        img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
-        length (float): Motion length in px (< 1 px leaves the image almost unchanged).
-        angle (float): Direction in radians.
-        kernel_size (int): Kernel side (odd). Default: 41.
-
-    Returns:
-        ndarray: Blurred image, same shape and dtype.
-    """
-    if length < 0:
-        raise ValueError(f'Motion length must be >= 0, got {length}.')
-    if length == 0:
-        return img
-    kernel = motion_blur_kernel(length, angle, kernel_size)
-    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT_101).reshape(img.shape)
-
-
 def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
     """Downsample by r / r_base, add the noise and JPEG there, resize back to the input size last."""
     if r <= 0 or r_base <= 0:
@@ -473,7 +394,7 @@ def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
 
 def _motion_settings(base):
     """(kernel_size, motion_prob, motion_length_range) of a :class:`DegradationSampler` from its merged options."""
-    kernel_size = None if base.get('kernel_size') is None else _odd_kernel_size(base['kernel_size'])
+    kernel_size = None if base.get('kernel_size') is None else odd_kernel_size(base['kernel_size'])
     motion_prob = float(base.get('motion_prob') or 0)
     if not 0 <= motion_prob <= 1:
         raise ValueError(f'motion_prob must lie in [0, 1], got {motion_prob}.')
