@@ -1,12 +1,14 @@
-"""Seconds per training iteration of PaniniModel (G step + D step, L1 + perceptual + GAN, EMA) and peak memory.
+"""Seconds per training iteration of PaniniModel / MMRBModel (G step + D step(s), all losses, EMA) and peak memory.
 
     python benchmarks/bench_train.py                       # tiny CI config on CPU (tests/data/*_tiny.yml)
     python benchmarks/bench_train.py --paper --batch 8     # paper config (512 -> 1024, batch 8) on a CUDA GPU
 
-* ``--config mfr|sr16``: which options file; tiny = ``tests/data/train_panini_<config>_tiny.yml``, ``--paper`` =
-  ``options/train_panini_<config>.yml`` (full-size networks).
+* ``--config mfr|sr16|mmrb``: which options file; tiny = ``tests/data/train_panini_<config>_tiny.yml`` (mmrb:
+  ``train_mmrb_tiny.yml``), ``--paper`` = ``options/train_panini_<config>.yml`` (``train_mmrb.yml``).
 * Networks get random weights written to a temporary folder in the layouts the options expect (StyleGAN2 G/D,
-  DRE, torchvision VGG16), so the real loading code runs and speed does not depend on the values.
+  DRE, torchvision VGG16/VGG19, facexlib ArcFace), so the real loading code runs and speed does not depend on the
+  values. MMRB-Net's prior starts random (``prior_load_path`` unset), its batches carry the FFHQ template's eye and
+  mouth boxes.
 * The model is built with ``basicsr.models.build_model`` and ``optimize_parameters`` is timed on one fixed random
   batch after ``--warmup`` iterations (the data pipeline is not included; see benchmarks/bench_degradation.py).
 * CPU: ``--threads`` (default: 1 and the machine's count). GPU: peak ``torch.cuda.max_memory_allocated``.
@@ -32,16 +34,18 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_options(config, paper):
-    path = (osp.join(REPO, 'options', f'train_panini_{config}.yml') if paper else
-            osp.join(REPO, 'tests', 'data', f'train_panini_{config}_tiny.yml'))
+    name = 'train_mmrb' if config == 'mmrb' else f'train_panini_{config}'
+    path = osp.join(REPO, 'options', f'{name}.yml') if paper else osp.join(REPO, 'tests', 'data', f'{name}_tiny.yml')
     with open(path) as f:
         return yaml.safe_load(f), path
 
 
 def write_random_weights(opt, folder):
-    """Random pre-trained files for the options (StyleGAN2 G/D, DRE, VGG16); fills their paths in ``opt``."""
+    """Random pre-trained files for the options (StyleGAN2 G/D, DRE, VGG, ArcFace); fills their paths in ``opt``."""
     from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Generator
     g, d = opt['network_g'], opt['network_d']
+    if g['type'] == 'MMRBNet':
+        return _write_mmrb_weights(opt, folder)
     gen = StyleGAN2Generator(g['out_size'], num_style_feat=g.get('num_style_feat', 512),
                              channel_multiplier=g.get('channel_multiplier', 2), narrow=g.get('narrow', 1.0))
     g['decoder_load_path'] = osp.join(folder, 'g.pth')
@@ -58,6 +62,26 @@ def write_random_weights(opt, folder):
     opt['train']['perceptual_opt']['vgg_load_path'] = vgg
 
 
+def _write_mmrb_weights(opt, folder):
+    from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator
+    from basicsr.archs.vgg_arch import NAMES
+    from facexlib.recognition.arcface_arch import Backbone
+    d, train = opt['network_d'], opt['train']
+    opt['network_g']['prior_load_path'] = None
+    disc = StyleGAN2Discriminator(d['out_size'], channel_multiplier=d.get('channel_multiplier', 2),
+                                  narrow=d.get('narrow', 1))
+    opt['path']['pretrain_network_d'] = osp.join(folder, 'd.pth')
+    torch.save({'params': disc.state_dict()}, opt['path']['pretrain_network_d'])
+    percep = train['perceptual_opt']
+    vgg = osp.join(folder, f'{percep["vgg_type"]}.pth')
+    last = max(percep['layer_weights'], key=NAMES[percep['vgg_type']].index)
+    torch.save({f'features.{k}': v for k, v in vgg_features(percep['vgg_type'], last).state_dict().items()}, vgg)
+    percep['vgg_load_path'] = vgg
+    if train.get('identity_opt'):
+        train['identity_opt']['arcface_load_path'] = osp.join(folder, 'arcface.pth')
+        torch.save(Backbone(50, 0.6, 'ir_se').state_dict(), train['identity_opt']['arcface_load_path'])
+
+
 def build(opt, folder, device, batch):
     from basicsr.models import build_model
     opt = dict(opt)
@@ -68,9 +92,15 @@ def build(opt, folder, device, batch):
     opt['path']['pretrain_network_g'] = None
     model = build_model(opt)
     g = opt['network_g']
-    x = torch.rand(batch, 3, g['in_size'], g['in_size']) * 2 - 1
+    in_size = g.get('in_size', g['out_size'])
+    x = torch.rand(batch, 3, in_size, in_size) * 2 - 1
     y = torch.rand(batch, 3, g['out_size'], g['out_size']) * 2 - 1
-    return model, {'lq': x, 'gt': y}
+    data = {'lq': x, 'gt': y}
+    if opt['datasets']['train'].get('crop_components'):
+        from panininet.data.data_util import ComponentLocations
+        boxes = ComponentLocations.template(1).locations(0, g['out_size'], coord_size=512)
+        data.update({k: v.expand(batch, 4) for k, v in boxes.items()})
+    return model, data
 
 
 def sync(device):
@@ -97,7 +127,7 @@ def time_iterations(model, batch, device, warmup, iters):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', choices=['mfr', 'sr16'], default='mfr')
+    parser.add_argument('--config', choices=['mfr', 'sr16', 'mmrb'], default='mfr')
     parser.add_argument('--paper', action='store_true', help='options/train_panini_<config>.yml (full size)')
     parser.add_argument('--batch', type=int, default=None, help='default: the options file\'s batch_size_per_gpu')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -105,10 +135,13 @@ def main():
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--json', default=None, help='write the figures to this file')
+    parser.add_argument('--no-identity', action='store_true', help='mmrb: without the ArcFace identity loss')
     args = parser.parse_args()
 
     device = torch.device(args.device)
     opt, path = load_options(args.config, args.paper)
+    if args.no_identity:
+        opt['train'].pop('identity_opt', None)
     batch = args.batch or opt['datasets']['train']['batch_size_per_gpu']
     rows = []
     with tempfile.TemporaryDirectory() as folder:

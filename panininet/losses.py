@@ -164,3 +164,107 @@ class VGGPerceptualLoss(nn.Module):
             fg = self.features(gt.detach())
         loss = sum(self.layer_weights[k] * self.criterion(fx[k], fg[k]) for k in self.layer_weights)
         return loss * self.loss_weight
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Identity ("face preserving") loss on ArcFace embeddings: MMRB-Net eq. (15)
+# ---------------------------------------------------------------------------------------------------------------------
+ARCFACE_FILE = 'recognition_arcface_ir_se50.pth'  # facexlib's release (init_recognition_model('arcface'))
+
+
+def build_arcface(load_path, num_layers=50, mode='ir_se', option='arcface_load_path'):
+    """facexlib's ArcFace ``Backbone`` (IR-SE50 as ``init_recognition_model('arcface')``) with weights from a file.
+
+    Args:
+        load_path (str | None): The state dict (``recognition_arcface_ir_se50.pth``: ``Backbone`` keys, optionally
+            under ``params`` / ``state_dict`` or with a ``module.`` prefix).
+        num_layers (int): 50, 100 or 152. Default: 50.
+        mode (str): 'ir_se' or 'ir'. Default: 'ir_se'.
+        option (str): Option name for the error messages. Default: 'arcface_load_path'.
+
+    Returns:
+        nn.Module: The network in eval mode, frozen; input (b, 3, 112, 112) RGB in [-1, 1], output (b, 512) unit
+        vectors.
+    """
+    from facexlib.recognition.arcface_arch import Backbone
+
+    from panininet.checkpoint import load_checkpoint_file, pick_params
+    url = f'https://github.com/xinntao/facexlib/releases/download/v0.1.0/{ARCFACE_FILE}'
+    if load_path is None:
+        raise ValueError(f'{option} is not set: the identity loss needs facexlib\'s ArcFace weights (nothing is '
+                         f'downloaded). Download {url} and set {option} to its path.')
+    if not osp.isfile(load_path):
+        raise FileNotFoundError(f'ArcFace weights {load_path!r} ({option}) do not exist. Download {url} and fix '
+                                'the path.')
+    obj = load_checkpoint_file(load_path)
+    if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
+        obj = obj['state_dict']
+    net = Backbone(num_layers=num_layers, drop_ratio=0.6, mode=mode)
+    try:
+        net.load_state_dict(pick_params(obj, load_path), strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f'ArcFace weights {load_path!r} ({option}) do not fit facexlib\'s Backbone({num_layers}, '
+                         f'mode={mode!r}): {str(e).splitlines()[0]}') from None
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
+@LOSS_REGISTRY.register()
+class ArcFaceIdentityLoss(nn.Module):
+    """Face-preserving loss ``L_FP = lambda_FP * || phi(X) - phi(X') ||_1`` (MMRB-Net eq. 15), phi = ArcFace.
+
+    The paper names the ArcFace embedding and the L1 norm; we take the mean absolute difference over the 512
+    embedding values (as GFP-GAN's identity loss, whose weight 10 the paper also uses), facexlib's IR-SE50 (the
+    network of our identity metric), and its input as the identity metric prepares it: the FFHQ-aligned face cropped
+    to ArcFace's field of view (:data:`panininet.metrics.ARCFACE_CROP`) and area-resized to 112x112, RGB in [-1, 1].
+
+    Args:
+        arcface_load_path (str): facexlib ArcFace weights (``recognition_arcface_ir_se50.pth``). Required.
+        num_layers (int): ArcFace depth. Default: 50.
+        mode (str): 'ir_se' or 'ir'. Default: 'ir_se'.
+        crop (bool): Crop to the ArcFace field of view first. Default: True.
+        loss_weight (float): lambda_FP. Default: 10 (paper).
+    """
+
+    def __init__(self, arcface_load_path=None, num_layers=50, mode='ir_se', crop=True, loss_weight=10.0):
+        super().__init__()
+        from panininet.metrics.networks import ARCFACE_CROP  # the identity metric's field of view
+
+        self.arcface = build_arcface(arcface_load_path, num_layers, mode)
+        self.crop_box = ARCFACE_CROP if crop else None  # (top, bottom, left, right) fractions of the side
+        self.loss_weight = loss_weight
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.arcface.eval()  # frozen: BatchNorm statistics and dropout stay as trained
+        return self
+
+    def embed(self, x):
+        """ArcFace embeddings.
+
+        Args:
+            x (Tensor): Aligned faces, (b, 3, h, w), RGB in [-1, 1].
+
+        Returns:
+            Tensor: (b, 512) unit vectors.
+        """
+        if self.crop_box is not None:
+            h, w = x.shape[-2:]
+            top, bottom, left, right = self.crop_box
+            x = x[..., round(top * h):round(bottom * h), round(left * w):round(right * w)]
+        return self.arcface(F.interpolate(x, size=(112, 112), mode='area'))
+
+    def forward(self, x, gt):
+        """Identity loss.
+
+        Args:
+            x (Tensor): Restored faces, (b, 3, h, w), RGB in [-1, 1].
+            gt (Tensor): Ground truth, (b, 3, h, w).
+
+        Returns:
+            Tensor: Scalar loss (0 when ``x`` equals ``gt``).
+        """
+        with torch.no_grad():
+            target = self.embed(gt.detach())
+        return F.l1_loss(self.embed(x), target) * self.loss_weight

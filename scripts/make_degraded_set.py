@@ -36,6 +36,7 @@ from panininet.data.degradations import PRESETS, TABLE4_FIXED, TABLE4_RATES, Deg
 from panininet.fileio import write_bytes_atomic
 
 TABLE4_DEFAULTS = TABLE4_FIXED  # our choice (the paper does not give Table 4's fixed sigma, delta, q)
+MOTION_FIELDS = ('blur', 'length', 'angle')  # sampled with motion blur on (preset mmrb): sigma unused for 'motion'
 
 
 def parse_args(argv=None):
@@ -147,13 +148,15 @@ def main(argv=None):
             write_png(out_path, lq)
             rows.append(dict(file=osp.join(sub, name) if sub else name, source=path, index=index, seed=args.seed,
                              sigma=params['sigma'], r=params['r'], r_base=params['r_base'], scale=params['scale'],
-                             delta=params['delta'], q=-1 if params['q'] is None else params['q']))
+                             delta=params['delta'], q=-1 if params['q'] is None else params['q'],
+                             **{k: params[k] for k in MOTION_FIELDS if k in params}))
             if index == 0 and args.preview:
                 strip.append(label(np.clip(np.rint(lq * 255), 0, 255).astype(np.uint8), f'r = {params["r"]:g}'))
         if index == 0 and args.preview:
             strip.insert(0, label(cv2.resize(hq, (args.size, args.size), interpolation=cv2.INTER_AREA), 'HQ'))
 
     fields = ['file', 'source', 'index', 'seed', 'sigma', 'r', 'r_base', 'scale', 'delta', 'q']
+    fields += [k for k in MOTION_FIELDS if rows and k in rows[0]]  # preset mmrb: which blur, and the motion
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()

@@ -195,3 +195,71 @@ def test_make_lq_runs_at_the_lq_size():
     assert lq.shape == (32, 32, 3)
     # no degradation: the area resize of the 4x nearest-upsampled texture gives the texture back
     assert np.abs(lq - _texture(32)).max() < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# MMRB-Net eq. (17): motion blur and the 41 kernel
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(('length', 'angle'), [(1.0, 0.0), (9.0, 0.0), (9.0, np.pi / 2), (20.0, 0.7), (40.0, 2.5)])
+def test_motion_kernel_is_a_normalised_line(length, angle):
+    k = D.motion_blur_kernel(length, angle, 41)
+    assert k.shape == (41, 41) and k.dtype == np.float32 and k.sum() == pytest.approx(1, abs=1e-6)
+    assert np.allclose(k, k[::-1, ::-1])  # point symmetric: filter2D's correlation is the convolution
+    # mass lies along the direction: the second moment along it is length^2 / 12, across it ~0
+    yy, xx = np.mgrid[0:41, 0:41] - 20.0
+    along = xx * np.cos(angle) - yy * np.sin(angle)
+    across = xx * np.sin(angle) + yy * np.cos(angle)
+    assert (k * along**2).sum() == pytest.approx(length**2 / 12, rel=0.1, abs=0.2)
+    assert (k * across**2).sum() < 0.3
+
+
+def test_motion_blur_smooths_along_its_direction_only():
+    stripes_v = np.repeat(np.tile(np.array([0.2, 0.8], np.float32), 32)[None, :, None], 64, 0).repeat(3, 2)
+    horizontal = D.motion_blur(stripes_v, 8, 0.0)  # along x: averages the vertical stripes away
+    vertical = D.motion_blur(stripes_v, 8, np.pi / 2)  # along y: the vertical stripes survive
+    assert horizontal.shape == stripes_v.shape and horizontal.dtype == np.float32
+    assert horizontal[:, 8:-8].std() < 0.02 and vertical[:, 8:-8].std() == pytest.approx(0.3, abs=0.01)
+    assert D.motion_blur(stripes_v, 0, 1.0) is stripes_v
+
+
+def test_gaussian_kernel_limit():
+    img = _texture(96)
+    assert np.array_equal(D.gaussian_blur(img, 2.0, 41), D.gaussian_blur(img, 2.0))  # 13 px kernel: no cut
+    cut = D.gaussian_blur(img, 10.0, 41)  # 61 px kernel cut to 41: less smoothing than the full one
+    assert _hf_energy(cut) > _hf_energy(D.gaussian_blur(img, 10.0))
+    assert np.allclose(cut, cv2.GaussianBlur(img, (41, 41), 10.0, borderType=cv2.BORDER_REFLECT_101), atol=1e-6)
+    with pytest.raises(ValueError, match='odd'):
+        D.gaussian_blur(img, 1.0, 40)
+
+
+def test_mmrb_preset_draws_both_blurs_and_applies_them():
+    s = DegradationSampler('mmrb')
+    assert s.kernel_size == 41 and s.r_base == 1.0 and s.r_range == (0.4, 8.0) and s.q_range == (5, 50)
+    rng = np.random.default_rng(0)
+    ps = [s.sample(rng) for _ in range(2000)]
+    kinds = [p['blur'] for p in ps]
+    assert 0.45 < kinds.count('motion') / len(kinds) < 0.55 and set(kinds) == {'motion', 'gaussian'}
+    lengths = np.array([p['length'] for p in ps])
+    assert lengths.min() >= 1 and lengths.max() <= 41 and lengths.mean() == pytest.approx(21, rel=0.05)
+    assert all(0 <= p['angle'] <= np.pi for p in ps)
+    img = _texture(64)
+    base = dict(sigma=3.0, r=1.0, delta=0.0, q=None, r_base=1.0, scale=1.0, length=15.0, angle=0.0)
+    motion = s.apply(img, dict(base, blur='motion'))
+    gauss = s.apply(img, dict(base, blur='gaussian'))
+    assert np.allclose(motion, D.motion_blur(img, 15.0, 0.0)) and np.allclose(gauss, D.gaussian_blur(img, 3.0, 41))
+    # other presets draw exactly what they drew before (no motion keys, same stream)
+    a, b = DegradationSampler('panini_mfr').sample(np.random.default_rng(3)), np.random.default_rng(3)
+    assert 'blur' not in a and a['sigma'] == b.uniform(0.2, 10.0)
+
+
+def test_upsample_last_adds_noise_and_jpeg_at_the_small_size():
+    img = _smooth(64)
+    out = degrade(img, 0, 4.0, 20.0, 30, r_base=1.0, rng=np.random.default_rng(5), upsample_last=True)
+    small = D.resize(img, 16, 'area')
+    manual = D.resize(D.jpeg(D.add_noise(small, 20.0, np.random.default_rng(5)), 30), 64, 'linear')
+    assert out.shape == img.shape and np.array_equal(out, manual)
+    # noise added before the resize back is smooth (4x upsampled); added after it is white: far more HF energy
+    late = degrade(img, 0, 4.0, 20.0, None, r_base=1.0, rng=np.random.default_rng(5))
+    early = degrade(img, 0, 4.0, 20.0, None, r_base=1.0, rng=np.random.default_rng(5), upsample_last=True)
+    assert _hf_energy(early - img + 0.5) < 0.2 * _hf_energy(late - img + 0.5)
+    assert DegradationSampler('mmrb').upsample_last and not DegradationSampler('panini_mfr').upsample_last

@@ -109,3 +109,21 @@ def test_refuses_input_folder_and_non_empty_output(script, tmp_path):
         script.main(['-i', str(tmp_path / 'nope'), '-o', str(tmp_path / 'o2')])
     with pytest.raises(SystemExit, match='--num'):
         script.main(['-i', str(src), '-o', str(tmp_path / 'o3'), '--num', '5'])
+
+
+def test_mmrb_preset_records_the_blur(script, gt_dir, tmp_path):
+    """Preset mmrb (MMRB eq. 17): params.csv also says which blur each image got and the motion drawn, and the
+    images are PaniniMFRDataset's (deterministic, same seed, preset mmrb)."""
+    out = tmp_path / 'mmrb'
+    assert script.main(['-i', gt_dir, '-o', str(out), '--seed', '3', '--hq-size', '64', '--size', '64',
+                        '--preset', 'mmrb']) == 0
+    rows = _read_csv(out / 'params.csv')
+    assert {r['blur'] for r in rows} <= {'gaussian', 'motion'} and all(1 <= float(r['length']) <= 41 for r in rows)
+    assert all(0.4 <= float(r['r']) <= 8 and r['r_base'] == '1.0' for r in rows)
+    ds = PaniniMFRDataset(dict(dataroot_gt=gt_dir, out_size=64, in_size=64, phase='val', seed=3,
+                               degradation_preset='mmrb'))
+    for i, row in enumerate(rows):
+        item = ds[i]
+        assert item['params']['blur'] == row['blur'] and item['params']['length'] == pytest.approx(float(row['length']))
+        lq = item['lq'].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255
+        assert np.abs(lq - cv2.imread(str(out / row['file'])).astype(np.float32)).max() <= 0.5 + 1e-3

@@ -269,19 +269,30 @@ class ComponentLocations:
     """
 
     def __init__(self, path):
-        from panininet.checkpoint import load_checkpoint_file
-        obj = load_checkpoint_file(path)
-        if not isinstance(obj, dict) or not obj:
-            raise ValueError(f'{path}: not a component-landmarks file (expected a non-empty dict '
-                             "{'00000000': {'left_eye': [x, y, half_len], 'right_eye': ..., 'mouth': ...}}).")
-        self._boxes = {}
-        for key, entry in obj.items():
-            try:
-                self._boxes[str(key)] = np.stack([np.asarray(entry[p], dtype=np.float64).reshape(3)
-                                                  for p in COMPONENT_PARTS])
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f'{path}: entry {key!r} is not {{left_eye, right_eye, mouth: [x, y, half_len]}} '
-                                 f'({err}).') from None
+        from panininet.data.face_components import load_component_landmarks  # the one reader (and its checks)
+        self._set(load_component_landmarks(path))
+
+    def _set(self, table):
+        self._boxes = {key: np.stack([np.asarray(entry[p], dtype=np.float64).reshape(3) for p in COMPONENT_PARTS])
+                       for key, entry in table.items()}
+
+    @classmethod
+    def template(cls, num_images, coord_size=512):
+        """The FFHQ template's fixed boxes (:func:`panininet.data.face_components.template_entry`) for every image
+        of an aligned dataset without a landmarks file.
+
+        Args:
+            num_images (int): Images in the dataset.
+            coord_size (int): Side the numbers refer to. Default: 512.
+
+        Returns:
+            ComponentLocations
+        """
+        from panininet.data.face_components import index_key, template_entry
+        self = cls.__new__(cls)
+        entry = template_entry(coord_size)
+        self._set({index_key(i): entry for i in range(num_images)})
+        return self
 
     @classmethod
     def from_options(cls, opt, num_images):

@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 import torch
 
+from panininet.data.blur import gaussian_blur, motion_blur, motion_blur_kernel, odd_kernel_size
+
 _INTERP = {
     'nearest': cv2.INTER_NEAREST,
     'linear': cv2.INTER_LINEAR,
@@ -77,6 +79,14 @@ PRESETS = {
     # GFP-GAN (CVPR 2021, sec. 4.1): sigma {0.2:10}, r {1:8}, delta {0:15}, q {60:100}.
     'gfpgan': dict(sigma_range=(0.2, 10.0), r_range=(1.0, 8.0), delta_range=(0.0, 15.0), q_range=(60, 100),
                    r_base=1.0),
+    # MMRB-Net eq. (17) (Hu et al., Sec. IV-A): kernel 41, s in [0.4:8] (plain factor), delta in [0:25],
+    # q in [5:50], Gaussian and motion blur. Not given: sigma (GFP-GAN's [0.2, 10], the practice it follows), how the
+    # two blurs are mixed (one of them per pair, p = 0.5 each, as GFP-GAN's kernel_prob) and the motion length
+    # (any straight line that fits the 41 kernel: [1, 41] px). See the motion-blur block at the end.
+    # Eq. 17 is read literally, as its cited practice (GFP-GAN, Real-ESRGAN) does it: noise and JPEG at the
+    # downsampled size, then the resize back to 512 (upsample_last).
+    'mmrb': dict(sigma_range=(0.2, 10.0), r_range=(0.4, 8.0), delta_range=(0.0, 25.0), q_range=(5, 50), r_base=1.0,
+                 kernel_size=41, motion_prob=0.5, motion_length_range=(1.0, 41.0), upsample_last=True),
 }
 
 #: The paper's Table 4 rates (fixed sigma, delta, q; only r changes).
@@ -112,25 +122,6 @@ def resize(img, size, interpolation='area'):
     if img.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
         out = out[:, :, None]
     return out
-
-
-def gaussian_blur(img, sigma):
-    """Convolve with an isotropic Gaussian kernel k_sigma (separable, radius ceil(3 sigma), reflected borders).
-
-    Args:
-        img (ndarray): Image (h, w, c) or (h, w), float32 or uint8.
-        sigma (float): Standard deviation in pixels; 0 leaves the image unchanged.
-
-    Returns:
-        ndarray: Blurred image, same shape and dtype.
-    """
-    if sigma < 0:
-        raise ValueError(f'Blur sigma must be >= 0, got {sigma}.')
-    if sigma == 0:
-        return img
-    k = 2 * math.ceil(3 * sigma) + 1  # +-3 sigma holds 99.7 % of the mass (OpenCV's default for float is 4 sigma)
-    out = cv2.GaussianBlur(img, (k, k), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT_101)
-    return out.reshape(img.shape)
 
 
 def down_up(img, r, r_base=10.0, down='area', up='linear'):
@@ -199,7 +190,8 @@ def jpeg(img, q):
     return add_jpg_compression(img, q).reshape(img.shape)
 
 
-def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear'):
+def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='linear', kernel_size=None, motion=None,
+            upsample_last=False):
     """Eq. (10): X = [(Y (*) k_sigma) down_r + N_delta]_JPEG_q, at the size of ``img``.
 
     Args:
@@ -212,6 +204,12 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
         rng (numpy.random.Generator | None): For the noise. None: a fresh, OS-seeded generator.
         down (str): Downsampling interpolation. Default: 'area'.
         up (str): Upsampling interpolation. Default: 'linear'.
+        kernel_size (int | None): Largest blur kernel side (MMRB eq. 17: 41). Default: None (no limit).
+        motion (tuple[float, float] | None): (length px, angle rad): a motion blur (:func:`motion_blur`) instead of
+            the Gaussian (``sigma`` is then unused). Default: None.
+        upsample_last (bool): Add the noise and JPEG at the downsampled size and resize back last (GFP-GAN's and
+            Real-ESRGAN's order, MMRB eq. 17 read literally). Default: False (resize back first, eq. 10's
+            "symmetric upsampling").
 
     Returns:
         ndarray: float32 LQ image in [0, 1], same shape as ``img``. With sigma=0, r=r_base, delta=0, q=None
@@ -220,7 +218,12 @@ def degrade(img, sigma, r, delta, q, r_base=10.0, rng=None, down='area', up='lin
     img = np.asarray(img)
     if img.dtype != np.float32:
         raise TypeError(f'degrade expects a float32 image in [0, 1], got dtype {img.dtype}.')
-    out = gaussian_blur(img, sigma)
+    if motion is None:
+        out = gaussian_blur(img, sigma, kernel_size)
+    else:
+        out = motion_blur(img, motion[0], motion[1], 41 if kernel_size is None else kernel_size)
+    if upsample_last:
+        return _noise_jpeg_then_up(out, r, r_base, delta, q, rng, down, up)
     out = down_up(out, r, r_base, down, up)
     out = add_noise(out, delta, rng)
     out = jpeg(out, q)
@@ -243,8 +246,8 @@ class DegradationSampler:
     """Draws (sigma, r, delta, q) uniformly from ranges and applies :func:`degrade`.
 
     Args:
-        preset (str | None): Start from :data:`PRESETS` ('panini_mfr' (default) or 'gfpgan'); None: no preset
-            (then every range must be given).
+        preset (str | None): Start from :data:`PRESETS` ('panini_mfr' (default), 'gfpgan' or 'mmrb'); None: no
+            preset (then every range must be given).
         sigma_range (float | list[float] | None): [low, high] blur std in pixels, or one number for a fixed value.
         r_range (float | list[float] | None): [low, high] downsampling rate (paper units, factor r / r_base).
         delta_range (float | list[float] | None): [low, high] noise std on the 0..255 scale.
@@ -254,19 +257,28 @@ class DegradationSampler:
         jpeg (bool): False turns the JPEG step off (q is then None). Default: True.
         down (str): Downsampling interpolation. Default: 'area'.
         up (str): Upsampling interpolation. Default: 'linear'.
+        kernel_size (int | None): Largest blur kernel side. Default: the preset's (41 for 'mmrb', else no limit).
+        motion_prob (float | None): Probability of a motion blur instead of the Gaussian. Default: the preset's
+            (0.5 for 'mmrb', else 0).
+        motion_length_range (list[float] | None): [low, high] motion length in px. Default: the preset's
+            ([1, 41] for 'mmrb').
+        upsample_last (bool | None): Noise and JPEG at the downsampled size, resize back last (see :func:`degrade`).
+            Default: the preset's (True for 'mmrb', else False).
 
     Every draw is uniform (the paper says "randomly chosen from" the ranges); q is a uniform integer.
     """
 
     def __init__(self, preset='panini_mfr', sigma_range=None, r_range=None, delta_range=None, q_range=None,
-                 r_base=None, jpeg=True, down='area', up='linear'):
+                 r_base=None, jpeg=True, down='area', up='linear', kernel_size=None, motion_prob=None,
+                 motion_length_range=None, upsample_last=None):
         base = {}
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f'Unknown degradation preset {preset!r}; choose one of {sorted(PRESETS)} or None.')
             base = dict(PRESETS[preset])
         given = dict(sigma_range=sigma_range, r_range=r_range, delta_range=delta_range, q_range=q_range,
-                     r_base=r_base)
+                     r_base=r_base, kernel_size=kernel_size, motion_prob=motion_prob,
+                     motion_length_range=motion_length_range, upsample_last=upsample_last)
         base.update({k: v for k, v in given.items() if v is not None})
         missing = [k for k in ('sigma_range', 'r_range', 'delta_range', 'r_base') if base.get(k) is None]
         if missing:
@@ -283,15 +295,20 @@ class DegradationSampler:
                              f'{self.sigma_range}, {self.delta_range}, {self.r_range}, r_base {self.r_base}.')
         if self.q_range is not None and not (0 <= self.q_range[0] and self.q_range[1] <= 100):
             raise ValueError(f'q_range must lie in [0, 100], got {list(self.q_range)}.')
+        self.kernel_size, self.motion_prob, self.motion_length_range = _motion_settings(base)
+        self.upsample_last = bool(base.get('upsample_last', False))
 
     @classmethod
     def from_opt(cls, opt):
         """Build from a dataset options dict (keys: ``degradation_preset``, ``blur_sigma``, ``downsample_range``,
-        ``noise_range``, ``jpeg_range``, ``r_base``, ``use_jpeg``, ``down_interpolation``, ``up_interpolation``)."""
+        ``noise_range``, ``jpeg_range``, ``r_base``, ``use_jpeg``, ``down_interpolation``, ``up_interpolation``,
+        ``blur_kernel_size``, ``motion_prob``, ``motion_length_range``, ``upsample_last``)."""
         return cls(preset=opt.get('degradation_preset', 'panini_mfr'), sigma_range=opt.get('blur_sigma'),
                    r_range=opt.get('downsample_range'), delta_range=opt.get('noise_range'),
                    q_range=opt.get('jpeg_range'), r_base=opt.get('r_base'), jpeg=opt.get('use_jpeg', True),
-                   down=opt.get('down_interpolation', 'area'), up=opt.get('up_interpolation', 'linear'))
+                   down=opt.get('down_interpolation', 'area'), up=opt.get('up_interpolation', 'linear'),
+                   kernel_size=opt.get('blur_kernel_size'), motion_prob=opt.get('motion_prob'),
+                   motion_length_range=opt.get('motion_length_range'), upsample_last=opt.get('upsample_last'))
 
     def sample(self, rng):
         """Draw one parameter set.
@@ -301,22 +318,30 @@ class DegradationSampler:
 
         Returns:
             dict: ``sigma``, ``r``, ``delta`` (floats), ``q`` (int, or None when JPEG is off), ``r_base`` and
-            ``scale`` (= r / r_base, the downsampling factor actually applied).
+            ``scale`` (= r / r_base, the downsampling factor actually applied); with motion blur enabled also
+            ``blur`` ('gaussian' or 'motion'; ``sigma`` is unused for 'motion'), ``length`` (px) and ``angle`` (rad).
         """
         sigma = float(rng.uniform(*self.sigma_range))
         r = float(rng.uniform(*self.r_range))
         delta = float(rng.uniform(*self.delta_range))
         q = None if self.q_range is None else int(rng.integers(int(self.q_range[0]), int(self.q_range[1]) + 1))
-        return dict(sigma=sigma, r=r, delta=delta, q=q, r_base=self.r_base, scale=r / self.r_base)
+        params = dict(sigma=sigma, r=r, delta=delta, q=q, r_base=self.r_base, scale=r / self.r_base)
+        params.update(_sample_motion(self.motion_prob, self.motion_length_range, rng))
+        return params
 
     def apply(self, img, params, rng=None):
         """:func:`degrade` ``img`` with ``params`` (as returned by :meth:`sample`); ``rng`` draws the noise."""
+        motion = (params['length'], params['angle']) if params.get('blur') == 'motion' else None
         return degrade(img, params['sigma'], params['r'], params['delta'], params['q'], r_base=self.r_base, rng=rng,
-                       down=self.down, up=self.up)
+                       down=self.down, up=self.up, kernel_size=self.kernel_size, motion=motion,
+                       upsample_last=self.upsample_last)
 
     def __repr__(self):
         return (f'{type(self).__name__}(sigma={self.sigma_range}, r={self.r_range} (factor r/{self.r_base:g}), '
-                f'delta={self.delta_range}, q={self.q_range}, down={self.down!r}, up={self.up!r})')
+                f'delta={self.delta_range}, q={self.q_range}, down={self.down!r}, up={self.up!r}'
+                + (f', kernel_size={self.kernel_size}' if self.kernel_size else '')
+                + (f', motion_prob={self.motion_prob}, motion_length={self.motion_length_range}'
+                   if self.motion_prob else '') + (', upsample_last' if self.upsample_last else '') + ')')
 
 
 def make_lq(img_hq, size, params, sampler, rng=None):
@@ -352,5 +377,47 @@ def seeded_rng(seed, index):
     return np.random.default_rng([int(index), int(seed), 0x9A4141])
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# MMRB-Net's eq. (17): the sampler picks the motion blur (panininet.data.blur) with probability ``motion_prob`` per
+# pair, else the Gaussian; noise and JPEG at the downsampled size, resized back last.
+# ---------------------------------------------------------------------------------------------------------------------
+def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
+    """Downsample by r / r_base, add the noise and JPEG there, resize back to the input size last."""
+    if r <= 0 or r_base <= 0:
+        raise ValueError(f'Downsampling rate r and r_base must be > 0, got r={r}, r_base={r_base}.')
+    h, w = img.shape[:2]
+    factor = float(r) / float(r_base)
+    small = img if factor == 1 else resize(img, (max(1, round(h / factor)), max(1, round(w / factor))), down)
+    small = jpeg(add_noise(np.ascontiguousarray(small), delta, rng), q)
+    return resize(small, (h, w), up)
+
+
+def _motion_settings(base):
+    """(kernel_size, motion_prob, motion_length_range) of a :class:`DegradationSampler` from its merged options."""
+    kernel_size = None if base.get('kernel_size') is None else odd_kernel_size(base['kernel_size'])
+    motion_prob = float(base.get('motion_prob') or 0)
+    if not 0 <= motion_prob <= 1:
+        raise ValueError(f'motion_prob must lie in [0, 1], got {motion_prob}.')
+    length_range = None
+    if motion_prob > 0:
+        if base.get('motion_length_range') is None:
+            raise ValueError('motion_prob > 0 needs motion_length_range [low, high] (px).')
+        length_range = _as_range(base['motion_length_range'], 'motion_length_range')
+        if length_range[0] < 0:
+            raise ValueError(f'motion_length_range must be >= 0, got {list(length_range)}.')
+    return kernel_size, motion_prob, length_range
+
+
+def _sample_motion(motion_prob, length_range, rng):
+    """The blur kind, motion length and angle of one draw; nothing is drawn when motion blur is off, so the streams
+    of the other presets are unchanged."""
+    if motion_prob <= 0:
+        return {}
+    motion = bool(rng.random() < motion_prob)
+    length = float(rng.uniform(*length_range))
+    angle = float(rng.uniform(0, math.pi))
+    return dict(blur='motion' if motion else 'gaussian', length=length, angle=angle)
+
+
 __all__ = ['PRESETS', 'TABLE4_FIXED', 'TABLE4_RATES', 'DegradationSampler', 'add_noise', 'degrade', 'down_up',
-           'gaussian_blur', 'jpeg', 'make_lq', 'resize', 'seeded_rng']
+           'gaussian_blur', 'jpeg', 'make_lq', 'motion_blur', 'motion_blur_kernel', 'resize', 'seeded_rng']

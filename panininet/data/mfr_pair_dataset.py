@@ -34,19 +34,24 @@ class PaniniMFRDataset(HQFaceDataset):
         color_jitter_shift (float): Shift on the 0..255 scale. Default: 20.
         gray_prob (float): Probability of a grayscale LQ. Default: 0 (off).
         gt_gray (bool): Also make the GT gray when the LQ is. Default: True (as GFP-GAN's options).
-        degradation_preset (str): 'panini_mfr' (default) or 'gfpgan'; ranges below override it.
+        degradation_preset (str): 'panini_mfr' (default), 'gfpgan' or 'mmrb' (MMRB-Net eq. 17); the options below
+            override it.
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
-            use_jpeg (bool), down_interpolation, up_interpolation (str): see
+            use_jpeg (bool), down_interpolation, up_interpolation (str), blur_kernel_size (int), motion_prob
+            (float), motion_length_range ([low, high]), upsample_last (bool): see
             :class:`~panininet.data.degradations.DegradationSampler`.
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.
         crop_components (bool): Also return GFP-GAN's facial component boxes (``loc_left_eye``, ``loc_right_eye``,
             ``loc_mouth``), so that GFP-GAN's ``GFPGANModel`` trains on these pairs with its component
-            discriminators (``options/data_gfpgan_eq10.yml``). Default: False.
-        component_path (str): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` format:
-            entry ``f'{i:08d}'`` for the i-th image of the sorted list), read by
-            :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+            discriminators (``options/data_gfpgan_eq10.yml``), and MMRB-Net's local discriminators (eq. 12).
+            Default: False.
+        component_path (str | None): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth``
+            format: entry ``f'{i:08d}'`` for the i-th image of the sorted list; ``scripts/make_component_landmarks.py``
+            writes one), read by :class:`~panininet.data.data_util.ComponentLocations`. None: the FFHQ template's
+            fixed boxes for every image (:data:`panininet.data.face_components.TEMPLATE_COMPONENTS_512`; aligned
+            data). Default: None.
         component_coord_size (int): Side the file's coordinates refer to. Default: 512 (GFP-GAN's file).
         eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
 
@@ -54,8 +59,10 @@ class PaniniMFRDataset(HQFaceDataset):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``; with ``crop_components`` also ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32
-        boxes ``(x0, y0, x1, y1)`` on the GT (mirrored and swapped when the pair is flipped).
+        ``gray`` (and ``blur``, ``length``, ``angle`` when motion blur is on); with ``crop_components`` also
+        ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32 boxes ``(x0, y0, x1, y1)`` on the GT
+        (GFP-GAN's convention, :meth:`~panininet.data.data_util.ComponentLocations.locations`; mirrored and swapped
+        when the pair is flipped).
     """
 
     def __init__(self, opt):
@@ -68,10 +75,11 @@ class PaniniMFRDataset(HQFaceDataset):
         self.gray_prob = float(opt.get('gray_prob') or 0)
         self.gt_gray = opt.get('gt_gray', True)
         self.components = None
-        if opt.get('crop_components', False):
-            self.components = ComponentLocations.from_options(opt, len(self.paths))
         self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
         self.component_coord_size = int(opt.get('component_coord_size', 512))
+        if opt.get('crop_components', False):
+            self.components = (ComponentLocations.from_options(opt, len(self.paths)) if opt.get('component_path')
+                               else ComponentLocations.template(len(self.paths), self.component_coord_size))
 
     def __getitem__(self, index):
         rng = self.item_rng(index)

@@ -269,12 +269,13 @@ ARCFACE_CROP = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 
 
 def build_arcface(weights_path):
-    """facexlib's ArcFace IR-SE50 (input (b, 3, 112, 112) RGB in [-1, 1] -> (b, 512) unit vectors) on the CPU."""
-    from facexlib.recognition.arcface_arch import Backbone
+    """facexlib's ArcFace IR-SE50 (input (b, 3, 112, 112) RGB in [-1, 1] -> (b, 512) unit vectors) on the CPU.
 
-    net = Backbone(num_layers=50, drop_ratio=0.6, mode='ir_se')
-    net.load_state_dict(_load_state_dict(weights_path, 'ArcFace'), strict=True)
-    return net.eval()
+    The one builder is :func:`panininet.losses.build_arcface` (the identity loss of MMRB-Net uses the same network).
+    """
+    from panininet.losses import build_arcface as build
+
+    return build(weights_path, option='--arcface')
 
 
 class IdentityMetric:

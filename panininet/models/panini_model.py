@@ -10,6 +10,10 @@ Options (see ``options/train_panini_mfr.yml`` for the paper settings):
   (basicsr ``GANLoss``, vanilla), ``optim_g`` / ``optim_d`` (Adam), ``scheduler``, ``ema_decay``,
   ``net_d_iters`` / ``net_d_init_iters``, ``r1_reg_weight`` (0 = off, as official) and ``net_d_reg_every``.
 * ``val``: ``metrics`` (basicsr ``psnr`` / ``ssim`` on uint8 images), ``save_img``.
+* Plug-ins of :mod:`panininet.models.gan_prior` (all off unless set): ``train.freeze_d_layers`` (FreezeD),
+  ``network_d_left_eye`` / ``network_d_right_eye`` / ``network_d_mouth`` with ``train.gan_component_opt``,
+  ``train.component_crop_size``, ``train.optim_component`` (local discriminators; the dataset needs
+  ``crop_components: true``), ``train.identity_opt`` (ArcFace identity loss), ``train.optim_g.param_groups``.
 
 Images are RGB in [-1, 1] everywhere (datasets with ``mean: [0.5, 0.5, 0.5]``, ``std: [0.5, 0.5, 0.5]``).
 """
@@ -26,10 +30,11 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 import panininet.losses  # noqa: F401  (registers VGGPerceptualLoss)
 from panininet.models.base_model import PaniniBaseModel
+from panininet.models.gan_prior import GANPriorPlugins, generator_param_groups
 
 
 @MODEL_REGISTRY.register()
-class PaniniModel(PaniniBaseModel):
+class PaniniModel(GANPriorPlugins, PaniniBaseModel):
     """Fine-tunes ``PaniniNet`` (``net_g``) against a StyleGAN2 discriminator (``net_d``); EMA copy ``net_g_ema``.
 
     Checkpoints: ``net_g_{iter}.pth`` with ``params``, ``params_ema`` and ``arch`` (PaniniNet kwargs),
@@ -68,7 +73,7 @@ class PaniniModel(PaniniBaseModel):
             self.net_g_ema.eval()
             self.net_g_ema.requires_grad_(False)
 
-        self.net_d = self.model_to_device(build_network(self._network_opt('network_d')))
+        self.net_d = self.build_global_discriminator('network_d')  # FreezeD applied (gan_prior)
         self.print_network(self.net_d)
         load_path = self.opt['path'].get('pretrain_network_d')
         if load_path is not None:
@@ -89,6 +94,7 @@ class PaniniModel(PaniniBaseModel):
         self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
         if self.cri_pix is None and self.cri_perceptual is None:
             raise ValueError('Both pixel and perceptual losses are None.')
+        self.init_plugins()  # local discriminators, identity loss (gan_prior)
 
         self.net_d_iters = train_opt.get('net_d_iters', 1)
         self.net_d_init_iters = train_opt.get('net_d_init_iters', 0)
@@ -138,12 +144,15 @@ class PaniniModel(PaniniBaseModel):
 
     def setup_optimizers(self):
         train_opt = self.opt['train']
-        params_g = [p for p in self.net_g.parameters() if p.requires_grad]  # the frozen DRE is left out
         optim_g = dict(train_opt['optim_g'])
+        # trainable parameters only (the frozen DRE is left out), in per-part groups if asked (gan_prior)
+        params_g = generator_param_groups(self.get_bare_model(self.net_g), optim_g)
         self.optimizer_g = self.get_optimizer(optim_g.pop('type'), params_g, **optim_g)
         optim_d = dict(train_opt['optim_d'])
-        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
+        params_d = [p for p in self.net_d.parameters() if p.requires_grad]  # FreezeD's layers are left out
+        self.optimizer_d = self.get_optimizer(optim_d.pop('type'), params_d, **optim_d)
         self.optimizers = [self.optimizer_g, self.optimizer_d]
+        self.plugin_optimizers()  # local discriminators (gan_prior)
 
     def feed_data(self, data):
         """Args:
@@ -152,15 +161,19 @@ class PaniniModel(PaniniBaseModel):
         self.lq = data['lq'].to(self.device)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
+        self.feed_components(data)  # component boxes for the local discriminators (gan_prior)
+
+    def generate(self):
+        """The generator's output for ``self.lq`` in the training step, (b, 3, out, out)."""
+        return self.net_g(self.lq)
 
     def optimize_parameters(self, current_iter):
         loss_dict = OrderedDict()
 
         # generator
-        for p in self.net_d.parameters():
-            p.requires_grad = False
+        self.set_d_requires_grad(False)
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        self.output = self.generate()
         l_g_total = 0
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             if self.cri_pix is not None:
@@ -175,14 +188,14 @@ class PaniniModel(PaniniBaseModel):
             l_g_gan = self.cri_gan(fake_g_pred, True, is_disc=False)
             l_g_total = l_g_total + l_g_gan
             loss_dict['l_g_gan'] = l_g_gan
+            l_g_total = l_g_total + self.plugin_g_losses(self.output, loss_dict)  # local D, identity (gan_prior)
             l_g_total.backward()
             self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
         # discriminator: BCE(real, 1) + BCE(fake, 0), optional lazy R1 on real images
-        for p in self.net_d.parameters():
-            p.requires_grad = True
+        self.set_d_requires_grad(True)  # FreezeD's layers stay frozen
         self.optimizer_d.zero_grad()
         real_d_pred = self.net_d(self.gt)
         fake_d_pred = self.net_d(self.output.detach())
@@ -201,6 +214,7 @@ class PaniniModel(PaniniBaseModel):
             (self.r1_reg_weight / 2 * l_d_r1 * self.net_d_reg_every + 0 * real_pred[0]).sum().backward()
             loss_dict['l_d_r1'] = l_d_r1.detach()
         self.optimizer_d.step()
+        self.plugin_d_step(self.output, loss_dict)  # local discriminators (gan_prior)
 
         self.log_dict = self.reduce_loss_dict(loss_dict)
 
@@ -271,4 +285,5 @@ class PaniniModel(PaniniBaseModel):
         else:
             self.save_network(self.net_g, 'net_g', current_iter, extra={'arch': arch})
         self.save_network(self.net_d, 'net_d', current_iter)
+        self.save_plugins(current_iter)  # local discriminators (gan_prior)
         self.save_training_state(epoch, current_iter)
