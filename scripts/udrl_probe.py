@@ -1,27 +1,32 @@
 #!/usr/bin/env python
 """Does UDRL teach the DRE the degradation? Train a DRE by UDRL on a CPU, then probe v_DR linearly.
 
-1. HQ images (face folders given with ``--images`` and, with ``--skimage``, the public-domain pictures that ship in
-   scikit-image's wheel) are centre-cropped to squares and resized to 512 (the MFR input size). Every ``--holdout``-th
-   image (sorted by name) is held out of both the UDRL training and the probe's training half.
+1. HQ images (face folders given with ``--images``; with ``--testdata DIR`` the clean faces of the test data; with
+   ``--skimage`` the public-domain pictures that ship in scikit-image's wheel) are centre-cropped to squares (and,
+   with ``--views N``, N-1 more crops each) and resized to 512 (the MFR input size). Every ``--holdout``-th *group*
+   (a person: all files and views of one stem; or one picture) is held out of both the training and the probe's
+   training half.
 2. A bank of UDRL pairs: ``--bank`` parameter sets (sigma, r, delta, q) drawn by the data task's
-   ``DegradationSampler('panini_mfr')``, each applied (eq. 10, :func:`panininet.data.degradations.make_lq`, at 512)
-   to two different training images, then area-resized to ``--dre-size`` (256, what PaniniNet's DRE sees).
-3. MoCo (``panininet.archs.dre_arch.MoCo``, InfoNCE, T = 0.07) for ``--iters`` iterations: the query is a random
-   ``--crop`` crop of one image of a pair, the key a crop of the other image (same degradation, other content), as
-   the paper's UDRL (Fig. 2). Crops keep the pixel statistics (noise, JPEG blocks) at the DRE's scale while
-   fitting a CPU.
-4. Linear probe: ridge regression (standardised features, alpha by 5-fold CV) from v_DR (DRE in eval mode, the
-   mean over ``--probe-crops`` crops) to log r, delta and q (and sigma), fitted on fresh degradations of the training
-   images and scored (R^2) on fresh degradations of the held-out images. The control is the same DRE architecture
-   at its random initialisation (same seed): R^2 above the control is what UDRL learned.
+   ``DegradationSampler('panini_mfr')`` (``--vary F``: only factor F, the others fixed; ``--pool N``: from N sets),
+   each applied (eq. 10, :func:`panininet.data.degradations.make_lq`, at 512) to two training images of different
+   groups, then area-resized to ``--dre-size`` (256, what PaniniNet's DRE sees). ``--cache`` keeps it.
+3. MoCo (``panininet.archs.dre_arch.MoCo``, InfoNCE, T = 0.07) until ``--iters`` or ``--max-minutes`` CPU-minutes:
+   the query is a random ``--crop`` crop of one image of a pair, the key a crop of the other image (same
+   degradation, other content), as the paper's UDRL (Fig. 2). Crops keep the pixel statistics (noise, JPEG
+   blocks) at the DRE's scale while fitting a CPU. ``--objective supervised`` trains the same encoder to regress
+   the factors instead (the upper bound of encoder and input).
+4. Linear probe (:mod:`panininet.probe`): ridge regression (alpha by 5-fold CV) from v_DR (DRE in eval mode, the
+   mean over ``--probe-crops`` crops) to log r, delta, q, sigma and log_blur, fitted on fresh degradations of the
+   training images and scored (R^2) on fresh degradations of the held-out images. The control is the same DRE
+   architecture at its random initialisation (same seed): R^2 above the control is what training learned.
 
 Writes ``probe.json``, ``probe.md``, ``udrl_loss.png``, ``probe_scatter.png`` and ``dre_udrl_demo.pth`` (a
 demonstration DRE: a few minutes of CPU training on a dozen images; not for restoration) under ``--out``.
 
-Example (about 25 min on 2 CPU cores):
+Example (2 CPU-minutes of training, one thread; ``scripts/udrl_experiments.py`` runs the README's list):
 
-    python scripts/udrl_probe.py --images ../shared/testdata/panini_examples/GT --skimage --out results/udrl_probe
+    python scripts/udrl_probe.py --images ../shared/testdata/panini_examples/GT --skimage --bank 1200 --batch 16 \
+        --queue 256 --iters 100000 --max-minutes 2 --threads 1 --out results/udrl_probe
 
 The HQ images must be sharp and clean (CelebA-HQ GT faces; not ../shared/testdata/cropped_faces, which are old,
 already degraded prints): the probe's targets are the degradation this script adds.
