@@ -151,9 +151,11 @@ def main(argv=None):
     args = parse_args(argv)
     unknown = [r for r in args.runs or [] if r not in RUNS]
     if unknown:
-        raise SystemExit(f'Unknown run(s) {unknown}; choose from {list(RUNS)}.')
+        print(f'Unknown run(s) {unknown}; choose from {list(RUNS)}.', file=sys.stderr)
+        sys.exit(2)
     if not osp.isdir(args.testdata):
-        raise SystemExit(f'--testdata {args.testdata} is not a folder.')
+        print(f'--testdata {args.testdata} is not a folder: give ../shared/testdata.', file=sys.stderr)
+        sys.exit(2)
     os.makedirs(args.out, exist_ok=True)
     if not args.table_only:
         sys.path.insert(0, osp.dirname(osp.abspath(__file__)))

@@ -58,6 +58,14 @@ SKIMAGE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemist
 FACTOR_TARGETS = TARGETS[:4]
 
 
+class UsageError(SystemExit):
+    """A bad argument or input: one line on stderr, exit status 2 (raised as ``UsageError(message)``)."""
+
+    def __init__(self, message):
+        print(message, file=sys.stderr)
+        super().__init__(2)
+
+
 def square(img):
     """Centre crop to a square."""
     h, w = img.shape[:2]
@@ -75,7 +83,7 @@ def clean_face_folders(testdata):
     folders = [osp.join(testdata, 'panini_examples', sub) for sub in ('GT', 'MFR_result', 'SR_result')]
     missing = [f for f in folders if not osp.isdir(f)]
     if missing:
-        raise SystemExit(f'--testdata {testdata}: no {", ".join(missing)}; give the test-data folder '
+        raise UsageError(f'--testdata {testdata}: no {", ".join(missing)}; give the test-data folder '
                          '(../shared/testdata from the repository root).')
     return folders
 
@@ -122,13 +130,13 @@ def load_hq_images(folders, use_skimage, size=512, views=1, seed=0):
         try:
             import skimage.data
         except ImportError as err:
-            raise SystemExit('--skimage needs scikit-image (pip install scikit-image).') from err
+            raise UsageError('--skimage needs scikit-image (pip install scikit-image).') from err
         for name in SKIMAGE_NAMES:
             key = f'skimage/{name}'
             sources[key] = np.ascontiguousarray(getattr(skimage.data, name)()[..., :3][..., ::-1])
             groups[key] = key
     if len(set(groups.values())) < 3:
-        raise SystemExit(f'Need HQ images of at least 3 groups (2 to train, 1 held out), found '
+        raise UsageError(f'Need HQ images of at least 3 groups (2 to train, 1 held out), found '
                          f'{len(set(groups.values()))}.')
     rng = np.random.default_rng(seed)
     images, image_groups = {}, {}
@@ -445,15 +453,18 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     if args.crop > args.dre_size:
-        raise SystemExit(f'--crop {args.crop} is larger than --dre-size {args.dre_size}.')
+        raise UsageError(f'--crop {args.crop} is larger than --dre-size {args.dre_size}.')
     if args.objective == 'udrl' and args.batch % args.bn_splits:
-        raise SystemExit(f'--batch {args.batch} must be a multiple of --bn-splits {args.bn_splits}.')
+        raise UsageError(f'--batch {args.batch} must be a multiple of --bn-splits {args.bn_splits}.')
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     sampler = make_sampler(args.vary)
     folders = list(args.images) + (clean_face_folders(args.testdata) if args.testdata else [])
-    images, groups = load_hq_images(folders, args.skimage, views=args.views, seed=args.seed)
+    try:
+        images, groups = load_hq_images(folders, args.skimage, views=args.views, seed=args.seed)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
     train_names, test_names = split_names(list(images), args.holdout, groups)
     print(f'{len(images)} HQ images ({len(set(groups.values()))} groups); train: {len(train_names)}; held out: '
           f'{test_names}', flush=True)

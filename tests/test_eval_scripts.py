@@ -228,3 +228,19 @@ def test_udrl_probe_supervised_cache_and_experiments_table(examples, shared_dir,
     assert [r['run'] for r in rows] == ['base_supervised'] and rows[0]['iters'] == 3
     table = (tmp_path / 'runs' / 'results.md').read_text(encoding='utf-8').splitlines()
     assert table[2].startswith('| base_supervised | supervised, vary delta,') and ' — / ' in table[2]
+
+
+@pytest.mark.parametrize(('script', 'argv', 'message'), [
+    ('udrl_probe', ['--images', '/nonexistent/faces'], 'does not exist'),
+    ('udrl_probe', ['--testdata', '/nonexistent'], 'give the test-data folder'),
+    ('udrl_probe', ['--images', 'GT', '--crop', '300'], 'larger than --dre-size'),
+    ('udrl_experiments', ['--testdata', '/nonexistent'], 'is not a folder'),
+    ('udrl_experiments', ['--testdata', '.', '--runs', 'no_such_run'], 'Unknown run'),
+])
+def test_udrl_scripts_refuse_bad_input_in_one_line(examples, tmp_path, capsys, script, argv, message):
+    argv = [osp.join(examples, 'GT') if a == 'GT' else a for a in argv]
+    with pytest.raises(SystemExit) as err:
+        load_script(script).main(argv + ['--out', str(tmp_path / 'out')])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
