@@ -17,7 +17,7 @@ Groups of runs:
 * ``factor``: UDRL with one factor varying at a time, the others fixed (``udrl_probe.FIXED``).
 * ``main``: UDRL on every clean test-data face (``--testdata``) with 4 content views each; with all degradations
   distinct, with the bank's degradations drawn from 32 parameter sets (``--pool 32``: other content each time)
-  and with a bank of 32 pairs (the same two images and degradation recur).
+  and with a bank of 32 pairs (the same two images and degradation recur); and the supervised bound on them.
 * ``queue``: 32 distinct degradations (bank 32) against a queue of 256 keys (each degradation ~8 times in the
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
@@ -69,6 +69,7 @@ RUNS = {
     'crop_32': _run('crop', 1, 'gt', SMALL, crop=32),
     'main_udrl_allfaces_pool32': _run('main', 3, 'all', BASE, views=4, pool=32),
     'main_udrl_allfaces_bank32': _run('main', 1.5, 'all', BASE, views=4, bank=32),
+    'main_supervised_allfaces': _run('main', 2, 'all', BASE, views=4, objective='supervised'),
 }
 
 
