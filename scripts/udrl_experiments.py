@@ -22,7 +22,7 @@ Groups of runs:
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
 
-Example (the figures in the README; about 23 CPU-minutes of training and 10 of banks and probes, one thread):
+Example (the figures in the README; about 26 CPU-minutes of training and 10 of banks and probes, one thread):
 
     python scripts/udrl_experiments.py --testdata ../shared/testdata --out results/udrl_experiments
 """
