@@ -27,18 +27,25 @@ import time
 DTYPES = ('fp32', 'bf16', 'fp16')
 
 
-def build(net_name, device='cpu'):
+# --tiny: networks small enough for a plumbing check (benchmarks/gpu_check.py --cpu-smoke); figures meaningless
+TINY_PANINI = {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
+               'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8}
+
+
+def build(net_name, device='cpu', tiny=False):
     """The network with random weights, in eval mode, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
     if net_name == 'panini':
         from panininet.archs.panini_arch import PaniniNet
-        return PaniniNet().to(device).eval(), 512
+        net = PaniniNet(**TINY_PANINI) if tiny else PaniniNet()
+        return net.to(device).eval(), net.in_size
     if net_name == 'gfpgan':
         from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1,
-                            sft_half=True)
-        return net.to(device).eval(), 512
+        size = 64 if tiny else 512
+        net = GFPGANv1Clean(out_size=size, num_style_feat=32 if tiny else 512, channel_multiplier=2,
+                            decoder_load_path=None, fix_decoder=False, num_mlp=8, input_is_latent=True,
+                            different_w=True, narrow=0.125 if tiny else 1, sft_half=True)
+        return net.to(device).eval(), size
     raise ValueError(f'unknown net {net_name!r}')
 
 
@@ -47,14 +54,14 @@ def forward(net, x):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def count_flops(net_name):
+def count_flops(net_name, tiny=False):
     """FLOPs of one face (batch 1), counted on the meta device (no memory, no time)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     import panininet  # noqa: F401
     with torch.device('meta'):
-        net, size = build(net_name, 'meta')
+        net, size = build(net_name, 'meta', tiny)
         x = torch.zeros(1, 3, size, size)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -72,7 +79,7 @@ def run_one(cfg):
     torch.set_num_threads(cfg['threads'])
     ops.install(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
-    net, size = build(cfg['net'], device)
+    net, size = build(cfg['net'], device, cfg.get('tiny', False))
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -129,6 +136,10 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='fp32', choices=DTYPES, help='autocast dtype (fp32: none)')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--tiny', action='store_true', help='tiny networks (plumbing check only)')
+    parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
+    parser.add_argument('--in-process', action='store_true',
+                        help='all rows in this process (CUDA: peak memory is reset per row; CPU: peak RSS is not)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -138,7 +149,7 @@ def main():
     flops = {}
     for net in args.nets:
         try:
-            flops[net] = count_flops(net)
+            flops[net] = count_flops(net, args.tiny)
         except ImportError as err:
             flops[net] = None
             print(f'{net}: not available ({err}); pip install --no-deps gfpgan into a separate --target and add it '
@@ -151,30 +162,54 @@ def main():
             for batch in args.batch_sizes:
                 cfg = {'net': net, 'ops': 'fast' if ops_name == '-' else ops_name, 'batch': batch,
                        'repeats': args.repeats, 'warmup': args.warmup, 'threads': args.threads,
-                       'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last}
-                res = child(cfg)
+                       'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last,
+                       'tiny': args.tiny}
+                if args.in_process:
+                    try:
+                        res = run_one(cfg)
+                    except RuntimeError as err:  # e.g. out of memory: report the row, go on
+                        res = {'error': str(err).strip().splitlines()[0][:200]}
+                    import torch
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()  # the row's network and activations are gone
+                else:
+                    res = child(cfg)
                 rows.append((net, ops_name, batch, res))
                 print(f'# {net} ops={ops_name} batch={batch}: {res}', flush=True)
 
     import platform
     print(f'\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
           f'{args.threads} threads, dtype {args.dtype}, channels_last {args.channels_last}, '
-          f'best of {args.repeats} after {args.warmup} warm-up')
+          f'best of {args.repeats} after {args.warmup} warm-up, load {os.getloadavg()[0]:.1f} (1 min) at the end')
     gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
     ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}
-    print('| network | ops | batch | ms/face | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops | vs GFPGAN |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    print('| network | ops | batch | ms/face | faces/s | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops '
+          '| vs GFPGAN |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    out_rows = []
     for net, ops_name, batch, res in rows:
         name = 'PaniniNet MFR 512->1024' if net == 'panini' else 'GFPGANv1Clean 512->512'
+        if args.tiny:
+            name = 'PaniniNet tiny 32->64' if net == 'panini' else 'GFPGANv1Clean tiny 64->64'
         if 'error' in res:
-            print(f'| {name} | {ops_name} | {batch} | failed: {res["error"]} | | | | | |')
+            print(f'| {name} | {ops_name} | {batch} | failed: {res["error"]} | | | | | | |')
+            out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype, 'error': res['error']})
             continue
         per_face = res['seconds'] / batch
         gflop = flops[net] / 1e9
         vs_ref = f'{ref[batch] / per_face:.2f}x faster' if net == 'panini' and batch in ref else ''
         vs_gfp = f'{per_face / gfp[batch]:.2f}x time' if net == 'panini' and batch in gfp else ''
-        print(f'| {name} | {ops_name} | {batch} | {per_face * 1e3:.0f} | {gflop:.0f} | {gflop / per_face:.1f} | '
-              f'{res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+        print(f'| {name} | {ops_name} | {batch} | {per_face * 1e3:.1f} | {1 / per_face:.2f} | {gflop:.1f} | '
+              f'{gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+        out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype,
+                         'ms_per_face': per_face * 1e3, 'faces_per_s': 1 / per_face, 'gflop_per_face': gflop,
+                         'gflop_per_s': gflop / per_face, 'peak_gib': res['peak_gib'], 'finite': res['finite'],
+                         'device_name': res['device_name']})
+    if args.json:
+        from panininet.fileio import write_text_atomic
+        load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
+        write_text_atomic(args.json, json.dumps({'rows': out_rows, 'device': args.device, 'threads': args.threads,
+                                                 'load_1min': load}, indent=2))
 
 
 if __name__ == '__main__':
