@@ -75,9 +75,9 @@ def run_one(cfg):
 
     import torch
 
-    from panininet import ops
+    from panininet import compat
     torch.set_num_threads(cfg['threads'])
-    ops.install(fast=cfg['ops'] == 'fast')
+    compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
     net, size = build(cfg['net'], device, cfg.get('tiny', False))
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':

@@ -52,7 +52,7 @@ def best_ms(fn, repeats):
 
 
 def ops_table(repeats):
-    reference = ops.reference_upfirdn2d()
+    reference = compat.reference_upfirdn2d()
     print('| op | input | reference ms | fast ms | speed-up | max abs diff |')
     print('|---|---|---:|---:|---:|---:|')
     for name, shape, scale, up, down, (p0, p1), backward in CASES:
@@ -75,8 +75,8 @@ def ops_table(repeats):
     x = torch.randn(1, 32, 1024, 1024)
     bias = torch.randn(32)
     with torch.no_grad():
-        diff = (ops.fused_leaky_relu_fast(x, bias) - compat.fused_leaky_relu_native(x, bias)).abs().max().item()
-        t_ref = best_ms(lambda: compat.fused_leaky_relu_native(x, bias), repeats)
+        diff = (ops.fused_leaky_relu_fast(x, bias) - ops.fused_leaky_relu_native(x, bias)).abs().max().item()
+        t_ref = best_ms(lambda: ops.fused_leaky_relu_native(x, bias), repeats)
         t_fast = best_ms(lambda: ops.fused_leaky_relu_fast(x, bias), repeats)
     print(f'| fused bias + leaky ReLU (no grad) | {tuple(x.shape)} | {t_ref:.1f} | {t_fast:.1f} | '
           f'{t_ref / t_fast:.2f}x | {diff:.1e} |', flush=True)
@@ -85,7 +85,7 @@ def ops_table(repeats):
 @contextlib.contextmanager
 def labelled_ops():
     """Wrap the installed native ops in profiler labels (restored on exit)."""
-    up_op, act_op = UP_MOD.upfirdn2d_native, compat._FusedLeakyReLUDispatch.native or compat.fused_leaky_relu_native
+    up_op, act_op = UP_MOD.upfirdn2d_native, compat._FusedLeakyReLUDispatch.native or ops.fused_leaky_relu_native
 
     def upfirdn2d(*args):
         with torch.profiler.record_function('panini::upfirdn2d'):
@@ -112,7 +112,7 @@ def generator_table(repeats):
     z = [torch.randn(1, 512)]
     results = {}
     for fast in (False, True):
-        ops.install(fast)
+        compat.install_fast_ops(fast)
         with torch.no_grad():
             results[fast] = best_ms(lambda: gen(z, randomize_noise=False), repeats)
             with labelled_ops(), profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -134,7 +134,7 @@ def generator_table(repeats):
         for part, ms in parts:
             print(f'| {part} | {ms:.0f} | {ms / total:.0%} |')
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=10))
-    ops.install(True)
+    compat.install_fast_ops(True)
     print('| StyleGAN2Generator(1024), batch 1, forward | reference ms | fast ms | speed-up |')
     print('|---|---:|---:|---:|')
     print(f'| | {results[False]:.0f} | {results[True]:.0f} | {results[False] / results[True]:.2f}x |')

@@ -1,9 +1,15 @@
-"""Safe checkpoint loading for panininet and official Panini-Net files.
+"""The one reader of weight files: ours, BasicSR's, official Panini-Net/MoCo, MMGen StyleGAN2, torchvision VGG.
 
-Everything goes through :func:`load_checkpoint_file`: ``torch.load(..., weights_only=True)``, which refuses any
-pickle that would import or call something outside PyTorch's allow-list. A second try allows only numpy scalar and
-array reconstruction (what training scripts sometimes leave in ``meta``, e.g. a numpy seed). There is no unsafe
-fallback: a file that still needs more is refused with a message naming the file and the way out.
+Every file panininet reads with PyTorch goes through :func:`load_checkpoint_file`:
+``torch.load(..., map_location, weights_only=True)``, which refuses any pickle that would import or call something
+outside PyTorch's allow-list. A second try allows only numpy scalar and array reconstruction (what training scripts
+sometimes leave in ``meta``, e.g. a numpy seed). There is no unsafe fallback: a file that still needs more is
+refused with a message naming the file and the way out. Callers that know a few more harmless types (a training
+state's ``collections.Counter``) pass them as ``safe_globals``.
+
+:func:`pick_params` finds the network state dict inside a file (``params_ema`` / ``params`` / a bare state dict) and
+:func:`strip_prefix` removes a key prefix such as DataParallel's ``module.``; the ``extract_*`` and ``load_*``
+helpers build on these three for the layouts panininet knows.
 """
 import os.path as osp
 import pickle
@@ -29,12 +35,15 @@ def _numpy_safe_globals():
     return [scalar, _reconstruct, np.ndarray, np.dtype, *dtype_classes]
 
 
-def load_checkpoint_file(path, map_location='cpu'):
+def load_checkpoint_file(path, map_location='cpu', safe_globals=()):
     """Load a checkpoint with ``weights_only=True``.
 
     Args:
         path (str): File path.
         map_location (str | torch.device): Passed to ``torch.load``. Default: 'cpu'.
+        safe_globals (Sequence): More classes/functions the unpickler may use (passed to
+            ``torch.serialization.safe_globals``), e.g. ``collections.Counter`` for a BasicSR training state.
+            Default: none.
 
     Returns:
         object: The unpickled content (usually a dict).
@@ -46,10 +55,11 @@ def load_checkpoint_file(path, map_location='cpu'):
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist (give the path of a .pth file)')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as first:
         try:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
+            with torch.serialization.safe_globals([*safe_globals, *_numpy_safe_globals()]):
                 return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             raise RuntimeError(
@@ -60,29 +70,48 @@ def load_checkpoint_file(path, map_location='cpu'):
                 'files itself.') from err
 
 
-def strip_prefix(state_dict, prefix):
-    """Remove ``prefix`` from every key that has it (e.g. ``'module.'`` of DataParallel)."""
-    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
+def strip_prefix(state_dict, prefix, only=False):
+    """Remove ``prefix`` from every key that has it (e.g. ``'module.'`` of DataParallel).
+
+    Args:
+        state_dict (dict): Key -> tensor.
+        prefix (str): e.g. ``'module.'`` or ``'features.'``.
+        only (bool): Keep only the keys that have ``prefix`` (a sub-network's part of a larger state dict).
+            Default: False (other keys are kept unchanged).
+
+    Returns:
+        OrderedDict: The renamed entries, in the original order.
+    """
+    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in state_dict.items()
+                       if not only or k.startswith(prefix))
 
 
-def pick_params(obj, path='<checkpoint>'):
-    """The network state dict inside a BasicSR-style checkpoint: ``params_ema``, else ``params``, else ``obj``.
+def pick_params(obj, path='<checkpoint>', keys=('params_ema', 'params'), allow_bare=True):
+    """The network state dict inside a BasicSR-style checkpoint: the first of ``keys`` it has, else ``obj`` itself.
 
     Args:
         obj (dict): Loaded checkpoint.
         path (str): For error messages.
+        keys (Sequence[str]): Entries that may hold the state dict, in order of preference.
+            Default: ('params_ema', 'params').
+        allow_bare (bool): Accept ``obj`` itself when it is a bare state dict (only tensors) and has none of
+            ``keys``. Default: True.
 
     Returns:
-        dict: State dict (``module.`` prefixes removed).
+        OrderedDict: State dict (``module.`` prefixes removed).
+
+    Raises:
+        ValueError: Not a dict, or none of ``keys`` and not an accepted bare state dict.
     """
     if not isinstance(obj, dict):
         raise ValueError(f'{path}: expected a dict checkpoint, got {type(obj).__name__}')
-    for key in ('params_ema', 'params'):
+    for key in keys:
         if key in obj:
             return strip_prefix(obj[key], 'module.')
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if allow_bare and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return strip_prefix(obj, 'module.')
-    raise ValueError(f"{path}: no 'params_ema' or 'params' entry (keys: {sorted(obj)[:8]}); "
+    wanted = ' or '.join(repr(k) for k in keys) or 'state dict'
+    raise ValueError(f'{path}: no {wanted} entry (keys: {sorted(obj)[:8]}); '
                      'save networks as {"params_ema": state_dict} as BasicSR does.')
 
 
@@ -103,12 +132,8 @@ def extract_gpm_state(obj, path='<checkpoint>'):
     sd = obj.get('state_dict') if isinstance(obj, dict) else None
     prefix = 'generator_ema.'
     if isinstance(sd, dict) and any(k.startswith(prefix) for k in sd):
-        out = OrderedDict()
-        for k, v in sd.items():
-            if k.startswith(prefix):
-                ours = official.convert_generator_key('generator.' + k[len(prefix):], num_levels=0)
-                out[ours[len('gpm.'):]] = v
-        return out
+        return OrderedDict((official.convert_generator_key('generator.' + k, num_levels=0)[len('gpm.'):], v)
+                           for k, v in strip_prefix(sd, prefix, only=True).items())
     return pick_params(obj, path)
 
 
@@ -137,7 +162,7 @@ def extract_dre_state(obj, path='<checkpoint>'):
     else:
         sd = pick_params(obj, path)
         prefix = next((p for p in ('encoder_q.', 'dre.') if any(k.startswith(p) for k in sd)), '')
-    out = OrderedDict((k[len(prefix):], v) for k, v in sd.items() if k.startswith(prefix))
+    out = strip_prefix(sd, prefix, only=True)
     if not any(k.startswith('E.') for k in out):
         raise ValueError(f'{path}: holds no DegradationEncoder weights (looked for E.*, encoder_q.E.*, dre.E.*, '
                          'module.encoder_q.E.*, generator.deg_encoder.E.*)')
@@ -156,7 +181,19 @@ def load_panini_weights(path, map_location='cpu'):
         tuple[dict, dict | None]: state dict for PaniniNet, and the PaniniNet kwargs when the file says them
         (always for official files: derived from the shapes) or None.
     """
-    obj = load_checkpoint_file(path, map_location=map_location)
+    return panini_weights(load_checkpoint_file(path, map_location=map_location), path)
+
+
+def panini_weights(obj, path='<checkpoint>'):
+    """PaniniNet state dict and kwargs from a loaded file (see :func:`load_panini_weights`).
+
+    Args:
+        obj (dict): Loaded checkpoint, ours or official.
+        path (str): For error messages.
+
+    Returns:
+        tuple[dict, dict | None]: As :func:`load_panini_weights`.
+    """
     if official.is_official_panini_checkpoint(obj):
         return official.convert_official_checkpoint(obj)
     sd = pick_params(obj, path)

@@ -1,42 +1,65 @@
-"""Everything panininet does to make basicsr 1.4.2 (and facexlib) work on today's stack, in one place.
+"""Small named patches that make basicsr 1.4.2 (and facexlib) work on today's stack; nothing else lives here.
 
-basicsr 1.4.2 is the only release on PyPI and it breaks on current PyTorch / torchvision / OpenCV:
+basicsr 1.4.2 is the only release on PyPI and it breaks on current PyTorch / torchvision / OpenCV. Each patch below
+is one function, applied in this order by :func:`apply` (which ``panininet/__init__.py`` calls before anything
+else). Nothing in site-packages is edited; every patch is idempotent.
 
-1. ``import basicsr`` fails on torchvision >= 0.17, which removed
-   ``torchvision.transforms.functional_tensor`` (renamed ``_functional_tensor``).
-   :func:`install_functional_tensor_alias` registers the old name as an alias *before* basicsr is imported.
-2. ``basicsr.ops.fused_act`` only has a compiled CUDA kernel (``fused_act_ext``); without it every
-   StyleGAN2 forward dies with ``NameError: fused_act_ext``. :func:`patch_fused_act` routes the op to a
-   native PyTorch implementation whenever the compiled kernel is absent or the tensor is not on CUDA.
-   The native op is plain autograd, so backward and double backward (R1, path length) are exact.
-   ``basicsr.ops.upfirdn2d`` gets the same treatment for CUDA tensors without a compiled kernel
-   (on CPU basicsr already calls its native version).
-3. ``basicsr.data.degradations.add_jpg_compression`` passes a float quality to ``cv2.imencode``; OpenCV 5
-   rejects it. :func:`add_jpg_compression` rounds the quality to int and replaces basicsr's function, so
-   ``random_add_jpg_compression`` (which looks it up at call time) is fixed too.
-4. ``basicsr.train.load_resume_state`` calls ``torch.cuda.current_device()`` unconditionally (crashes on a
-   CPU-only machine) and unpickles the state with ``weights_only=False``. :func:`load_resume_state`
-   replaces it: it maps to the current CUDA device when there is one, else the CPU, and loads with
-   ``weights_only=True`` plus an allow-list of the few non-tensor types a BasicSR training state holds.
-
-All patches are applied by :func:`apply`, which ``panininet/__init__.py`` calls before anything else.
-Nothing in site-packages is edited. Each patch is idempotent.
+1. :func:`install_functional_tensor_alias`: ``import basicsr`` fails on torchvision >= 0.17, which removed
+   ``torchvision.transforms.functional_tensor`` (renamed ``_functional_tensor``); the old name becomes an alias
+   *before* basicsr is imported.
+2. :func:`patch_fused_act`: ``basicsr.ops.fused_act`` only has a compiled CUDA kernel (``fused_act_ext``); without
+   it every StyleGAN2 forward dies with ``NameError: fused_act_ext``. The op is routed to a native PyTorch
+   implementation whenever the compiled kernel is absent or the tensor is not on CUDA (plain autograd, so backward
+   and double backward, R1 and path length, are exact). ``basicsr.ops.upfirdn2d`` gets the same treatment for CUDA
+   tensors without a compiled kernel (on CPU basicsr already calls its native version).
+3. :func:`install_fast_ops`: the native ops become the faster, equal ones of :mod:`panininet.ops` (CPU, and CUDA
+   without compiled kernels); ``install_fast_ops(False)`` restores basicsr's reference (benchmarks).
+4. :func:`patch_jpeg_quality`: ``basicsr.data.degradations.add_jpg_compression`` passes a float quality to
+   ``cv2.imencode``, which OpenCV 5 rejects; it is replaced by
+   :func:`panininet.data.degradations.add_jpg_compression` (int quality), so ``random_add_jpg_compression`` (which
+   looks it up at call time) is fixed too.
+5. :func:`patch_init_dist`: ``basicsr.utils.options.init_dist`` calls ``torch.cuda.set_device(rank % device_count)``
+   before ``init_process_group('nccl')``, a ZeroDivisionError without CUDA; :func:`init_dist` joins the process
+   group with gloo there (``--launcher pytorch`` on CPU). The other half of the fix (``DistributedDataParallel``
+   without ``device_ids`` on CPU) is in ``panininet/models/base_model.py``.
+6. :func:`patch_exact_resume`: ``basicsr.train.load_resume_state`` calls ``torch.cuda.current_device()``
+   unconditionally and unpickles with ``weights_only=False``, and basicsr's train pipeline restarts the epoch and
+   restores no RNG on resume. The machinery that fixes this is :mod:`panininet.resume`; this patch installs its
+   sampler and its loader into ``basicsr.train``.
 """
-import collections
 import importlib
 import logging
-import os.path as osp
 import sys
 import types
 
 import torch
-from torch.nn import functional as F
+
+from panininet import ops
 
 logger = logging.getLogger('panininet')
 
 # What the StyleGAN2 ops run on after :func:`apply`: 'cuda-kernels' or 'native'.
 OP_PATH = None
 _APPLIED = False
+
+# Names that moved out of this module in the redesign, importable from here as before (see ``__getattr__``)
+_MOVED = {
+    'fused_leaky_relu_native': 'panininet.ops',
+    'add_jpg_compression': 'panininet.data.degradations',
+    'load_resume_state': 'panininet.resume',
+    'torch_load_state': 'panininet.resume',
+    'get_rng_states': 'panininet.resume',
+    'set_rng_states': 'panininet.resume',
+    'gather_rng_states': 'panininet.resume',
+    'ResumableEnlargedSampler': 'panininet.resume',
+}
+
+
+def __getattr__(name):
+    """Aliases of the names listed in ``_MOVED`` (imported on first use: basicsr must be patched first)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -59,44 +82,27 @@ def install_functional_tensor_alias():
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 2. fused bias + leaky ReLU, upfirdn2d
+# 2. fused bias + leaky ReLU, upfirdn2d: compiled kernel where built, else native
 # ---------------------------------------------------------------------------------------------------------------------
-def fused_leaky_relu_native(input, bias, negative_slope=0.2, scale=2**0.5):
-    """Native ``scale * leaky_relu(input + bias, negative_slope)``; bias broadcast over dim 1.
-
-    Args:
-        input (Tensor): Shape (b, c, ...) or (b, c).
-        bias (Tensor): Shape (c,).
-        negative_slope (float): Leaky ReLU slope. Default: 0.2.
-        scale (float): Output gain. Default: sqrt(2).
-
-    Returns:
-        Tensor: Same shape as ``input``.
-    """
-    if bias is not None and bias.numel() > 0:
-        rest = [1] * (input.ndim - bias.ndim - 1)
-        input = input + bias.view(1, bias.shape[0], *rest)
-    return F.leaky_relu(input, negative_slope=negative_slope) * scale
-
-
 class _FusedLeakyReLUDispatch:
     """Stands in for basicsr's ``FusedLeakyReLUFunction``: compiled kernel on CUDA when built, else native."""
 
     compiled = None  # basicsr's original autograd Function, when its extension is importable
-    native = None  # a faster equal op (``panininet.ops.install``), else ``fused_leaky_relu_native``
+    native = None  # the op :func:`install_fast_ops` chose; None: ``ops.fused_leaky_relu_native``
 
     @classmethod
     def apply(cls, input, bias, negative_slope, scale):
         if cls.compiled is not None and input.is_cuda:
             return cls.compiled.apply(input, bias, negative_slope, scale)
-        return (cls.native or fused_leaky_relu_native)(input, bias, negative_slope, scale)
+        return (cls.native or ops.fused_leaky_relu_native)(input, bias, negative_slope, scale)
 
 
 class _UpFirDn2dDispatch:
     """Stands in for basicsr's ``UpFirDn2d`` (CUDA path): compiled kernel when built, else native."""
 
     compiled = None
-    native = None  # set to basicsr's ``upfirdn2d_native`` (or a faster equal op) by ``patch_fused_act``
+    reference = None  # basicsr's own ``upfirdn2d_native`` (rosinality's reference algorithm)
+    native = None  # the op :func:`install_fast_ops` chose (``reference`` until then)
 
     @classmethod
     def apply(cls, input, kernel, up, down, pad):
@@ -105,153 +111,97 @@ class _UpFirDn2dDispatch:
         return cls.native(input, kernel, up[0], up[1], down[0], down[1], pad[0], pad[1], pad[2], pad[3])
 
 
+def _upfirdn2d_module():
+    # the packages re-export functions under the submodules' names, so fetch the modules themselves
+    return importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
+
+
 def patch_fused_act():
     """Route basicsr's fused_leaky_relu / upfirdn2d to native PyTorch where no compiled kernel exists.
 
     basicsr's ``fused_leaky_relu`` and ``upfirdn2d`` look up ``FusedLeakyReLUFunction`` / ``UpFirDn2d`` in
     their module globals at call time, so replacing those globals fixes every caller, including classes that
-    imported the functions by name (``basicsr.archs.stylegan2_arch``, GFPGAN's archs).
+    imported the functions by name (``basicsr.archs.stylegan2_arch``, GFPGAN's archs). A dispatcher installed by an
+    earlier :func:`apply` (before a ``reload`` of this module) hands over what it found.
 
     Returns:
         str: 'cuda-kernels' if the compiled extensions are importable, else 'native'.
     """
-    # the packages re-export functions under the submodules' names, so fetch the modules themselves
     fa_mod = importlib.import_module('basicsr.ops.fused_act.fused_act')
-    up_mod = importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
-
-    if fa_mod.FusedLeakyReLUFunction is not _FusedLeakyReLUDispatch:
-        _FusedLeakyReLUDispatch.compiled = fa_mod.FusedLeakyReLUFunction if hasattr(fa_mod, 'fused_act_ext') else None
-        fa_mod.FusedLeakyReLUFunction = _FusedLeakyReLUDispatch
-    if up_mod.UpFirDn2d is not _UpFirDn2dDispatch:
-        _UpFirDn2dDispatch.compiled = up_mod.UpFirDn2d if hasattr(up_mod, 'upfirdn2d_ext') else None
-        _UpFirDn2dDispatch.native = up_mod.upfirdn2d_native
-        up_mod.UpFirDn2d = _UpFirDn2dDispatch
+    up_mod = _upfirdn2d_module()
+    for mod, attr, ext, dispatch in ((fa_mod, 'FusedLeakyReLUFunction', 'fused_act_ext', _FusedLeakyReLUDispatch),
+                                     (up_mod, 'UpFirDn2d', 'upfirdn2d_ext', _UpFirDn2dDispatch)):
+        current = getattr(mod, attr)
+        if current is dispatch:
+            continue
+        if getattr(current, '_panininet_dispatch', False):  # ours, from before a reload: take over its findings
+            for slot in ('compiled', 'reference', 'native'):
+                if hasattr(dispatch, slot):
+                    setattr(dispatch, slot, getattr(current, slot, None))
+        else:
+            dispatch.compiled = current if hasattr(mod, ext) else None
+        dispatch._panininet_dispatch = True
+        setattr(mod, attr, dispatch)
+    if _UpFirDn2dDispatch.reference is None:
+        _UpFirDn2dDispatch.reference = up_mod.upfirdn2d_native
+    if _UpFirDn2dDispatch.native is None:
+        _UpFirDn2dDispatch.native = _UpFirDn2dDispatch.reference
     both = _FusedLeakyReLUDispatch.compiled is not None and _UpFirDn2dDispatch.compiled is not None
     return 'cuda-kernels' if both else 'native'
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 3. JPEG with a float quality
+# 3. the fast native ops of panininet.ops
 # ---------------------------------------------------------------------------------------------------------------------
-def add_jpg_compression(img, quality=90):
-    """JPEG-compress an image, as ``basicsr.data.degradations.add_jpg_compression`` but OpenCV-5 safe.
-
-    Args:
-        img (ndarray): float32 image in [0, 1], shape (h, w, c) BGR or (h, w).
-        quality (float | int): JPEG quality 0..100; rounded to the nearest int (OpenCV 5 needs an int).
+def reference_upfirdn2d():
+    """basicsr's original ``upfirdn2d_native`` (rosinality's reference algorithm), whatever is installed.
 
     Returns:
-        ndarray: float32 image in [0, 1], same shape as ``img``.
+        callable: ``f(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1)``.
     """
-    import cv2
-    import numpy as np
-    img = np.clip(img, 0, 1)
-    quality = int(round(float(quality)))
-    if not 0 <= quality <= 100:
-        raise ValueError(f'JPEG quality must be in [0, 100], got {quality}.')
-    # OpenCV would convert float input to 8 bit itself (saturate + round half to even) with a warning; same values
-    img_u8 = np.clip(img * 255., 0, 255).round().astype(np.uint8)
-    ok, encimg = cv2.imencode('.jpg', img_u8, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
-    if not ok:
-        raise RuntimeError('cv2.imencode failed to JPEG-encode the image.')
-    return np.float32(cv2.imdecode(encimg, cv2.IMREAD_UNCHANGED)) / 255.
+    return _UpFirDn2dDispatch.reference or _upfirdn2d_module().upfirdn2d_native
 
 
-def patch_degradations():
-    import basicsr.data.degradations as deg
-    deg.add_jpg_compression = add_jpg_compression
+def install_fast_ops(fast=True):
+    """Make basicsr's native StyleGAN2 ops :func:`panininet.ops.upfirdn2d_fast` / ``fused_leaky_relu_fast`` or not.
+
+    basicsr's ``upfirdn2d()`` calls its module global ``upfirdn2d_native`` on CPU, and :class:`_UpFirDn2dDispatch`
+    on CUDA when the kernels were not compiled; both are set here, as is :class:`_FusedLeakyReLUDispatch`'s native
+    op. The compiled CUDA kernels are not affected. :func:`apply` calls it with ``fast=True``; benchmarks call it
+    with ``fast=False`` to measure the reference. Idempotent. Needs :func:`patch_fused_act` first.
+
+    Args:
+        fast (bool): Install the fast ops (True) or restore basicsr's reference (False). Default: True.
+
+    Returns:
+        callable: The upfirdn2d op now installed.
+    """
+    op = ops.upfirdn2d_fast if fast else reference_upfirdn2d()
+    _upfirdn2d_module().upfirdn2d_native = op
+    _UpFirDn2dDispatch.native = op
+    _FusedLeakyReLUDispatch.native = ops.fused_leaky_relu_fast if fast else None
+    return op
+
+
+def fast_ops_installed():
+    """Whether the fast ops are installed (see :func:`install_fast_ops`)."""
+    return _upfirdn2d_module().upfirdn2d_native is ops.upfirdn2d_fast
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 4. Resume state loading
+# 4. JPEG with a float quality
 # ---------------------------------------------------------------------------------------------------------------------
-def _safe_resume_globals():
-    """Non-tensor types a BasicSR ``.state`` file may hold (MultiStepLR milestones are a Counter)."""
-    return [collections.Counter, collections.defaultdict, collections.OrderedDict]
+def patch_jpeg_quality():
+    """Replace ``basicsr.data.degradations.add_jpg_compression`` by our int-quality version."""
+    import basicsr.data.degradations as basicsr_degradations
+
+    from panininet.data.degradations import add_jpg_compression
+    basicsr_degradations.add_jpg_compression = add_jpg_compression
 
 
-def torch_load_state(path, map_location='cpu'):
-    """``torch.load`` a training state with ``weights_only=True`` and the allow-list above.
-
-    Args:
-        path (str): A ``*.state`` file written by BasicSR's ``save_training_state``.
-        map_location: Passed to ``torch.load``. Default: 'cpu'.
-
-    Returns:
-        dict: The state.
-    """
-    with torch.serialization.safe_globals(_safe_resume_globals()):
-        return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def load_resume_state(opt):
-    """Drop-in for ``basicsr.train.load_resume_state`` that works without CUDA.
-
-    Picks the newest ``experiments/<name>/training_states/*.state`` under ``opt['root_path']`` when
-    ``auto_resume`` is set, else ``opt['path']['resume_state']``.
-
-    Args:
-        opt (dict): Parsed BasicSR options.
-
-    Returns:
-        dict | None: The resume state, tensors on the current CUDA device or the CPU.
-    """
-    from basicsr.utils import check_resume, scandir
-    resume_state_path = None
-    if opt['auto_resume']:
-        state_path = osp.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
-        if not osp.isdir(state_path):  # basicsr resolves experiments under root_path via opt['path']
-            state_path = osp.join(opt['path'].get('experiments_root', ''), 'training_states')
-        if osp.isdir(state_path):
-            states = list(scandir(state_path, suffix='state', recursive=False, full_path=False))
-            if len(states) != 0:
-                states = [float(v.split('.state')[0]) for v in states]
-                resume_state_path = osp.join(state_path, f'{max(states):.0f}.state')
-                opt['path']['resume_state'] = resume_state_path
-    elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
-
-    if resume_state_path is None:
-        return None
-    if not osp.isfile(resume_state_path):
-        raise FileNotFoundError(f'Resume state {resume_state_path!r} (path.resume_state) does not exist. '
-                                'Fix the path in the options file or drop it to start from scratch.')
-    if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
-        map_location = torch.device('cuda', torch.cuda.current_device())
-    else:
-        map_location = 'cpu'
-    resume_state = torch_load_state(resume_state_path, map_location=map_location)
-    check_resume(opt, resume_state['iter'])
-    return resume_state
-
-
-def patch_train():
-    import basicsr.train as train_mod
-    train_mod.load_resume_state = load_resume_state
-
-
-# =====================================================================================================================
-# 5. Training engine: distributed training on CPU (gloo) and exact resume.  [section owned by the training task]
-#
-# basicsr's ``train_pipeline`` is used unchanged; these patches replace four names it looks up at call time:
-#
-# * ``basicsr.utils.options.init_dist``: basicsr calls ``torch.cuda.set_device(rank % device_count)`` before
-#   ``init_process_group('nccl')``, a ZeroDivisionError on a machine without CUDA. :func:`init_dist` keeps that path
-#   when CUDA exists and otherwise joins the process group with the gloo backend (``--launcher pytorch`` on CPU).
-#   The other half of the fix (``DistributedDataParallel`` without ``device_ids`` on CPU) is in the model base class
-#   ``panininet/models/base_model.py``.
-# * ``basicsr.train.EnlargedSampler`` -> :class:`ResumableEnlargedSampler`, and ``basicsr.train.load_resume_state`` /
-#   ``create_train_val_dataloader`` wrappers: basicsr restarts the current epoch on resume (the same samples are
-#   seen twice) and does not restore any random generator. A ``*.state`` written by our models holds the RNG states
-#   of every rank (:func:`get_rng_states`); on resume the sampler skips the batches the interrupted run already
-#   consumed in that epoch and, just before the first resumed batch is loaded, restores the RNG states. With
-#   ``num_worker_per_gpu: 0`` (and no prefetcher threads) N straight iterations equal k + resume + N-k bit for bit.
-#   With data-loader workers the order of samples is still exact, but random augmentations drawn inside the
-#   workers are not (basicsr re-seeds each worker with the same seed every epoch).
-# =====================================================================================================================
-_PENDING_RESUME = {}  # filled by the load_resume_state wrapper, consumed by create_train_val_dataloader
-
-
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. torch.distributed without CUDA
+# ---------------------------------------------------------------------------------------------------------------------
 def init_dist(launcher, backend='nccl', **kwargs):
     """Drop-in for ``basicsr.utils.dist_util.init_dist`` that also works without CUDA.
 
@@ -274,163 +224,42 @@ def init_dist(launcher, backend='nccl', **kwargs):
         dist.init_process_group(backend='gloo', **kwargs)
 
 
-def get_rng_states():
-    """RNG states of this process: torch (CPU and every CUDA device), numpy and Python ``random``.
-
-    Stored only as tensors, ints, floats, tuples and lists, so ``torch.load(weights_only=True)`` reads them.
-
-    Returns:
-        dict: Keys 'torch', 'cuda', 'numpy', 'python'.
-    """
-    import random
-
-    import numpy as np
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        'torch': torch.get_rng_state(),
-        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        'numpy': (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-        'python': random.getstate(),
-    }
-
-
-def set_rng_states(states):
-    """Restore what :func:`get_rng_states` returned.
-
-    Args:
-        states (dict): RNG states of one process.
-    """
-    import random
-
-    import numpy as np
-    torch.set_rng_state(states['torch'].cpu())
-    if states['cuda'] and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states['cuda']])
-    name, keys, pos, has_gauss, cached = states['numpy']
-    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
-    python = states['python']
-    random.setstate((python[0], tuple(python[1]), python[2]))
-
-
-def gather_rng_states():
-    """RNG states of every rank, gathered on all ranks (a collective call under torch.distributed).
-
-    Returns:
-        list[dict]: One :func:`get_rng_states` dict per rank, indexed by rank.
-    """
-    import torch.distributed as dist
-    states = get_rng_states()
-    if not (dist.is_available() and dist.is_initialized()):
-        return [states]
-    gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, states)
-    return gathered
-
-
-# basicsr's EnlargedSampler made resumable; built by patch_train_engine (basicsr cannot be imported earlier)
-ResumableEnlargedSampler = None
-
-
-def _make_sampler_class():
-    """Build :class:`ResumableEnlargedSampler` on top of basicsr's ``EnlargedSampler`` (imported lazily)."""
-    from basicsr.data.data_sampler import EnlargedSampler
-
-    class ResumableEnlargedSampler(EnlargedSampler):
-        """basicsr's ``EnlargedSampler`` that can resume in the middle of an epoch.
-
-        :meth:`resume` arms it: the next time it is iterated in epoch ``epoch`` it restores ``rng_states`` (right
-        before the first resumed sample is loaded, i.e. after the data loader drew its own seed) and starts after
-        the ``num_done`` indices of that epoch the interrupted run already consumed. Later epochs are unchanged.
-        """
-
-        _resume = None
-
-        def resume(self, epoch, num_done, rng_states=None):
-            """Arm the sampler for a resumed run.
-
-            Args:
-                epoch (int): Epoch of the saved state.
-                num_done (int): Indices of that epoch already consumed by this rank.
-                rng_states (dict | None): This rank's RNG states at the time of saving.
-            """
-            self._resume = (int(epoch), int(num_done), rng_states)
-
-        def __iter__(self):
-            indices = list(super().__iter__())
-            if self._resume is not None and self._resume[0] == self.epoch:
-                _, num_done, rng_states = self._resume
-                self._resume = None
-                if rng_states is not None:
-                    set_rng_states(rng_states)
-                indices = indices[num_done:]
-            return iter(indices)
-
-    ResumableEnlargedSampler.__module__ = __name__
-    ResumableEnlargedSampler.__qualname__ = 'ResumableEnlargedSampler'
-    return ResumableEnlargedSampler
-
-
-def _load_resume_state_and_remember(opt):
-    """``load_resume_state`` above, also remembering epoch, iteration and RNG states for the train sampler."""
-    state = load_resume_state(opt)
-    _PENDING_RESUME.clear()
-    if state is not None:
-        _PENDING_RESUME.update(epoch=state['epoch'], iter=state['iter'], rng=state.get('rng'))
-    return state
-
-
-def _arm_sampler(train_loader, train_sampler, opt):
-    """Point the train sampler at the position (and RNG states) of the pending resume state, if any."""
-    from basicsr.utils import get_root_logger
-    if not _PENDING_RESUME or not hasattr(train_sampler, 'resume'):
-        return
-    resume = dict(_PENDING_RESUME)
-    _PENDING_RESUME.clear()
-    logger = get_root_logger()
-    rank = opt.get('rank', 0)
-    rng = None
-    if resume['rng'] is None:
-        logger.warning('Resume state has no RNG states (not written by a panininet model): random streams '
-                       'restart from the seed, so the resumed run is not identical to an uninterrupted one.')
-    elif rank < len(resume['rng']):
-        rng = resume['rng'][rank]
-    else:
-        logger.warning(f'Resume state holds RNG states for {len(resume["rng"])} ranks, this is rank {rank}: '
-                       'its random streams restart from the seed.')
-    iters_per_epoch = len(train_sampler) // train_loader.batch_size
-    num_batches = resume['iter'] - resume['epoch'] * iters_per_epoch
-    if not 0 <= num_batches <= iters_per_epoch:
-        logger.warning(f'Cannot place iteration {resume["iter"]} in epoch {resume["epoch"]} with {iters_per_epoch} '
-                       'iterations per epoch (batch size or dataset changed?): the epoch restarts from its start.')
-        num_batches = 0
-    train_sampler.resume(resume['epoch'], num_batches * train_loader.batch_size, rng)
-    logger.info(f'Resume: epoch {resume["epoch"]} continues after its first {num_batches} batches.')
-
-
-def patch_train_engine():
-    """Install :func:`init_dist`, :class:`ResumableEnlargedSampler` and the resume wrappers into basicsr."""
-    global ResumableEnlargedSampler
-    import basicsr.train as train_mod
+def patch_init_dist():
+    """Install :func:`init_dist` where ``basicsr.utils.options.parse_options`` looks it up."""
     import basicsr.utils.options as options_mod
     options_mod.init_dist = init_dist
-    if not getattr(train_mod.EnlargedSampler, '_panininet_resumable', False):
-        ResumableEnlargedSampler = _make_sampler_class()
-        ResumableEnlargedSampler._panininet_resumable = True
-        train_mod.EnlargedSampler = ResumableEnlargedSampler
-    if getattr(train_mod.create_train_val_dataloader, '_panininet_original', None) is None:
-        original = train_mod.create_train_val_dataloader
 
-        def create_train_val_dataloader(opt, logger):
-            result = original(opt, logger)
-            _arm_sampler(result[0], result[1], opt)
-            return result
 
-        create_train_val_dataloader._panininet_original = original
-        train_mod.create_train_val_dataloader = create_train_val_dataloader
-    train_mod.load_resume_state = _load_resume_state_and_remember
-# =====================================================================================================================
-# end of section 5
-# =====================================================================================================================
+# ---------------------------------------------------------------------------------------------------------------------
+# 6. CPU-safe, weights-only, exact resume (the machinery is panininet.resume)
+# ---------------------------------------------------------------------------------------------------------------------
+def patch_exact_resume():
+    """Install :mod:`panininet.resume` into ``basicsr.train`` (the names ``train_pipeline`` looks up at call time).
+
+    ``EnlargedSampler`` -> :class:`panininet.resume.ResumableEnlargedSampler`; ``load_resume_state`` and
+    ``create_train_val_dataloader`` -> the two ends of one fresh :class:`panininet.resume.ResumeHandoff`, which
+    carries the resume position from the first call to the sampler built by the second.
+
+    Returns:
+        ResumeHandoff: The handoff now installed.
+    """
+    import basicsr.train as train_mod
+
+    from panininet import resume
+    train_mod.EnlargedSampler = resume.ResumableEnlargedSampler
+    handoff = resume.ResumeHandoff()
+    original = getattr(train_mod.create_train_val_dataloader, '_panininet_original',
+                       train_mod.create_train_val_dataloader)
+
+    def create_train_val_dataloader(opt, logger):
+        result = original(opt, logger)
+        handoff.arm(result[0], result[1], opt)
+        return result
+
+    create_train_val_dataloader._panininet_original = original
+    train_mod.create_train_val_dataloader = create_train_val_dataloader
+    train_mod.load_resume_state = handoff.load_resume_state
+    return handoff
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -446,11 +275,10 @@ def apply():
     install_functional_tensor_alias()
     import basicsr  # noqa: F401  (imports archs, data, models, ... once the alias exists)
     OP_PATH = patch_fused_act()
-    from panininet import ops
-    ops.install(fast=True)
-    patch_degradations()
-    patch_train()
-    patch_train_engine()
+    install_fast_ops(fast=True)
+    patch_jpeg_quality()
+    patch_init_dist()
+    patch_exact_resume()
     _APPLIED = True
     if OP_PATH == 'cuda-kernels':
         logger.info('panininet: StyleGAN2 ops use the compiled basicsr CUDA kernels on GPU (native on CPU).')
@@ -460,5 +288,6 @@ def apply():
     return OP_PATH
 
 
-__all__ = ['apply', 'OP_PATH', 'fused_leaky_relu_native', 'add_jpg_compression', 'load_resume_state',
-           'torch_load_state', 'install_functional_tensor_alias']
+__all__ = ['apply', 'OP_PATH', 'install_functional_tensor_alias', 'patch_fused_act', 'install_fast_ops',
+           'fast_ops_installed', 'reference_upfirdn2d', 'patch_jpeg_quality', 'init_dist', 'patch_init_dist',
+           'patch_exact_resume']

@@ -15,8 +15,8 @@ Everything we do around facexlib 0.3.0 lives here:
 
 dlib's 5 points are two corners per eye and the base of the nose, not RetinaFace's eye centres / nose tip / mouth
 corners. They are mapped onto facexlib's FFHQ template through :data:`DLIB5_TEMPLATE_512`: the mean position of
-dlib's 5 points on FFHQ-style aligned faces (calibrated on the five CelebA-HQ ground-truth faces of
-``../shared/testdata/panini_examples/GT`` resized to 512, not on the GFPGAN crops used to test the alignment). For
+dlib's 5 points on FFHQ-style aligned faces (calibrated on the five CelebA-HQ ground-truth faces of the Panini-Net
+examples resized to 512, not on the GFPGAN crops used to test the alignment). For
 each face we fit (least squares) the similarity ``S`` taking that template onto dlib's points and report
 ``S(FFHQ_TEMPLATE_512)`` as the face's 5 landmarks, so facexlib's ``estimateAffinePartial2D(landmarks,
 face_template)`` recovers ``S^-1``.
@@ -145,13 +145,11 @@ def _facexlib_loader(weights_dir, allow_download):
     folder = osp.join(weights_root(weights_dir), 'facexlib')
 
     def load(name, build):
-        import torch
+        from panininet.checkpoint import load_checkpoint_file, strip_prefix
 
         path = resolve_release_file(FACEXLIB_RELEASES[name], folder, allow_download, model_path_hint=False)
         model = build()
-        state = torch.load(path, map_location='cpu', weights_only=True)
-        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(strip_prefix(load_checkpoint_file(path), 'module.'), strict=True)
         return model.eval()
 
     def init_detection_model(model_name, half=False, device='cpu', model_rootpath=None):

@@ -22,6 +22,8 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from panininet.checkpoint import load_checkpoint_file, strip_prefix
+
 # torchvision's layer configurations (``torchvision.models.vgg.cfgs``): output channels, 'M' = max pooling
 _VGG_CFGS = {
     'vgg16': [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
@@ -69,9 +71,9 @@ def load_vgg_features(features, load_path, option='vgg_load_path'):
     if not osp.isfile(load_path):
         raise FileNotFoundError(f'VGG weights {load_path!r} ({option}) do not exist. Download '
                                 'https://download.pytorch.org/models/vgg16-397923af.pth (VGG16) and fix the path.')
-    state = torch.load(load_path, map_location='cpu', weights_only=True)
+    state = load_checkpoint_file(load_path)
     if any(k.startswith('features.') for k in state):
-        state = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
+        state = strip_prefix(state, 'features.', only=True)
     wanted = features.state_dict().keys()
     missing = [k for k in wanted if k not in state]
     if missing:

@@ -15,19 +15,16 @@ Any kernel works (separable or not), negative pads crop, and the ops are plain a
 backward (R1 through the discriminator's blur) are exact, on any device and dtype. The result equals
 ``upfirdn2d_native`` up to float rounding (summation order).
 
-:func:`fused_leaky_relu_fast` does the bias + leaky ReLU + gain after every modulated conv with one temporary
-instead of three when no gradient is needed (bit-identical).
+:func:`fused_leaky_relu_native` is the plain bias + leaky ReLU + gain (what basicsr only has as a CUDA kernel);
+:func:`fused_leaky_relu_fast` does the same after every modulated conv with one temporary instead of three when no
+gradient is needed (bit-identical).
 
-:func:`panininet.compat.apply` calls :func:`install`, which makes them basicsr's native ops (CPU, and CUDA
-without the compiled kernels); the compiled CUDA kernels keep being used where they were built.
+This module is a leaf: it imports nothing of panininet's or basicsr's. :func:`panininet.compat.install_fast_ops`
+makes these functions basicsr's native ops (CPU, and CUDA without the compiled kernels); the compiled CUDA kernels
+keep being used where they were built.
 """
-import importlib
-
 import torch
 from torch.nn import functional as F
-
-# basicsr's own ``upfirdn2d_native``, kept by :func:`install` (the reference the fast op is tested against)
-_REFERENCE = None
 
 
 def _crop_or_pad(x, dim, start, length):
@@ -103,6 +100,24 @@ def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pa
     return out
 
 
+def fused_leaky_relu_native(input, bias, negative_slope=0.2, scale=2**0.5):
+    """Native ``scale * leaky_relu(input + bias, negative_slope)``; bias broadcast over dim 1.
+
+    Args:
+        input (Tensor): Shape (b, c, ...) or (b, c).
+        bias (Tensor | None): Shape (c,).
+        negative_slope (float): Leaky ReLU slope. Default: 0.2.
+        scale (float): Output gain. Default: sqrt(2).
+
+    Returns:
+        Tensor: Same shape as ``input``.
+    """
+    if bias is not None and bias.numel() > 0:
+        rest = [1] * (input.ndim - bias.ndim - 1)
+        input = input + bias.view(1, bias.shape[0], *rest)
+    return F.leaky_relu(input, negative_slope=negative_slope) * scale
+
+
 def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     """``scale * leaky_relu(input + bias, negative_slope)``, in place after the bias add when no gradient is needed.
 
@@ -110,7 +125,7 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     face at the last layer), so it is memory-bound; the plain formula makes three full-size temporaries, and on
     CPU a fresh large buffer costs more than the arithmetic (page faults). Without autograd this makes one
     temporary and does the leaky ReLU and the gain in place: the same operations in the same order, so the result
-    is bit-identical to :func:`panininet.compat.fused_leaky_relu_native`, which is used as is when a gradient is
+    is bit-identical to :func:`fused_leaky_relu_native`, which is used as is when a gradient is
     needed (backward and double backward unchanged).
 
     Args:
@@ -122,7 +137,6 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     Returns:
         Tensor: Same shape as ``input``.
     """
-    from panininet.compat import fused_leaky_relu_native
     has_bias = bias is not None and bias.numel() > 0
     if torch.is_grad_enabled() and (input.requires_grad or (has_bias and bias.requires_grad)):
         return fused_leaky_relu_native(input, bias, negative_slope, scale)
@@ -134,50 +148,4 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     return out.mul_(scale)
 
 
-def _upfirdn2d_module():
-    return importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
-
-
-def reference_upfirdn2d():
-    """basicsr's original ``upfirdn2d_native`` (rosinality's reference algorithm), whatever is installed.
-
-    Returns:
-        callable: ``f(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1)``.
-    """
-    return _REFERENCE if _REFERENCE is not None else _upfirdn2d_module().upfirdn2d_native
-
-
-def install(fast=True):
-    """Make basicsr's native StyleGAN2 ops use :func:`upfirdn2d_fast` and :func:`fused_leaky_relu_fast` or not.
-
-    basicsr's ``upfirdn2d()`` calls its module global ``upfirdn2d_native`` on CPU, and
-    ``panininet.compat._UpFirDn2dDispatch.native`` on CUDA when the kernels were not compiled; both are set here,
-    as is ``panininet.compat._FusedLeakyReLUDispatch.native`` (None: compat's plain formula).
-    The compiled CUDA kernels are not affected. Called with ``fast=True`` by :func:`panininet.compat.apply`;
-    benchmarks call it with ``fast=False`` to measure the reference. Idempotent.
-
-    Args:
-        fast (bool): Install the fast op (True) or restore basicsr's reference (False). Default: True.
-
-    Returns:
-        callable: The op now installed.
-    """
-    global _REFERENCE
-    from panininet import compat
-    up_mod = _upfirdn2d_module()
-    if _REFERENCE is None:
-        current = up_mod.upfirdn2d_native
-        _REFERENCE = current if current is not upfirdn2d_fast else None
-    op = upfirdn2d_fast if fast else reference_upfirdn2d()
-    up_mod.upfirdn2d_native = op
-    compat._UpFirDn2dDispatch.native = op
-    compat._FusedLeakyReLUDispatch.native = fused_leaky_relu_fast if fast else None
-    return op
-
-
-def is_fast():
-    """Whether the fast ops are installed (see :func:`install`)."""
-    return _upfirdn2d_module().upfirdn2d_native is upfirdn2d_fast
-
-
-__all__ = ['upfirdn2d_fast', 'fused_leaky_relu_fast', 'reference_upfirdn2d', 'install', 'is_fast']
+__all__ = ['upfirdn2d_fast', 'fused_leaky_relu_native', 'fused_leaky_relu_fast']

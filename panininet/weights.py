@@ -266,14 +266,12 @@ def prepare_model_file(path, weights_dir=None):
     Returns:
         tuple[dict, dict | None]: (state_dict, arch options or None).
     """
-
     from panininet import official
-    from panininet.checkpoint import load_checkpoint_file, load_panini_weights, pick_params
+    from panininet.checkpoint import load_checkpoint_file, load_panini_weights, panini_weights
 
     raw = load_checkpoint_file(path, map_location='cpu')
     if not official.is_official_panini_checkpoint(raw):
-        arch = raw.get('arch') if isinstance(raw, dict) else None
-        return pick_params(raw, path), (dict(arch) if arch is not None else None)
+        return panini_weights(raw, path)
     cache_dir = osp.join(weights_root(weights_dir), 'converted')
     stem = osp.splitext(osp.basename(path))[0]
     cached = osp.join(cache_dir, f'{stem}-{sha256sum(path)[:12]}.pth')

@@ -3,11 +3,14 @@
     python scripts/export_onnx.py --model_path panini_mfr.pth -o panini_mfr.onnx            # -v mfr (default)
     python scripts/export_onnx.py -v sr16 --model_path panini_sr_latest.pth -o panini_sr16.onnx --check
 
-``--model_path``: our weights file (``{'params_ema' | 'params': state dict, 'arch': {...}}``) or an official
-Panini-Net checkpoint (converted on the fly); its recorded architecture wins over the ``-v`` variant's arguments
-(``panininet/variants.py``). The ONNX model has the inputs ``input`` (batch, 3, S, S), RGB in [-1, 1], and, for
-DAFI networks, ``mask_bias`` (num_levels,) float32 (0 = the network as trained; the restorer maps ``-w`` to it),
-and the output ``output`` (batch, 3, out_size, out_size). The noise is the stored buffers (``randomize_noise=False``).
+``-v`` is a restoration family (``panininet/families``) whose network has an exporter (``panininet/export.py``:
+PaniniNet, i.e. ``mfr`` and ``sr16``); ``--model_path`` is read as that family reads it: our weights file
+(``{'params_ema' | 'params': state dict, 'arch': {...}}``, the recorded architecture wins over the variant's
+arguments) or an official Panini-Net checkpoint (converted once, cached in the weights root).
+
+The ONNX model has the inputs ``input`` (batch, 3, S, S), RGB in [-1, 1], and, for DAFI networks, ``mask_bias``
+(num_levels,) float32 (0 = the network as trained; the restorer maps ``-w`` to it), and the output ``output``
+(batch, 3, out_size, out_size). The noise is the stored buffers (``randomize_noise=False``).
 
 Opset 17 (``--opset``; onnxruntime >= 1.12), the TorchScript-based exporter (``torch.onnx.export(dynamo=False)``;
 ``--exporter dynamo`` uses torch's dynamo-based one, which needs the ``onnxscript`` package). The file is written
@@ -20,24 +23,12 @@ import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.export import EXPORTERS, OPSET, export_onnx
-from panininet.variants import VARIANTS, variant_kwargs
+from panininet.families import family_class, family_names
 
 
-def build_panini(variant, model_path):
-    """PaniniNet of ``variant`` with the weights of ``model_path`` (eval mode, CPU)."""
-    from panininet.archs.panini_arch import PaniniNet
-    from panininet.checkpoint import load_panini_weights
-
-    state_dict, arch = load_panini_weights(model_path)
-    opt = variant_kwargs(variant, **(arch or {}))
-    opt.update(decoder_load_path=None, dre_load_path=None)  # everything comes from this file
-    net = PaniniNet(**opt)
-    net.load_state_dict(state_dict, strict=True)
-    return net.eval()
-
-
-# -v name -> builder(variant, model_path) -> network; MMRB-Net adds its entry here (and its class to EXPORTERS)
-BUILDERS = {name: build_panini for name in VARIANTS}
+def build_network(version, model_path):
+    """The network of the restoration family ``version`` with the weights of ``model_path`` (eval mode, CPU)."""
+    return family_class(version).from_file(version, model_path, device='cpu').net.eval()
 
 
 def check(net, path, batch=2):
@@ -62,7 +53,9 @@ def check(net, path, batch=2):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('-v', '--version', default='mfr', help=f'network: {", ".join(BUILDERS)}')
+    p.add_argument('-v', '--version', default='mfr',
+                   help=f'restoration family: {", ".join(family_names())} (those with an exporter: '
+                   f'networks {", ".join(EXPORTERS)})')
     p.add_argument('--model_path', required=True, help='weights file (ours or an official checkpoint)')
     p.add_argument('-o', '--output', required=True, help='ONNX file to write (.onnx)')
     p.add_argument('--opset', type=int, default=OPSET, help='ONNX opset (>= 14)')
@@ -74,8 +67,8 @@ def parse_args(argv=None):
 
 def validate(args):
     """One line naming what is wrong with the arguments, or None."""
-    if args.version not in BUILDERS:
-        return f'unknown -v {args.version!r}; choose one of {", ".join(BUILDERS)}'
+    if args.version not in family_names():
+        return f'unknown -v {args.version!r}; choose one of {", ".join(family_names())}'
     if not osp.isfile(args.model_path):
         return f'--model_path {args.model_path}: no such file; give a weights file'
     if not args.output.endswith('.onnx'):
@@ -105,14 +98,15 @@ def main(argv=None):
         print(f'error: {problem}', file=sys.stderr)
         return 2
     try:
-        net = BUILDERS[args.version](args.version, args.model_path)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        net = build_network(args.version, args.model_path)
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f'error: --model_path {args.model_path}: cannot build -v {args.version} from it: {first}',
               file=sys.stderr)
         return 2
     if type(net).__name__ not in EXPORTERS:
-        print(f'error: no ONNX exporter for {type(net).__name__}', file=sys.stderr)
+        print(f'error: -v {args.version}: no ONNX exporter for {type(net).__name__} (exportable: '
+              f'{", ".join(EXPORTERS)})', file=sys.stderr)
         return 2
     meta = export_onnx(net, args.output, opset=args.opset, exporter=args.exporter,
                        extra_meta={'variant': args.version, 'weights': osp.basename(args.model_path)})

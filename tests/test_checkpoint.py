@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from panininet.archs.panini_arch import PaniniNet
-from panininet.checkpoint import load_checkpoint_file, load_panini_weights, pick_params
+from panininet.checkpoint import load_checkpoint_file, load_panini_weights, pick_params, strip_prefix
 from panininet.official import convert_generator_key, convert_official_state_dict, is_official_panini_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -62,6 +62,26 @@ def test_pick_params_prefers_ema_and_strips_module():
     assert torch.equal(pick_params({'params': {'w': a}})['w'], a)
     with pytest.raises(ValueError, match='params_ema'):
         pick_params({'net': 3}, 'x.pth')
+    # a chosen key (BaseModel.load_network's param_key), with and without accepting a bare state dict
+    assert torch.equal(pick_params({'params': {'w': a}, 'g': {'w': b}}, keys=('g',))['w'], b)
+    assert torch.equal(pick_params({'module.w': a}, keys=('g',))['w'], a)
+    with pytest.raises(ValueError, match="no 'g' entry"):
+        pick_params({'w': a}, 'x.pth', keys=('g',), allow_bare=False)
+
+
+def test_strip_prefix_keeps_or_selects():
+    sd = OrderedDict([('module.a', 1), ('b', 2), ('module.c', 3)])
+    assert list(strip_prefix(sd, 'module.').items()) == [('a', 1), ('b', 2), ('c', 3)]
+    assert list(strip_prefix(sd, 'module.', only=True).items()) == [('a', 1), ('c', 3)]
+
+
+def test_safe_globals_extend_the_allow_list_only_when_asked(tmp_path):
+    from datetime import timedelta
+    path = str(tmp_path / 'state.pth')
+    torch.save({'elapsed': timedelta(seconds=3), 'x': torch.ones(1)}, path)
+    with pytest.raises(RuntimeError, match='weights_only=True'):
+        load_checkpoint_file(path)
+    assert load_checkpoint_file(path, safe_globals=(timedelta, ))['elapsed'] == timedelta(seconds=3)
 
 
 def test_our_format_with_arch(tmp_path):

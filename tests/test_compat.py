@@ -9,7 +9,8 @@ import torch
 from torch.nn import functional as F
 
 import panininet
-from panininet import compat
+from panininet import compat, ops
+from panininet.data import degradations
 
 
 def test_import_basicsr_after_panininet():
@@ -107,7 +108,7 @@ def test_cuda_kernels_match_native():
     x = torch.randn(2, 8, 16, 16, device='cuda', requires_grad=True)
     b = torch.randn(8, device='cuda')
     out_k = compat._FusedLeakyReLUDispatch.compiled.apply(x, b, 0.2, math.sqrt(2))
-    torch.testing.assert_close(out_k, compat.fused_leaky_relu_native(x, b), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out_k, ops.fused_leaky_relu_native(x, b), rtol=0, atol=1e-5)
     k = torch.tensor([1., 3., 3., 1.], device='cuda')
     k = (k[None] * k[:, None]) / 64
     out_k = compat._UpFirDn2dDispatch.compiled.apply(x, k, (2, 2), (1, 1), (2, 1, 2, 1))
@@ -132,30 +133,17 @@ def test_jpeg_float_quality_needs_and_gets_the_fix():
         cv2.imencode('.jpg', img * 255., [int(cv2.IMWRITE_JPEG_QUALITY), 37.6])
     out = deg.random_add_jpg_compression(img, quality_range=(30, 40))  # uses the patched function
     assert out.shape == img.shape and out.dtype == np.float32
-    assert deg.add_jpg_compression is compat.add_jpg_compression
-    np.testing.assert_array_equal(compat.add_jpg_compression(img, 37.6), compat.add_jpg_compression(img, 38))
+    assert deg.add_jpg_compression is degradations.add_jpg_compression is compat.add_jpg_compression  # alias kept
+    jpeg = degradations.add_jpg_compression
+    np.testing.assert_array_equal(jpeg(img, 37.6), jpeg(img, 38))
 
 
-def test_load_resume_state_on_cpu(tmp_path, monkeypatch):
+def test_exact_resume_is_installed_into_basicsr():
     import basicsr.train as train_mod
-    assert train_mod.load_resume_state.__module__ == 'panininet.compat'  # what train_pipeline calls
-    states = tmp_path / 'experiments' / 'exp' / 'training_states'
-    states.mkdir(parents=True)
-    from collections import Counter
-    sched = torch.optim.lr_scheduler.MultiStepLR(torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.), [2, 4])
-    torch.save({'epoch': 0, 'iter': 3, 'optimizers': [], 'schedulers': [sched.state_dict()]}, states / '3.state')
-    torch.save({'epoch': 0, 'iter': 12, 'optimizers': [], 'schedulers': [sched.state_dict()]}, states / '12.state')
-    assert isinstance(sched.state_dict()['milestones'], Counter)
-    # basicsr's own function asks CUDA for a device, which fails on this machine
-    monkeypatch.setattr(torch.cuda, 'current_device', lambda: (_ for _ in ()).throw(RuntimeError('no CUDA')))
-    opt = {'auto_resume': True, 'name': 'exp', 'root_path': str(tmp_path), 'num_gpu': 0,
-           'path': {'experiments_root': str(tmp_path / 'experiments' / 'exp')}}
-    state = train_mod.load_resume_state(opt)
-    assert state['iter'] == 12
-    assert opt['path']['resume_state'].endswith('12.state')
 
-
-def test_load_resume_state_missing_file_names_it(tmp_path):
-    opt = {'auto_resume': False, 'name': 'exp', 'num_gpu': 0, 'path': {'resume_state': str(tmp_path / 'nope.state')}}
-    with pytest.raises(FileNotFoundError, match='nope.state'):
-        compat.load_resume_state(opt)
+    from panininet import resume
+    assert train_mod.EnlargedSampler is resume.ResumableEnlargedSampler
+    assert isinstance(train_mod.load_resume_state.__self__, resume.ResumeHandoff)
+    # the data-loader wrapper arms the sampler from the same handoff that loaded the state
+    handoff = train_mod.load_resume_state.__self__
+    assert handoff in [c.cell_contents for c in train_mod.create_train_val_dataloader.__closure__]

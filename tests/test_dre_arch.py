@@ -19,6 +19,13 @@ def test_degradation_encoder_shape_and_registry():
     assert fea.shape == proj.shape == (3, 32)
 
 
+def test_moco_is_registered_and_built_from_options():
+    from basicsr.archs import build_network
+    assert ARCH_REGISTRY.get('MoCo') is MoCo
+    moco = build_network({'type': 'MoCo', 'num_feat': 8, 'dim': 32, 'K': 16})
+    assert isinstance(moco, MoCo) and moco.queue.shape == (32, 16)
+
+
 def test_official_layout_names():
     keys = list(DegradationEncoder().state_dict())
     assert keys[:7] == ['E.0.weight', 'E.0.bias', 'E.1.weight', 'E.1.bias', 'E.1.running_mean', 'E.1.running_var',

@@ -1,7 +1,7 @@
 """Our PaniniNet computes what the official Panini-Net computes (../shared/official_reference).
 
 The reference weights are re-created from the manifests by the recipe of the reference README (section 4,
-``panininet.official.make_recipe_state_dict``), checked key by key against ``recipe_check_*.json``, written as an
+``tests/official_recipe.py``), checked key by key against ``recipe_check_*.json``, written as an
 official MMEditing checkpoint file, loaded with ``weights_only=True`` through our loader (which converts it), and
 run in ``eval()`` on the recorded input. Outputs, masks, w+, v_DR and the running RGB skips must match the
 official run to 1e-4 (fp32; fp32 run-to-run noise of the official code is ~1e-6).
@@ -12,10 +12,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from official_recipe import make_recipe_state_dict
 
 from panininet.archs.panini_arch import PaniniNet
 from panininet.checkpoint import load_panini_weights
-from panininet.official import convert_official_state_dict, make_recipe_state_dict
+from panininet.official import convert_official_state_dict
 
 pytestmark = pytest.mark.slow
 

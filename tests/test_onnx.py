@@ -152,8 +152,10 @@ def test_bad_arguments_one_line_exit_2(tmp_path, capsys, args, message):
 @pytest.mark.slow
 def test_full_size_mfr_recipe_on_official_input(shared_dir, tmp_path):
     """One export of the 512 -> 1024 network with the recipe weights, two onnxruntime runs (batch 1 and 2)."""
+    from official_recipe import make_recipe_state_dict
+
     from panininet.export import export_onnx
-    from panininet.official import convert_official_state_dict, make_recipe_state_dict
+    from panininet.official import convert_official_state_dict
     ref = osp.join(shared_dir, 'official_reference')
     with open(osp.join(ref, 'manifest_panini_mfr.json')) as f:
         state_dict, arch_opt = convert_official_state_dict(make_recipe_state_dict(json.load(f)))

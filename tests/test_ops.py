@@ -22,7 +22,7 @@ STYLEGAN2_CALLS = {
 
 
 def _both(x, kernel, *args):
-    return ops.upfirdn2d_fast(x, kernel, *args), ops.reference_upfirdn2d()(x, kernel, *args)
+    return ops.upfirdn2d_fast(x, kernel, *args), compat.reference_upfirdn2d()(x, kernel, *args)
 
 
 @pytest.mark.parametrize('site', sorted(STYLEGAN2_CALLS))
@@ -60,7 +60,7 @@ def test_all_up_down_pad_combinations_equal_reference(name):
         for pads in rng.sample(PADS, 2):
             args = (*factors, *pads)
             try:
-                ref = ops.reference_upfirdn2d()(x, kernel, *args)
+                ref = compat.reference_upfirdn2d()(x, kernel, *args)
             except RuntimeError:  # the reference cannot compute this one (empty output)
                 continue
             if ref.numel() == 0:
@@ -99,7 +99,7 @@ def test_gradients_equal_reference_including_kernel_gradient():
     x = torch.randn(2, 3, 6, 5, dtype=torch.float64, requires_grad=True)
     kernel = KERNELS['non_separable_3x4'].double().requires_grad_()
     grads = []
-    for op in (ops.upfirdn2d_fast, ops.reference_upfirdn2d()):
+    for op in (ops.upfirdn2d_fast, compat.reference_upfirdn2d()):
         out = op(x, kernel, 2, 1, 1, 2, 1, 2, 2, 0)
         grads.append(torch.autograd.grad(out.square().sum(), (x, kernel)))
     for fast, ref in zip(*grads):
@@ -107,19 +107,19 @@ def test_gradients_equal_reference_including_kernel_gradient():
 
 
 def test_installed_by_default_and_toggle():
-    assert ops.is_fast()
+    assert compat.fast_ops_installed()
     assert UP_MOD.upfirdn2d_native is ops.upfirdn2d_fast
     assert compat._UpFirDn2dDispatch.native is ops.upfirdn2d_fast
     assert compat._FusedLeakyReLUDispatch.native is ops.fused_leaky_relu_fast
-    assert ops.reference_upfirdn2d() is not ops.upfirdn2d_fast
+    assert compat.reference_upfirdn2d() is not ops.upfirdn2d_fast
     try:
-        ops.install(fast=False)
-        assert not ops.is_fast()
-        assert compat._UpFirDn2dDispatch.native is ops.reference_upfirdn2d()
+        compat.install_fast_ops(fast=False)
+        assert not compat.fast_ops_installed()
+        assert compat._UpFirDn2dDispatch.native is compat.reference_upfirdn2d()
         assert compat._FusedLeakyReLUDispatch.native is None
     finally:
-        ops.install()
-    assert ops.is_fast()
+        compat.install_fast_ops()
+    assert compat.fast_ops_installed()
 
 
 @pytest.mark.parametrize('shape', [(2, 5), (2, 5, 3, 4), (1, 3, 2, 2, 2)])
@@ -128,14 +128,14 @@ def test_fused_leaky_relu_fast_is_bit_identical_and_keeps_autograd(shape):
     bias = torch.randn(shape[1], requires_grad=True)
     with torch.no_grad():
         fast = ops.fused_leaky_relu_fast(x, bias)
-        assert torch.equal(fast, compat.fused_leaky_relu_native(x, bias))
+        assert torch.equal(fast, ops.fused_leaky_relu_native(x, bias))
         no_bias = ops.fused_leaky_relu_fast(x, None, 0.1, 2.0)
-        assert torch.equal(no_bias, compat.fused_leaky_relu_native(x, None, 0.1, 2.0))
+        assert torch.equal(no_bias, ops.fused_leaky_relu_native(x, None, 0.1, 2.0))
     before = x.detach().clone()
     out = ops.fused_leaky_relu_fast(x, bias)
     assert out.requires_grad and torch.equal(x.detach(), before)  # the input is never modified
     grads = torch.autograd.grad(out.square().sum(), (x, bias))
-    ref = torch.autograd.grad(compat.fused_leaky_relu_native(x, bias).square().sum(), (x, bias))
+    ref = torch.autograd.grad(ops.fused_leaky_relu_native(x, bias).square().sum(), (x, bias))
     for a, b in zip(grads, ref):
         assert torch.equal(a, b)
 
@@ -161,10 +161,10 @@ def test_basicsr_upfirdn2d_calls_the_installed_op(monkeypatch):
 
 def _run_with(fast, fn):
     try:
-        ops.install(fast=fast)
+        compat.install_fast_ops(fast=fast)
         return fn()
     finally:
-        ops.install()
+        compat.install_fast_ops()
 
 
 def test_stylegan2_generator_and_r1_equal_with_and_without_fast_op():
@@ -241,9 +241,10 @@ def test_half_precision_psnr_on_official_reference_input(shared_dir, dtype):
     import os.path as osp
 
     import numpy as np
+    from official_recipe import make_recipe_state_dict
 
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.official import convert_official_state_dict, make_recipe_state_dict
+    from panininet.official import convert_official_state_dict
     ref = osp.join(shared_dir, 'official_reference')
     with open(osp.join(ref, 'manifest_panini_mfr.json')) as f:
         state_dict, arch_opt = convert_official_state_dict(make_recipe_state_dict(json.load(f)))
@@ -282,7 +283,16 @@ def test_fast_ops_on_cuda_equal_reference_and_compiled_kernel(site):
             compiled = compat._UpFirDn2dDispatch.compiled.apply(x, kernel, (up, up), (down, down), (p0, p1, p0, p1))
             torch.testing.assert_close(fast, compiled, rtol=0, atol=1e-5)
         b = torch.randn(16, device='cuda')
-        torch.testing.assert_close(ops.fused_leaky_relu_fast(x, b), compat.fused_leaky_relu_native(x, b), rtol=0,
+        torch.testing.assert_close(ops.fused_leaky_relu_fast(x, b), ops.fused_leaky_relu_native(x, b), rtol=0,
                                    atol=0)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
+
+
+def test_ops_is_a_leaf():
+    """ops.py imports nothing of panininet's or basicsr's (compat installs it, not the reverse)."""
+    import ast
+    tree = ast.parse(open(ops.__file__, encoding='utf-8').read())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or '' for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert names and not [m for m in names if m.split('.')[0] in ('panininet', 'basicsr')], names

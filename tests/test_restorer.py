@@ -171,6 +171,31 @@ def test_paste_back_round_trip(shared_dir, identity_restorer, name):
     assert psnr(out, ref, ~sel) > 40  # the background is the plain upscaled photo
 
 
+def test_detect_then_align_are_facexlibs_steps(shared_dir, identity_restorer):
+    """The two public steps give facexlib's own landmarks and crops; enhance is built on them."""
+    img = photo(shared_dir, 'Blake_Lively.jpg')
+    landmarks = identity_restorer.detect_landmarks(img)
+    assert landmarks.ndim == 3 and landmarks.shape[0] >= 2 and landmarks.shape[1:] == (5, 2)
+    assert (landmarks >= 0).all() and (landmarks < np.array(img.shape[1::-1])).all()  # x < w, y < h
+    assert (landmarks[:, 0, 0] < landmarks[:, 1, 0]).all()  # FFHQ order: image-left eye first
+    crops, affines = identity_restorer.align_faces(img, landmarks)
+    helper = identity_restorer.face_helper
+    helper.clean_all()
+    helper.input_img = img
+    helper.all_landmarks_5 = list(landmarks)
+    helper.align_warp_face()
+    assert len(crops) == len(affines) == len(helper.cropped_faces) == landmarks.shape[0]
+    for ours, theirs, m, m_theirs in zip(crops, helper.cropped_faces, affines, helper.affine_matrices):
+        assert ours.shape == (ALIGN_SIZE, ALIGN_SIZE, 3)
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(m, m_theirs)
+    cropped, _, _ = identity_restorer.enhance(img, paste_back=False)
+    assert len(cropped) == len(crops) and all(np.array_equal(a, b) for a, b in zip(cropped, crops))
+    assert identity_restorer.detect_landmarks(img, only_center_face=True).shape == (1, 5, 2)
+    empty = identity_restorer.detect_landmarks(np.full((80, 120, 3), 90, np.uint8))
+    assert empty.shape == (0, 5, 2) and identity_restorer.align_faces(img, empty) == ([], [])
+
+
 def test_input_forms_are_kept(shared_dir, identity_restorer):
     img = photo(shared_dir, 'Blake_Lively.jpg')[:, 350:]  # one face
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

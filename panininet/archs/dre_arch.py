@@ -81,6 +81,7 @@ def concat_all_gather(tensor):
     return torch.cat(gathered, dim=0)
 
 
+@ARCH_REGISTRY.register()
 class MoCo(nn.Module):
     """MoCo (v1) around two :class:`DegradationEncoder` s, as used for UDRL (paper eq. 4).
 

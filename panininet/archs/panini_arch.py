@@ -291,7 +291,7 @@ def load_gpm_state(gpm, state_dict):
 
     Args:
         gpm (StyleGAN2Generator): With FIR kernel buffers (see :func:`register_fir_kernels`).
-        state_dict (dict): e.g. ``torch.load(path)['params_ema']`` of a BasicSR StyleGAN2 checkpoint.
+        state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a BasicSR StyleGAN2 checkpoint.
     """
     state_dict = dict(state_dict)
     own = gpm.state_dict()

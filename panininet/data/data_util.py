@@ -12,8 +12,9 @@ from basicsr.data.data_util import paths_from_folder
 from basicsr.utils import FileClient
 
 from panininet.data.degradations import resize, seeded_rng
+from panininet.image_io import IMAGE_EXTENSIONS, is_image_file
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
+IMG_EXTENSIONS = IMAGE_EXTENSIONS  # the one list (panininet.image_io); this name kept for older imports
 
 
 def hq_paths(opt, key='dataroot_gt'):
@@ -59,10 +60,10 @@ def hq_paths(opt, key='dataroot_gt'):
             with open(meta) as fin:
                 paths = [osp.join(root, line.strip().split(' ')[0]) for line in fin if line.strip()]
         else:
-            paths = sorted(p for p in paths_from_folder(root) if p.lower().endswith(IMG_EXTENSIONS))
+            paths = sorted(p for p in paths_from_folder(root) if is_image_file(p))
     if not paths:
         where = f'lmdb {root!r}' if backend == 'lmdb' else f'{key}={root!r}'
-        raise RuntimeError(f'No images found in {where} (extensions {", ".join(IMG_EXTENSIONS)}).')
+        raise RuntimeError(f'No images found in {where} (extensions {", ".join(IMAGE_EXTENSIONS)}).')
     return paths
 
 

@@ -21,10 +21,11 @@ them would change the noise level and move the 8x8 JPEG grid), and running the b
 number of input pixels, as in GFP-GAN (512 px faces, sigma in {0.2:10}). The paper leaves sigma's range open
 ("randomly selected"); we use GFP-GAN's [0.2, 10] input pixels, the practice the paper says it follows.
 
-What comes from ``basicsr.data.degradations``: the JPEG step is its ``add_jpg_compression`` (fixed for OpenCV 5 in
-:mod:`panininet.compat`). Its noise and kernel samplers draw from the global NumPy RNG, which the reproducible
-(validation/test) mode must not touch, and its 41x41 ``filter2D`` blur is several times slower than OpenCV's
-separable Gaussian, so those two steps are done here.
+The JPEG step is :func:`add_jpg_compression`, basicsr's ``add_jpg_compression`` with the quality rounded to an
+int (OpenCV 5 rejects a float quality; :func:`panininet.compat.patch_jpeg_quality` installs it into basicsr too).
+Nothing else of ``basicsr.data.degradations`` is used: its noise and kernel samplers draw from the global NumPy
+RNG, which the reproducible (validation/test) mode must not touch, and its 41x41 ``filter2D`` blur is several times
+slower than OpenCV's separable Gaussian, so those two steps are done here.
 
 Conventions: images are float32 HWC arrays in [0, 1] (BGR as read by OpenCV; every step is channel-symmetric, so
 RGB works the same). Randomness (only the noise and the sampler are random) comes from an explicit
@@ -36,8 +37,6 @@ import cv2
 import numpy as np
 import torch
 
-from panininet.compat import add_jpg_compression
-
 _INTERP = {
     'nearest': cv2.INTER_NEAREST,
     'linear': cv2.INTER_LINEAR,
@@ -46,6 +45,28 @@ _INTERP = {
     'cubic': cv2.INTER_CUBIC,
     'bicubic': cv2.INTER_CUBIC,
 }
+
+def add_jpg_compression(img, quality=90):
+    """JPEG-compress an image, as ``basicsr.data.degradations.add_jpg_compression`` but OpenCV-5 safe.
+
+    Args:
+        img (ndarray): float32 image in [0, 1], shape (h, w, c) BGR or (h, w).
+        quality (float | int): JPEG quality 0..100; rounded to the nearest int (OpenCV 5 needs an int).
+
+    Returns:
+        ndarray: float32 image in [0, 1], same shape as ``img``.
+    """
+    img = np.clip(img, 0, 1)
+    quality = int(round(float(quality)))
+    if not 0 <= quality <= 100:
+        raise ValueError(f'JPEG quality must be in [0, 100], got {quality}.')
+    # OpenCV would convert float input to 8 bit itself (saturate + round half to even) with a warning; same values
+    img_u8 = np.clip(img * 255., 0, 255).round().astype(np.uint8)
+    ok, encimg = cv2.imencode('.jpg', img_u8, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    if not ok:
+        raise RuntimeError('cv2.imencode failed to JPEG-encode the image.')
+    return np.float32(cv2.imdecode(encimg, cv2.IMREAD_UNCHANGED)) / 255.
+
 
 #: Parameter ranges (inclusive) of the published degradation settings. ``q_range=None`` turns JPEG off.
 PRESETS = {
@@ -164,7 +185,7 @@ def add_noise(img, delta, rng=None):
 
 
 def jpeg(img, q):
-    """JPEG-compress at quality ``q`` through :func:`panininet.compat.add_jpg_compression` (OpenCV, int quality).
+    """JPEG-compress at quality ``q`` through :func:`add_jpg_compression` (OpenCV, int quality).
 
     Args:
         img (ndarray): float32 image in [0, 1], (h, w, 3) or (h, w).

@@ -23,7 +23,7 @@ class UDRLPairDataset(data.Dataset):
     realisations are independent; the noise level is shared). Both are degraded at ``degrade_size`` (the Panini
     input size, 512, so the parameters mean what they mean for :class:`PaniniMFRDataset`) and then area-resized to
     ``out_size`` (the DRE input, 256): for 512 -> 256 that is the exact 2x2 average Panini-Net applies before its
-    DRE (official reference README, sec. 7).
+    DRE (the official MFR code's ``AdaptiveAvgPool2d((256, 256))``).
 
     Options (YAML keys):
         dataroot_gt, meta_info, io_backend: as :class:`PaniniMFRDataset` (at least two images).

@@ -5,9 +5,10 @@ Differences from ``basicsr.models.base_model.BaseModel``:
 
 * :meth:`model_to_device` wraps in ``DistributedDataParallel`` without ``device_ids`` on CPU (basicsr always
   passes ``torch.cuda.current_device()``). The process group itself is created by ``panininet.compat.init_dist``.
-* :meth:`load_network` reads with ``weights_only=True`` and fails with a message naming the option and the file.
+* :meth:`load_network` reads through :func:`panininet.checkpoint.load_checkpoint_file` (``weights_only=True``) and
+  fails with a message naming the option and the file.
 * :meth:`save_network` and :meth:`save_training_state` write atomically (temporary file + ``os.replace``), and the
-  training state also holds the RNG states of every rank, which ``panininet.compat`` restores on resume.
+  training state also holds the RNG states of every rank, which :mod:`panininet.resume` restores on resume.
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
 """
 import os
@@ -19,8 +20,9 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from panininet.compat import gather_rng_states
+from panininet.checkpoint import load_checkpoint_file, pick_params, strip_prefix
 from panininet.fileio import torch_save_atomic
+from panininet.resume import gather_rng_states
 
 
 class PaniniBaseModel(BaseModel):
@@ -96,18 +98,17 @@ class PaniniBaseModel(BaseModel):
             raise FileNotFoundError(f'Checkpoint {load_path!r}{where} does not exist. Fix the path in the options '
                                     'file (relative paths are relative to the repository root).')
         try:
-            load_net = torch.load(load_path, map_location='cpu', weights_only=True)
+            load_net = load_checkpoint_file(load_path)
         except Exception as e:
             raise RuntimeError(f'Cannot read checkpoint {load_path!r}{where}: {e}') from e
-        if param_key is not None:
-            if param_key not in load_net and 'params' in load_net:
-                logger.info(f'Loading: {param_key} does not exist in {load_path}, use params.')
-                param_key = 'params'
-            if param_key not in load_net:
-                raise KeyError(f'Checkpoint {load_path!r}{where} has no {param_key!r} entry (keys: '
-                               f'{list(load_net)[:6]}); expected a BasicSR checkpoint {{"params": state_dict}}.')
-            load_net = load_net[param_key]
-        load_net = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in load_net.items())
+        if param_key is not None and param_key not in load_net and 'params' in load_net:
+            logger.info(f'Loading: {param_key} does not exist in {load_path}, use params.')
+            param_key = 'params'
+        try:
+            load_net = pick_params(load_net, f'Checkpoint {load_path!r}{where}',
+                                   keys=(param_key, ) if param_key else (), allow_bare=param_key is None)
+        except ValueError as e:
+            raise KeyError(f'{e} (expected a BasicSR checkpoint {{"{param_key}": state_dict}})') from None
         net = self.get_bare_model(net)
         logger.info(f'Loading {net.__class__.__name__} from {load_path}{where}, with param key: [{param_key}].')
         self._print_different_keys_loading(net, load_net, strict)
@@ -133,7 +134,7 @@ class PaniniBaseModel(BaseModel):
         save_dict = {}
         for net_, key in zip(nets, keys):
             state = self.get_bare_model(net_).state_dict()
-            save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu()) for k, v in state.items())
+            save_dict[key] = strip_prefix(OrderedDict((k, v.cpu()) for k, v in state.items()), 'module.')
         save_dict.update(extra or {})
         torch_save_atomic(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 

@@ -21,6 +21,7 @@ the InfoNCE loss of those pairs among themselves.
 from collections import OrderedDict
 
 import torch
+from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
@@ -64,11 +65,10 @@ class UDRLModel(PaniniBaseModel):
 
     def __init__(self, opt):
         super().__init__(opt)
-        net_opt = dict(opt['network_g'])
-        net_type = net_opt.pop('type', 'MoCo')
-        if net_type != 'MoCo':
-            raise ValueError(f'UDRLModel trains a MoCo network (network_g.type: MoCo), got {net_type!r}.')
-        self.net_g = self.model_to_device(MoCo(**net_opt))
+        net_g = build_network({'type': 'MoCo', **opt['network_g']})
+        if not isinstance(net_g, MoCo):
+            raise ValueError(f'UDRLModel trains a MoCo network (network_g.type: MoCo), got {type(net_g).__name__}.')
+        self.net_g = self.model_to_device(net_g)
         self.print_network(self.net_g)
         load_path = self.opt['path'].get('pretrain_network_g')
         if load_path is not None:
