@@ -17,6 +17,7 @@ import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.face_detection import DETECTORS
+from panininet.families import BACKENDS
 from panininet.restorer import VERSIONS, PaniniRestorer, read_image, weight_to_mask_bias, write_image
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument('--model_path', default=None,
                    help='weights file (ours, or an official checkpoint: converted once and cached); '
                    'default: the release file in the weights folder, downloaded if missing')
+    p.add_argument('--backend', default='pytorch', choices=tuple(BACKENDS),
+                   help='onnxruntime: --model_path is an .onnx file written by scripts/export_onnx.py '
+                   '(needs the [onnx] extra)')
     p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole photo')
     p.add_argument('--bg_upsampler', default='none', choices=('none', 'realesrgan'),
                    help='background upsampler (realesrgan: needs the realesrgan package; else Lanczos)')
@@ -128,7 +132,8 @@ def main(argv=None):
             bg_upsampler=build_bg_upsampler(args), device=args.device,
             detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
-            dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32')
+            dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32',
+            backend=args.backend)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')
         return 2

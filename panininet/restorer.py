@@ -76,11 +76,14 @@ class PaniniRestorer:
             ``out_size`` attributes and takes ``(x, mask_bias=...)``. Default: None.
         precision (str): Network arithmetic: 'fp32', or autocast to 'bf16' (CPU or GPU) or 'fp16' (GPU only);
             weights stay fp32. Default: 'fp32'.
+        backend (str): 'pytorch', or 'onnxruntime': ``model_path`` is an ``.onnx`` file written by
+            ``scripts/export_onnx.py`` (:class:`~panininet.families.onnx_family.OnnxRuntimeFamily`). Default:
+            'pytorch'.
     """
 
     def __init__(self, model_path=None, upscale=2, version='mfr', bg_upsampler=None, device=None,
                  detector='retinaface_resnet50', weights_dir=None, batch_size=4, allow_download=True,
-                 use_parse=False, dlib_upsample=1, net=None, precision='fp32'):
+                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', backend='pytorch'):
         family_cls = family_class(version)
         self.upscale = upscale
         self.version = version
@@ -95,7 +98,8 @@ class PaniniRestorer:
         elif net is not None:
             self.family = family_cls(net, self.device, precision)
         else:
-            self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download)
+            self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download,
+                                       backend=backend)
         self.net = getattr(self.family, 'net', None)
         self.in_size, self.out_size = self.family.in_size, self.family.out_size
         self.face_helper = None  # detector=None: aligned faces only (no detector weights needed)

@@ -66,7 +66,8 @@ def exported(request, tmp_path_factory):
         before = net(x)
         code = _script().main(['-v', 'mfr', '--model_path', weights, '-o', out])
         after = net(x)
-    return {'net': net, 'path': out, 'fusion': request.param, 'code': code, 'before': before, 'after': after}
+    return {'net': net, 'path': out, 'weights': weights, 'fusion': request.param, 'code': code, 'before': before,
+            'after': after}
 
 
 def test_tiny_export_matches_pytorch_at_any_batch(exported):
@@ -110,6 +111,62 @@ def test_mask_bias_input_acts_as_in_pytorch(exported):
 def test_export_leaves_the_pytorch_forward_unchanged(exported):
     assert torch.equal(exported['before'], exported['after'])
     assert all('forward' not in vars(m) for m in exported['net'].modules())
+
+
+def test_onnxruntime_family_equals_the_pytorch_family(exported):
+    """--backend onnxruntime: sizes read off the model, the weight reaching mask_bias through the same mapping."""
+    from panininet.families import build_family
+    onnx_family = build_family('mfr', exported['path'], 'cpu', backend='onnxruntime')
+    torch_family = build_family('mfr', exported['weights'], 'cpu')
+    assert (onnx_family.in_size, onnx_family.out_size) == (32, 64)
+    assert onnx_family.supports_weight == torch_family.supports_weight == (exported['fusion'] == 'dafi')
+    faces = _inputs(exported['net'], 2, seed=3)
+    weights = (None, 0.5, 0.1, 0.9) if onnx_family.supports_weight else (None, 0.5)
+    outs = {}
+    for weight in weights:
+        outs[weight] = onnx_family(faces, weight)
+        assert outs[weight].shape == (2, 3, 64, 64)
+        assert (outs[weight] - torch_family(faces, weight)).abs().max() <= TOL
+    if onnx_family.supports_weight:
+        assert (outs[0.1] - outs[0.5]).abs().max() > 0.1 and (outs[0.9] - outs[0.5]).abs().max() > 0.1
+    else:
+        with pytest.raises(ValueError, match='no mask_bias input'):
+            onnx_family(faces, 0.1)
+
+
+@pytest.mark.parametrize('exported', ['dafi'], indirect=True)
+def test_onnxruntime_backend_refusals(exported, tmp_path):
+    from panininet.families import build_family
+    garbage = tmp_path / 'garbage.onnx'
+    garbage.write_bytes(b'not a model')
+    cases = [({'model_path': None}, 'needs --model_path'),
+             ({'model_path': str(tmp_path / 'absent.onnx')}, 'no such file'),
+             ({'model_path': exported['weights']}, 'takes an .onnx file'),
+             ({'model_path': str(garbage)}, 'onnxruntime cannot load it'),
+             ({'model_path': exported['path'], 'precision': 'bf16'}, 'fp32 model'),
+             ({'model_path': exported['path'], 'backend': 'tensorrt'}, 'Unknown backend')]
+    for kwargs, message in cases:
+        kwargs = dict({'device': 'cpu', 'backend': 'onnxruntime'}, **kwargs)
+        with pytest.raises(ValueError, match=message):
+            build_family('mfr', **kwargs)
+
+
+@pytest.mark.parametrize('exported', ['dafi'], indirect=True)
+def test_cli_backend_onnxruntime_restores_as_pytorch(exported, shared_dir, tmp_path):
+    """inference_panini.py --aligned with the .onnx file and with its .pth: the same restored face (uint8 +-1)."""
+    import cv2
+
+    spec = importlib.util.spec_from_file_location('inference_panini', osp.join(REPO, 'inference_panini.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    face = osp.join(shared_dir, 'testdata', 'cropped_faces', 'Julia_Roberts_crop.png')
+    common = ['-i', face, '--aligned', '--device', 'cpu', '--no_download', '-w', '0.3']
+    assert cli.main([*common, '-o', str(tmp_path / 'ort'), '--backend', 'onnxruntime', '--model_path',
+                     exported['path']]) == 0
+    assert cli.main([*common, '-o', str(tmp_path / 'pt'), '--model_path', exported['weights']]) == 0
+    name = osp.join('restored_faces', 'Julia_Roberts_crop_00.png')
+    a, b = (cv2.imread(str(tmp_path / d / name)).astype(int) for d in ('ort', 'pt'))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
 @pytest.mark.parametrize(('sample_mode', 'demodulate'), [(None, True), ('upsample', True), ('downsample', True),
