@@ -2,13 +2,13 @@
 
     python benchmarks/bench_inference.py --photos ../shared/testdata/whole_imgs
 
-* network alone: ``PaniniNet`` MFR (512 -> 1024), full size, random weights (speed does not depend on the values),
-  ``batch_size`` faces per call, after one warm-up call;
+* network alone: the ``mfr`` family (PaniniNet MFR, 512 -> 1024), full size, random weights (speed does not depend
+  on the values), ``batch_size`` faces per call, after one warm-up call;
 * whole pipeline: ``PaniniRestorer.enhance`` on every photo of ``--photos`` (detection, alignment, network,
   paste-back), seconds per restored face;
-* GFPGAN v1.3's network (``GFPGANv1Clean``, 512 -> 512, random weights) in the same process, when the gfpgan package
-  can be imported (``pip install --no-deps gfpgan``, or ``PYTHONPATH`` pointing at an unpacked wheel); otherwise the
-  ratio is reported as not measured.
+* GFPGAN v1.3's network (the ``gfpgan1.3`` family, GFPGANv1Clean, 512 -> 512, random weights) in the same process,
+  when the gfpgan package can be imported (``pip install --no-deps gfpgan``, or ``PYTHONPATH`` pointing at an
+  unpacked wheel); otherwise the ratio is reported as not measured.
 
 Prints a table and, with ``--json``, writes the figures.
 """
@@ -24,8 +24,8 @@ import cv2
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.archs.panini_arch import PaniniNet
-from panininet.restorer import PaniniRestorer, select_device
+from panininet.families import random_family, select_device
+from panininet.restorer import PaniniRestorer
 
 # --tiny: the restorer aligns faces at 512, so a small network with a 512 input (figures meaningless)
 TINY_512 = {'in_size': 512, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
@@ -55,27 +55,24 @@ class Clock:
 
 
 @torch.no_grad()
-def time_network(net, in_size, batch_size, repeats, device, **kwargs):
-    """Median (wall, cpu) seconds per face of ``net`` on random (batch_size, 3, in_size, in_size) inputs."""
-    x = torch.rand(batch_size, 3, in_size, in_size, device=device) * 2 - 1
-    net(x, **kwargs)  # warm-up
+def time_network(family, batch_size, repeats, device):
+    """Median (wall, cpu) seconds per face of a family's call on random (batch_size, 3, in_size, in_size) inputs."""
+    x = torch.rand(batch_size, 3, family.in_size, family.in_size, device=device) * 2 - 1
+    family(x)  # warm-up
     walls, cpus = [], []
     for _ in range(repeats):
         with Clock(device) as clock:
-            net(x, **kwargs)
+            family(x)
         walls.append(clock.wall / batch_size)
         cpus.append(clock.cpu / batch_size)
     return sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
 
 
-def load_gfpgan():
+def load_gfpgan(device):
     try:
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        return random_family('gfpgan1.3', device), None
     except ImportError as err:
         return None, f'gfpgan not importable ({err})'
-    net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
-    return net, None
 
 
 def main():
@@ -100,16 +97,15 @@ def main():
                'load_average_1min_at_start': load, 'cpu_count': os.cpu_count(),
                'cpu': platform.processor() or platform.machine(), 'batch_size': args.batch_size}
 
-    panini = (PaniniNet(**TINY_512) if args.tiny else PaniniNet()).eval().to(device)
+    panini = random_family('mfr', device, **(TINY_512 if args.tiny else {}))
     if not args.skip_network:
         results['panini_net_wall_s_per_face'], results['panini_net_cpu_s_per_face'] = time_network(
-            panini, 512, args.batch_size, args.repeats, device)
+            panini, args.batch_size, args.repeats, device)
 
-    gfpgan, why = (None, 'skipped (--skip-network)') if args.skip_network else load_gfpgan()
+    gfpgan, why = (None, 'skipped (--skip-network)') if args.skip_network else load_gfpgan(device)
     if gfpgan is not None:
-        gfpgan = gfpgan.eval().to(device)
         results['gfpgan13_net_wall_s_per_face'], results['gfpgan13_net_cpu_s_per_face'] = time_network(
-            gfpgan, 512, args.batch_size, args.repeats, device, return_rgb=False)
+            gfpgan, args.batch_size, args.repeats, device)
         for kind in ('wall', 'cpu'):
             results[f'ratio_panini_over_gfpgan_{kind}'] = (results[f'panini_net_{kind}_s_per_face'] /
                                                           results[f'gfpgan13_net_{kind}_s_per_face'])

@@ -1,8 +1,10 @@
-"""Network speed: PaniniNet MFR (512 -> 1024) and GFPGAN v1.3 (GFPGANv1Clean, 512 -> 512), random weights.
+"""Network speed: PaniniNet MFR (512 -> 1024), GFPGAN v1.3 (GFPGANv1Clean, 512 -> 512), MMRB-Net (512 -> 512) and
+GPEN-BFR-512 (GPENNet), random weights.
 
-Prints one table: ms per face at each batch size, FLOPs per face (``torch.utils.flop_counter.FlopCounterMode``,
-counted once at batch 1 on the meta device: convolutions and matmuls, 2 FLOPs per multiply-add), effective GFLOP/s,
-peak memory, with panininet's fast StyleGAN2 ops (``--ops fast``) and basicsr's reference ops (``--ops ref``).
+Prints one table: parameters, ms per face at each batch size, FLOPs per face
+(``torch.utils.flop_counter.FlopCounterMode``, counted once at batch 1 on the meta device: convolutions and
+matmuls, 2 FLOPs per multiply-add), effective GFLOP/s, peak memory, the load average, with panininet's fast
+StyleGAN2 ops (``--ops fast``) and basicsr's reference ops (``--ops ref``, PaniniNet only).
 Every configuration runs in a fresh child process, so peak memory (CPU: peak RSS of that process, model included;
 CUDA: ``max_memory_allocated``) and timings do not leak between rows. Time = best of ``--repeats`` forward passes
 after ``--warmup`` untimed ones, ``torch.no_grad()``, ``eval()``.
@@ -16,6 +18,7 @@ Examples::
     python benchmarks/bench_network.py                                  # CPU, 2 threads, batch 1 and 8
     python benchmarks/bench_network.py --batch-sizes 1 --repeats 2 --nets panini --ops fast ref
     python benchmarks/bench_network.py --device cuda --dtype bf16 --batch-sizes 1 8 16 --channels-last
+    python benchmarks/bench_network.py --nets panini gfpgan mmrb gpen --ops fast --batch-sizes 1 --repeats 1
 """
 import argparse
 import json
@@ -25,48 +28,48 @@ import sys
 import time
 
 DTYPES = ('fp32', 'bf16', 'fp16')
+NAMES = {'panini': 'PaniniNet MFR 512->1024', 'gfpgan': 'GFPGANv1Clean 512->512', 'mmrb': 'MMRBNet 512->512',
+         'gpen': 'GPENNet (GPEN-BFR-512)'}
 
 
+# --nets name -> restoration family (panininet.families)
+FAMILY = {'panini': 'mfr', 'gfpgan': 'gfpgan1.3', 'mmrb': 'mmrb', 'gpen': 'gpen512'}
 # --tiny: networks small enough for a plumbing check (benchmarks/gpu_check.py --cpu-smoke); figures meaningless
-TINY_PANINI = {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
-               'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8}
+TINY = {'panini': {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
+                   'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8},
+        'gfpgan': {'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125}}
 
 
-def build(net_name, device='cpu', tiny=False):
-    """The network with random weights, in eval mode, and its input size."""
+def build(net_name, device='cpu', precision='fp32', tiny=False):
+    """The family's network with random weights, in eval mode, computing in ``precision``, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
-    if net_name == 'panini':
-        from panininet.archs.panini_arch import PaniniNet
-        net = PaniniNet(**TINY_PANINI) if tiny else PaniniNet()
-        return net.to(device).eval(), net.in_size
-    if net_name == 'gfpgan':
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-        size = 64 if tiny else 512
-        net = GFPGANv1Clean(out_size=size, num_style_feat=32 if tiny else 512, channel_multiplier=2,
-                            decoder_load_path=None, fix_decoder=False, num_mlp=8, input_is_latent=True,
-                            different_w=True, narrow=0.125 if tiny else 1, sft_half=True)
-        return net.to(device).eval(), size
-    raise ValueError(f'unknown net {net_name!r}')
+    from panininet.families import random_family
+
+    if net_name not in FAMILY:
+        raise ValueError(f'unknown net {net_name!r}')
+    if tiny and net_name not in TINY:
+        raise ValueError(f'--tiny: no tiny configuration of {net_name!r}')
+    family = random_family(FAMILY[net_name], device, precision, **(TINY[net_name] if tiny else {}))
+    return family, family.in_size
 
 
-def forward(net, x):
-    out = net(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
+def forward(family, x):
+    return family(x)  # no_grad and the autocast of --dtype inside (panininet.families)
 
 
 def count_flops(net_name, tiny=False):
-    """FLOPs of one face (batch 1), counted on the meta device (no memory, no time)."""
+    """FLOPs of one face (batch 1) and the parameter count, on the meta device (no memory, no time)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     import panininet  # noqa: F401
     with torch.device('meta'):
-        net, size = build(net_name, 'meta', tiny)
+        net, size = build(net_name, 'meta', tiny=tiny)
         x = torch.zeros(1, 3, size, size)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         forward(net, x)
-    return counter.get_total_flops()
+    return counter.get_total_flops(), sum(p.numel() for p in net.net.parameters())
 
 
 def run_one(cfg):
@@ -79,7 +82,7 @@ def run_one(cfg):
     torch.set_num_threads(cfg['threads'])
     compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
-    net, size = build(cfg['net'], device, cfg.get('tiny', False))
+    net, size = build(cfg['net'], device, cfg['dtype'], cfg.get('tiny', False))
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -87,11 +90,9 @@ def run_one(cfg):
     # basicsr's ModulatedConv2d views (b, c, h, w) as (1, b * c, h, w), which fails for b > 1 in channels_last)
     memory_format = torch.channels_last if cfg['channels_last'] else torch.contiguous_format
     x = torch.rand(cfg['batch'], 3, size, size, device=device).mul_(2).sub_(1).to(memory_format=memory_format)
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg['dtype'])
 
     def step():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            y = forward(net, x)
+        y = forward(net, x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         return y
@@ -126,7 +127,7 @@ def child(cfg):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--nets', nargs='+', default=['panini', 'gfpgan'], choices=['panini', 'gfpgan'])
+    parser.add_argument('--nets', nargs='+', default=['panini', 'gfpgan'], choices=list(NAMES))
     parser.add_argument('--ops', nargs='+', default=['fast', 'ref'], choices=['fast', 'ref'],
                         help='StyleGAN2 op path for PaniniNet (GFPGANv1Clean uses none of them: measured once)')
     parser.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 8])
@@ -146,10 +147,10 @@ def main():
         print(json.dumps(run_one(json.loads(args.child))))
         return
 
-    flops = {}
+    flops, params = {}, {}
     for net in args.nets:
         try:
-            flops[net] = count_flops(net, args.tiny)
+            flops[net], params[net] = count_flops(net, args.tiny)
         except ImportError as err:
             flops[net] = None
             print(f'{net}: not available ({err}); pip install --no-deps gfpgan into a separate --target and add it '
@@ -165,11 +166,11 @@ def main():
                        'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last,
                        'tiny': args.tiny}
                 if args.in_process:
+                    import torch
                     try:
                         res = run_one(cfg)
                     except RuntimeError as err:  # e.g. out of memory: report the row, go on
                         res = {'error': str(err).strip().splitlines()[0][:200]}
-                    import torch
                     if torch.cuda.is_available():
                         torch.cuda.empty_cache()  # the row's network and activations are gone
                 else:
@@ -178,38 +179,38 @@ def main():
                 print(f'# {net} ops={ops_name} batch={batch}: {res}', flush=True)
 
     import platform
-    print(f'\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
+    load = os.getloadavg()
+    print(f'\nload average (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}')
+    print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
           f'{args.threads} threads, dtype {args.dtype}, channels_last {args.channels_last}, '
-          f'best of {args.repeats} after {args.warmup} warm-up, load {os.getloadavg()[0]:.1f} (1 min) at the end')
+          f'best of {args.repeats} after {args.warmup} warm-up')
     gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
     ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}
-    print('| network | ops | batch | ms/face | faces/s | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops '
-          '| vs GFPGAN |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    print('| network | params (M) | ops | batch | ms/face | faces/s | GFLOP/face | GFLOP/s | peak mem (GiB) | '
+          'vs ref ops | time vs GFPGAN |')
+    print('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|')
     out_rows = []
     for net, ops_name, batch, res in rows:
-        name = 'PaniniNet MFR 512->1024' if net == 'panini' else 'GFPGANv1Clean 512->512'
-        if args.tiny:
-            name = 'PaniniNet tiny 32->64' if net == 'panini' else 'GFPGANv1Clean tiny 64->64'
+        name = NAMES[net] + (' (tiny)' if args.tiny else '')
         if 'error' in res:
-            print(f'| {name} | {ops_name} | {batch} | failed: {res["error"]} | | | | | | |')
+            print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | failed: {res["error"]} | | | | | | |')
             out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype, 'error': res['error']})
             continue
         per_face = res['seconds'] / batch
         gflop = flops[net] / 1e9
         vs_ref = f'{ref[batch] / per_face:.2f}x faster' if net == 'panini' and batch in ref else ''
-        vs_gfp = f'{per_face / gfp[batch]:.2f}x time' if net == 'panini' and batch in gfp else ''
-        print(f'| {name} | {ops_name} | {batch} | {per_face * 1e3:.1f} | {1 / per_face:.2f} | {gflop:.1f} | '
-              f'{gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+        vs_gfp = f'{per_face / gfp[batch]:.2f}x' if net != 'gfpgan' and batch in gfp else ''
+        print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | {per_face * 1e3:.1f} | '
+              f'{1 / per_face:.2f} | {gflop:.1f} | {gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | '
+              f'{vs_gfp} |')
         out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype,
                          'ms_per_face': per_face * 1e3, 'faces_per_s': 1 / per_face, 'gflop_per_face': gflop,
                          'gflop_per_s': gflop / per_face, 'peak_gib': res['peak_gib'], 'finite': res['finite'],
                          'device_name': res['device_name']})
     if args.json:
         from panininet.fileio import write_text_atomic
-        load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
         write_text_atomic(args.json, json.dumps({'rows': out_rows, 'device': args.device, 'threads': args.threads,
-                                                 'load_1min': load}, indent=2))
+                                                 'load_1min': load[0]}, indent=2))
 
 
 if __name__ == '__main__':

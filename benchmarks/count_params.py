@@ -1,4 +1,5 @@
-"""Parameter counts of PaniniNet (MFR, 16x SR, Cat-Conv ablation), per part, next to the official generators.
+"""Parameter counts of PaniniNet (MFR, 16x SR, Cat-Conv ablation), per part, next to the official generators; then
+MMRB-Net (512, per part, one and zero decoder MMRBs per scale) and GPEN-BFR-512 (GPENNet).
 
 The official counts are the ``generator_parameter_numel`` of the reference manifests
 (../shared/official_reference/manifest_panini_{mfr,sr}.json). The paper gives no numbers, only that Cat-Conv
@@ -14,14 +15,17 @@ import os.path as osp
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.archs.gpen_arch import GPENNet
+from panininet.archs.mmrb_arch import MMRB, MMRBNet
 from panininet.archs.panini_arch import PaniniNet
+from panininet.variants import variant_kwargs
 
-SR = {'in_size': 64, 'condition': 'learned', 'rrdb_channels': 64, 'num_rrdbs': 23, 'cbam_reduction': 8}
+# name: (PaniniNet arguments, tag of the official manifest with the same network)
 CONFIGS = {
-    'MFR (paper default)': ({}, 'mfr'),
-    'SR 16x': (SR, 'sr'),
-    'SR 16x, Cat-Conv': (dict(SR, fusion='catconv'), None),
-    'MFR, Cat-Conv': ({'fusion': 'catconv'}, None),
+    'MFR (paper default)': (variant_kwargs('mfr'), 'mfr'),
+    'SR 16x': (variant_kwargs('sr16'), 'sr'),
+    'SR 16x, Cat-Conv': (variant_kwargs('sr16', fusion='catconv'), None),
+    'MFR, Cat-Conv': (variant_kwargs('catconv'), None),
 }
 PARTS = ('ife', 'lce', 'gpm', 'dafi', 'dre', 'catconv', 'learned_v_dr')
 
@@ -56,6 +60,27 @@ def main():
     no_mapping = {name: total - 8 * (512 * 512 + 512) for name, total, _, _ in rows}
     print('without the unused StyleGAN2 mapping network (8 x 512 x 512 + bias): ' +
           ', '.join(f'{k} {v:,}' for k, v in no_mapping.items()))
+    print()
+    count_mmrb()
+
+
+def count_mmrb():
+    """MMRB-Net at 512 per part (the paper gives no counts), and GPENNet (GPEN-BFR-512's generator)."""
+    for num_dec in (1, 0):
+        with torch.device('meta'):
+            net = MMRBNet(num_mmrb_decoder=num_dec)
+        groups = net.param_groups()
+        enc, dec = net.codec.encoder, net.codec.decoder
+        mmrbs = sum(count(m) for m in net.modules() if isinstance(m, MMRB))
+        label = 'MMRB-Net (our default)' if num_dec == 1 else 'MMRB-Net, num_mmrb_decoder 0'
+        print(f'{label:30s} {count(net):>12,}')
+        print(f'    encoder {count(enc):,} ({num_dec + 1} MMRB/scale), decoder {count(dec):,} ({num_dec} MMRB/scale), '
+              f'Z layer {count(net.codec.latent):,}, prior {sum(p.numel() for p in groups["prior"]):,}, '
+              f'noise strengths {sum(p.numel() for p in groups["noise"])}; all MMRBs {mmrbs:,}')
+    with torch.device('meta'):
+        gpen = GPENNet()
+    print(f'{"GPENNet (GPEN-BFR-512)":30s} {count(gpen):>12,}    encoder {count(gpen.encoder):,}, prior '
+          f'{count(gpen.prior):,} (the same prior as MMRB-Net)')
 
 
 if __name__ == '__main__':

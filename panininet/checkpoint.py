@@ -50,24 +50,44 @@ def load_checkpoint_file(path, map_location='cpu', safe_globals=()):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        CheckpointError: The file is truncated or not a checkpoint at all.
         RuntimeError: The file needs objects outside the allow-list (message names the file and the way out).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist (give the path of a .pth file)')
     try:
-        with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as first:
         try:
-            with torch.serialization.safe_globals([*safe_globals, *_numpy_safe_globals()]):
+            with torch.serialization.safe_globals(list(safe_globals)):
                 return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise RuntimeError(
-                f'{path}: refused by torch.load(weights_only=True): it holds objects that may run code when loaded '
-                f'({str(err).splitlines()[0] if str(err) else first}). If you trust where the file comes from, '
-                'load it once yourself with torch.load(path, weights_only=False) and save only its tensors, e.g. '
-                "torch.save({'state_dict': ckpt['state_dict']}, 'clean.pth'); panininet never unpickles such "
-                'files itself.') from err
+        except pickle.UnpicklingError as first:
+            if 'weights only' not in str(first).lower():
+                raise
+            try:
+                with torch.serialization.safe_globals([*safe_globals, *_numpy_safe_globals()]):
+                    return torch.load(path, map_location=map_location, weights_only=True)
+            except pickle.UnpicklingError as err:
+                raise RuntimeError(
+                    f'{path}: refused by torch.load(weights_only=True): it holds objects that may run code when '
+                    f'loaded ({str(err).splitlines()[0] if str(err) else first}). If you trust where the file comes '
+                    'from, load it once yourself with torch.load(path, weights_only=False) and save only its '
+                    "tensors, e.g. torch.save({'state_dict': ckpt['state_dict']}, 'clean.pth'); panininet never "
+                    'unpickles such files itself.') from err
+    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(_unreadable(path, err)) from None
+    except RuntimeError as err:
+        if str(err).startswith(f'{path}: refused'):
+            raise
+        raise CheckpointError(_unreadable(path, err)) from None
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable PyTorch checkpoint (truncated, or another kind of file)."""
+
+
+def _unreadable(path, err):
+    text = str(err).strip().splitlines()
+    return (f'{path}: not a readable PyTorch checkpoint, truncated or another kind of file '
+            f'({type(err).__name__}: {text[0] if text else "no message"}); download or copy it again.')
 
 
 def strip_prefix(state_dict, prefix, only=False):

@@ -26,8 +26,12 @@ else). Nothing in site-packages is edited; every patch is idempotent.
    unconditionally and unpickles with ``weights_only=False``, and basicsr's train pipeline restarts the epoch and
    restores no RNG on resume. The machinery that fixes this is :mod:`panininet.resume`; this patch installs its
    sampler and its loader into ``basicsr.train``.
+7. ``patch_vgg_weights``, ``patch_gfpgan_component_file``, ``patch_gfpgan_adam_betas``: GFP-GAN 1.3.8's
+   training path (basicsr's VGG perceptual loss, GFP-GAN's dataset and optimisers), in
+   :mod:`panininet.compat_gfpgan`.
 """
 import importlib
+import importlib.util
 import logging
 import sys
 import types
@@ -279,6 +283,11 @@ def apply():
     patch_jpeg_quality()
     patch_init_dist()
     patch_exact_resume()
+    from panininet import compat_gfpgan  # 7-9: GFP-GAN's training path (does nothing without gfpgan)
+
+    compat_gfpgan.patch_vgg_weights()
+    compat_gfpgan.patch_gfpgan_component_file()
+    compat_gfpgan.patch_gfpgan_adam_betas()
     _APPLIED = True
     if OP_PATH == 'cuda-kernels':
         logger.info('panininet: StyleGAN2 ops use the compiled basicsr CUDA kernels on GPU (native on CPU).')

@@ -18,8 +18,9 @@ computes the same thing by modulating the *activations* (``conv(x * s, W) * demo
 export and restores basicsr's forward afterwards. The fast native ops (``panininet.ops``: upfirdn2d as a depthwise
 conv, fused leaky ReLU) export as they are (depthwise ``Conv``/``ConvTranspose``, ``Pad`` with negative pads).
 
-Families register an adapter in :data:`EXPORTERS` (network class name -> function giving the wrapper module, the
-example inputs and the metadata), so a new network (MMRB-Net) is one more entry.
+Each network has an adapter in :data:`EXPORTERS` (network class name -> function giving the wrapper module, the
+example inputs and the metadata): PaniniNet (``mfr``, ``sr16``; input and ``mask_bias``) and MMRB-Net (``mmrb``;
+input only: it has no fidelity knob and no random noise). A new network is one more entry.
 """
 import contextlib
 import inspect
@@ -110,8 +111,30 @@ def _panini_spec(net):
     return PaniniExportWrapper(net), inputs, names, meta
 
 
+class MMRBExportWrapper(nn.Module):
+    """``input -> MMRBNet(input)`` (the restored face only; MMRB-Net draws no noise and has no fidelity knob).
+
+    Args:
+        net (MMRBNet): In eval mode.
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        """(b, 3, S, S) -> (b, 3, S, S)."""
+        return self.net(x)
+
+
+def _mmrb_spec(net):
+    x = torch.zeros(2, 3, net.out_size, net.out_size)
+    meta = {'family': 'mmrb', 'in_size': net.out_size, 'out_size': net.out_size}
+    return MMRBExportWrapper(net), (x,), ['input'], meta
+
+
 # network class name -> spec(net) -> (wrapper module, example inputs, input names, metadata dict)
-EXPORTERS = {'PaniniNet': _panini_spec}
+EXPORTERS = {'PaniniNet': _panini_spec, 'MMRBNet': _mmrb_spec}
 
 
 def export_onnx(net, path, opset=OPSET, exporter='torchscript', extra_meta=None):
@@ -178,5 +201,5 @@ def read_onnx_metadata(path):
     return {p.key: p.value for p in model.metadata_props}
 
 
-__all__ = ['OPSET', 'EXPORTERS', 'modulated_conv_activation_form', 'exportable', 'PaniniExportWrapper', 'export_onnx',
-           'read_onnx_metadata']
+__all__ = ['OPSET', 'EXPORTERS', 'modulated_conv_activation_form', 'exportable', 'PaniniExportWrapper',
+           'MMRBExportWrapper', 'export_onnx', 'read_onnx_metadata']

@@ -1,8 +1,9 @@
 """Image files in and out: the one reader, the one writer and the one list of image extensions.
 
-* :func:`read_image` reads a photo as stored (8 or 16 bits, gray, BGR or BGRA) and turns it upright per its EXIF
-  orientation; :func:`to_bgr8` makes the 8-bit BGR view detection, the networks and the metrics work on, and
-  :func:`match_format` brings an 8-bit face back to a photo's own channels and depth.
+* :func:`read_image` reads a photo as stored (8 or 16 bits or 32-bit float, gray, BGR or BGRA) and turns it upright
+  per its EXIF orientation (:func:`why_unreadable` names the reason when it cannot); :func:`to_bgr8` makes the
+  8-bit BGR view detection, the networks and the metrics work on, and :func:`match_format` brings an 8-bit face
+  back to a photo's own channels and depth.
 * :func:`write_image` encodes by extension and writes atomically (:mod:`panininet.fileio`): never a partial file.
 * :data:`IMAGE_EXTENSIONS` / :func:`is_image_file`: what the dataset lists and the evaluation folders count as an
   image (the CLI decodes every file instead, so a mislabelled image still gets restored).
@@ -50,13 +51,34 @@ def read_image(path):
         path (str): Image file.
 
     Returns:
-        np.ndarray | None: (h, w) or (h, w, 3|4) uint8/uint16 BGR[A]; None when the file is not a readable image.
+        np.ndarray | None: (h, w) or (h, w, 3|4) BGR[A], uint8, uint16 or float32 (float TIFFs: values as stored,
+        1.0 = white); None when the file is not a readable image (:func:`why_unreadable` says why).
+
+    Raises:
+        OSError: The file cannot be read at all (permissions, a dangling link).
     """
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None or img.dtype not in (np.uint8, np.uint16):
+    if img is None or img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         return None
+    if img.dtype == np.float64:
+        img = img.astype(np.float32)
     return apply_exif_orientation(img, exif_orientation(path))
+
+
+EXR_MAGIC = b'\x76\x2f\x31\x01'
+
+
+def why_unreadable(path):
+    """Why :func:`read_image` gave None for ``path``: one phrase for the user's warning."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        return 'an empty file'
+    if head == EXR_MAGIC:
+        return ('an OpenEXR image, which the OpenCV build of opencv-python cannot decode; convert it to a 32-bit '
+                'float TIFF')
+    return 'not an image (or a truncated or corrupt one)'
 
 
 def write_image(img, path, params=None):
@@ -77,7 +99,8 @@ def to_bgr8(img):
     """8-bit 3-channel BGR view of any photo, for detection and the network.
 
     Args:
-        img (np.ndarray): (h, w) gray, (h, w, 1|3|4) BGR[A]; uint8, uint16 or float in [0, 1].
+        img (np.ndarray): (h, w) gray, (h, w, 1|3|4) BGR[A]; uint8, uint16 or float (1.0 = white; values outside
+            [0, 1] are clipped).
 
     Returns:
         np.ndarray: (h, w, 3) uint8 BGR (16 bits are rounded to 8, alpha is dropped, gray is repeated).
@@ -98,16 +121,19 @@ def match_format(face_bgr8, like):
 
     Args:
         face_bgr8 (np.ndarray): (h, w, 3) uint8 BGR.
-        like (np.ndarray): (h, w) or (h, w, c) uint8/uint16 image whose form to match.
+        like (np.ndarray): (h, w) or (h, w, c) uint8/uint16/float image whose form to match.
 
     Returns:
-        np.ndarray: (h, w, 1) for a gray ``like``, else (h, w, 3); float32 on ``like``'s scale (x 257 for 16 bits).
+        np.ndarray: (h, w, 1) for a gray ``like``, else (h, w, 3); float32 on ``like``'s scale (x 257 for 16 bits,
+        / 255 for float images).
     """
     face = face_bgr8.astype(np.float32)
     if like.ndim == 2 or like.shape[2] == 1:
         face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)[:, :, None]
     if like.dtype == np.uint16:
         face = face * 257.0
+    elif np.issubdtype(like.dtype, np.floating):
+        face = face / 255.0
     return face
 
 

@@ -122,10 +122,8 @@ def convert_generator_key(key, num_levels):
 
 
 def _generator_entries(state_dict):
-    out = OrderedDict()
-    for k, v in state_dict.items():
-        if k.startswith(OFFICIAL_GENERATOR_PREFIX):
-            out[k[len(OFFICIAL_GENERATOR_PREFIX):]] = v
+    from panininet.checkpoint import strip_prefix  # here: checkpoint imports this module
+    out = strip_prefix(state_dict, OFFICIAL_GENERATOR_PREFIX, only=True)
     if not out:
         raise ValueError('no "generator.*" entries: not an official Panini checkpoint')
     return out

@@ -126,16 +126,7 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     CPU a fresh large buffer costs more than the arithmetic (page faults). Without autograd this makes one
     temporary and does the leaky ReLU and the gain in place: the same operations in the same order, so the result
     is bit-identical to :func:`fused_leaky_relu_native`, which is used as is when a gradient is
-    needed (backward and double backward unchanged).
-
-    Args:
-        input (Tensor): Shape (b, c, ...) or (b, c).
-        bias (Tensor | None): Shape (c,).
-        negative_slope (float): Leaky ReLU slope. Default: 0.2.
-        scale (float): Output gain. Default: sqrt(2).
-
-    Returns:
-        Tensor: Same shape as ``input``.
+    needed (backward and double backward unchanged). Arguments and result as :func:`fused_leaky_relu_native`.
     """
     has_bias = bias is not None and bias.numel() > 0
     if torch.is_grad_enabled() and (input.requires_grad or (has_bias and bias.requires_grad)):

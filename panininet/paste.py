@@ -5,7 +5,7 @@ its own ``out_size``, and the output photo is the input scaled by ``upscale``. :
 chains the three (pixel-centre convention, so nothing shifts by half a pixel); :func:`paste_faces` area-downsamples
 each restored face to the size it covers in the output (never upsamples it) and blends it with a mask
 (:func:`square_soft_mask`, or a face-parsing mask from :func:`parsing_mask`) inside the face's own bounding box
-only: the background keeps its dtype (uint8/uint16) and is never converted to float as a whole.
+only: the background keeps its dtype (uint8/uint16/float32) and is never converted as a whole.
 """
 import cv2
 import numpy as np
@@ -76,7 +76,7 @@ def paste_face(canvas, face_bgr8, matrix, mask):
     """Blend one restored face into ``canvas`` in place, touching only the face's bounding box.
 
     Args:
-        canvas (np.ndarray): Output photo (h, w[, c]) uint8/uint16, gray/BGR/BGRA; modified in place.
+        canvas (np.ndarray): Output photo (h, w[, c]) uint8/uint16/float32, gray/BGR/BGRA; modified in place.
         face_bgr8 (np.ndarray): (r, r, 3) uint8 BGR restored face.
         matrix (np.ndarray): (2, 3) face pixels -> canvas pixels.
         mask (np.ndarray): (r, r) float32 blend weight of the face.
@@ -100,8 +100,10 @@ def paste_face(canvas, face_bgr8, matrix, mask):
     color = roi3[:, :, :3].astype(np.float32)
     face = match_format(warped, roi)
     blended = alpha * face + (1.0 - alpha) * color
-    info = np.iinfo(canvas.dtype)
-    blended = np.clip(np.round(blended), info.min, info.max).astype(canvas.dtype)
+    if np.issubdtype(canvas.dtype, np.integer):
+        info = np.iinfo(canvas.dtype)
+        blended = np.clip(np.round(blended), info.min, info.max)
+    blended = blended.astype(canvas.dtype)
     if roi.ndim == 2:
         canvas[y0:y1, x0:x1] = blended[:, :, 0]
     else:
@@ -112,7 +114,7 @@ def paste_faces(canvas, input_hw, affines, faces, align_size, mask_fn=None):
     """Blend restored faces into the upscaled photo ``canvas`` in place.
 
     Args:
-        canvas (np.ndarray): The input photo upscaled (h', w'[, c]), uint8/uint16; modified in place.
+        canvas (np.ndarray): The input photo upscaled (h', w'[, c]), uint8/uint16/float32; modified in place.
         input_hw (tuple[int, int]): (h, w) of the input photo the affines refer to.
         affines (list[np.ndarray]): (2, 3) input -> ``align_size`` crop matrices, one per face.
         faces (list[np.ndarray]): (r, r, 3) uint8 BGR restored faces.

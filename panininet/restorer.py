@@ -17,7 +17,10 @@ Pipeline (``enhance``), one step per concern:
    chosen by ``version``) ``batch_size`` at a time (RGB in [-1, 1]; output ``(y + 1) / 2`` clamped and rounded, as
    the official demo). A batch that fails is retried face by face; a face that still fails falls back to its input
    crop with a warning, as GFPGAN does.
-4. :meth:`PaniniRestorer.paste_back`: each restored face is blended into the upscaled photo with the exact inverse
+4. Finishing each face (:mod:`panininet.color`): with ``color_fix`` the restored face takes its input crop's
+   low-frequency colour; a gray photo (one channel, or three equal within a small tolerance: :func:`is_gray`) gets
+   gray faces, so it comes back gray.
+5. :meth:`PaniniRestorer.paste_back`: each restored face is blended into the upscaled photo with the exact inverse
    of the alignment (:mod:`panininet.paste`).
 
 ``weight`` (``-w`` in the CLI) is the family's fidelity knob: for Panini-Net see :func:`weight_to_mask_bias`.
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from basicsr.utils import get_root_logger
 
+from panininet.color import COLOR_FIX_METHODS, color_fix, is_gray, to_gray_bgr
 from panininet.face_detection import FFHQ_TEMPLATE_512, build_face_helper
 from panininet.families import (
     FAMILIES,
@@ -79,17 +83,22 @@ class PaniniRestorer:
         backend (str): 'pytorch', or 'onnxruntime': ``model_path`` is an ``.onnx`` file written by
             ``scripts/export_onnx.py`` (:class:`~panininet.families.onnx_family.OnnxRuntimeFamily`). Default:
             'pytorch'.
+        color_fix (str): 'none', 'wavelet' or 'adain': give each restored face the low-frequency colour of its
+            input crop before it is pasted (:func:`panininet.color.color_fix`). Default: 'none'.
     """
 
     def __init__(self, model_path=None, upscale=2, version='mfr', bg_upsampler=None, device=None,
                  detector='retinaface_resnet50', weights_dir=None, batch_size=4, allow_download=True,
-                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', backend='pytorch'):
+                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', color_fix='none',
+                 backend='pytorch'):
+        if color_fix not in COLOR_FIX_METHODS:
+            raise ValueError(f'color_fix={color_fix!r}: use one of {", ".join(COLOR_FIX_METHODS)}.')
         family_cls = family_class(version)
+        self.color_fix = color_fix
         self.upscale = upscale
         self.version = version
         self.bg_upsampler = bg_upsampler
         self.device = select_device(device)
-        self.precision = precision
         self.batch_size = max(1, int(batch_size))
         self.weights_dir = weights_dir
         self.logger = get_root_logger()
@@ -100,6 +109,7 @@ class PaniniRestorer:
         else:
             self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download,
                                        backend=backend)
+        self.precision = self.family.precision
         self.net = getattr(self.family, 'net', None)
         self.in_size, self.out_size = self.family.in_size, self.family.out_size
         self.face_helper = None  # detector=None: aligned faces only (no detector weights needed)
@@ -144,7 +154,8 @@ class PaniniRestorer:
             crop matrices.
         """
         img8 = to_bgr8(img)
-        affines = [cv2.estimateAffinePartial2D(lm, FFHQ_TEMPLATE_512, method=cv2.LMEDS)[0] for lm in landmarks]
+        affines = [cv2.estimateAffinePartial2D(np.asarray(lm, np.result_type(lm, np.float32)), FFHQ_TEMPLATE_512,
+                                               method=cv2.LMEDS)[0] for lm in landmarks]
         crops = [cv2.warpAffine(img8, m, (ALIGN_SIZE, ALIGN_SIZE), borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=ALIGN_BORDER_VALUE) for m in affines]
         if self.face_helper is not None:  # leave facexlib's helper as GFPGANer does (applications read it)
@@ -231,13 +242,27 @@ class PaniniRestorer:
         restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
         results, i = [], 0
         for img, p in zip(imgs, prepared):
-            restored = restored_all[i:i + len(p['net_inputs'])]
+            restored = self.finish_faces(restored_all[i:i + len(p['net_inputs'])], p['crops'], is_gray(img))
             i += len(p['net_inputs'])
             whole = None
             if paste_back and not has_aligned:
                 whole = self.paste_back(img, p['affines'], restored)
             results.append((p['crops'], restored, whole))
         return results
+
+    def finish_faces(self, restored, crops, gray):
+        """The restored faces as they are pasted: colour-fixed to their crops (``color_fix``), gray for a gray photo.
+
+        Args:
+            restored (list[np.ndarray]): (r, r, 3) uint8 BGR restored faces.
+            crops (list[np.ndarray]): Their (512, 512, 3) uint8 BGR input crops.
+            gray (bool): The photo is gray (:func:`panininet.color.is_gray`).
+
+        Returns:
+            list[np.ndarray]: (r, r, 3) uint8 BGR faces (three equal channels when ``gray``).
+        """
+        faces = [color_fix(face, crop, self.color_fix) for face, crop in zip(restored, crops)]
+        return [to_gray_bgr(face) for face in faces] if gray else faces
 
     def _aligned_input(self, img):
         """One aligned face: its 512 crop, and what goes into the network (a face of in_size goes in untouched)."""
@@ -252,6 +277,29 @@ class PaniniRestorer:
     def _detect_and_align(self, img, only_center_face):
         crops, affines = self.align_faces(img, self.detect_landmarks(img, only_center_face))
         return {'crops': crops, 'net_inputs': crops, 'affines': affines}
+
+    # ------------------------------------------------------------------------------------------------------ video
+    def enhance_video(self, input_path, output_path, only_center_face=False, weight=0.5, smooth=True,
+                      video_codec='libx264', crf=18, progress=None):
+        """Restore every face of a video clip and write it with its sound (see :func:`panininet.video.restore_video`).
+
+        Args:
+            input_path (str): Any clip FFmpeg decodes (mp4, mov, mkv, avi, webm, ...).
+            output_path (str): Destination (its extension picks the container), written atomically.
+            only_center_face (bool): Restore only the centre face of each frame. Default: False.
+            weight (float | None): Fidelity, as in :meth:`enhance`. Default: 0.5.
+            smooth (bool): Track faces and smooth their landmarks over time. Default: True.
+            video_codec (str): FFmpeg encoder. Default: 'libx264' (H.264, yuv420p).
+            crf (int): Constant rate factor of the encoder. Default: 18.
+            progress (callable | None): Called with 1 after each frame written. Default: None.
+
+        Returns:
+            panininet.video.VideoSummary: Frames, faces, time, what happened to the audio.
+        """
+        from panininet.video import restore_video
+
+        return restore_video(self, input_path, output_path, weight=weight, only_center_face=only_center_face,
+                             smooth=smooth, video_codec=video_codec, crf=crf, progress=progress)
 
     # ------------------------------------------------------------------------------------------------ paste back
     def upsample_background(self, img):

@@ -16,9 +16,7 @@ URL and the folder to put it in; the CLI prints that message and exits with stat
 import hashlib
 import os
 import os.path as osp
-import re
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -59,6 +57,9 @@ RELEASES = {
     # GFPGAN's releases, used only when the gfpgan package is installed (``-v gfpgan1.3|gfpgan1.4``)
     'gfpgan1.3': Release('GFPGANv1.3.pth', 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth'),
     'gfpgan1.4': Release('GFPGANv1.4.pth', 'https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth'),
+    # GPEN's release (URL from GPEN's weights/README.md), ``-v gpen512``; MMRB-Net (``-v mmrb``) has no release
+    'gpen512': Release('GPEN-BFR-512.pth',
+                       'https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/GPEN-BFR-512.pth'),
 }
 
 # Real-ESRGAN's x2 model for ``--bg_upsampler realesrgan`` (used only when the realesrgan package is installed)
@@ -140,40 +141,40 @@ def verify_recorded_checksum(path):
             f'file: {actual[:12]}...). Delete both files to download it again.')
 
 
-def _atomic_download(url, dest, opener=None, timeout=60):
-    """Stream ``url`` to ``dest`` through a temp file in the same folder (os.replace at the end)."""
-    opener = opener or urllib.request.build_opener()
+def _gdown_errors():
+    """The exceptions gdown raises for a failed Drive download (its own, and requests' ``OSError`` subclasses)."""
+    import gdown.exceptions
+
+    names = ('DownloadError', 'FileURLRetrievalError')
+    return (OSError, *(getattr(gdown.exceptions, n) for n in names if hasattr(gdown.exceptions, n)))
+
+
+def _atomic_download(release, dest, opener=None, timeout=60):
+    """Download ``release`` to ``dest`` through a temp file in the same folder (os.replace at the end).
+
+    Google Drive files go through ``gdown``, which follows Drive's virus-scan confirmation pages (whose form
+    changes every few years); plain URLs are streamed with urllib.
+
+    Raises:
+        OSError: The download failed (gdown's own errors are re-raised as OSError with their message).
+    """
     with atomic_path(dest) as tmp:
-        with open(tmp, 'wb') as out, opener.open(url, timeout=timeout) as resp:
-            ctype = resp.headers.get('Content-Type', '')
-            first = resp.read(1 << 16)
-            if 'text/html' in ctype:
-                # Google Drive answers large files with a "can't scan for viruses" page holding a confirm form
-                page = first + resp.read()
-                confirm = _gdrive_confirm_url(page.decode('utf-8', 'replace'), url)
-                if confirm is None:
-                    raise OSError(f'{url} returned a web page instead of the file')
-                with opener.open(confirm, timeout=timeout) as resp2:
-                    if 'text/html' in resp2.headers.get('Content-Type', ''):
-                        raise OSError(f'{url} returned a web page instead of the file (download quota?)')
-                    for block in iter(lambda: resp2.read(1 << 20), b''):
-                        out.write(block)
-            else:
-                out.write(first)
-                for block in iter(lambda: resp.read(1 << 20), b''):
-                    out.write(block)
+        if release.gdrive_id:
+            import gdown
 
-
-def _gdrive_confirm_url(page, url):
-    """The direct-download URL from Google Drive's virus-scan warning page, or None."""
-    form = re.search(r'<form[^>]+action="([^"]+)"', page)
-    if form:
-        params = dict(re.findall(r'<input[^>]+name="([^"]+)"[^>]+value="([^"]*)"', page))
-        return form.group(1).replace('&amp;', '&') + '?' + urllib.parse.urlencode(params)
-    token = re.search(r'confirm=([0-9A-Za-z_-]+)', page)
-    if token:
-        return url + '&confirm=' + token.group(1)
-    return None
+            try:
+                gdown.download(id=release.gdrive_id, output=tmp, quiet=False, timeout=timeout)
+            except _gdown_errors() as err:
+                raise OSError(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__) from err
+            if not osp.isfile(tmp) or osp.getsize(tmp) == 0:
+                raise OSError(f'{release.url} gave no file (Drive download quota exceeded?)')
+            return
+        opener = opener or urllib.request.build_opener()
+        with open(tmp, 'wb') as out, opener.open(release.url, timeout=timeout) as resp:
+            if 'text/html' in resp.headers.get('Content-Type', ''):
+                raise OSError(f'{release.url} returned a web page instead of the file')
+            for block in iter(lambda: resp.read(1 << 20), b''):
+                out.write(block)
 
 
 def download_release(release, folder, model_path_hint=True):
@@ -193,7 +194,7 @@ def download_release(release, folder, model_path_hint=True):
     """
     dest = osp.join(folder, release.file_name)
     try:
-        _atomic_download(release.url, dest)
+        _atomic_download(release, dest)
     except (OSError, urllib.error.URLError) as err:
         raise WeightsNotFoundError(missing_message(release, folder, str(err), model_path_hint)) from None
     digest = sha256sum(dest)
@@ -230,7 +231,7 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
     """Find the restoration network's weights file.
 
     Args:
-        version (str): Key of :data:`RELEASES` ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4'). Default: 'mfr'.
+        version (str): A ``-v`` name; its release file is :data:`RELEASES`' entry. Default: 'mfr'.
         model_path (str | None): Explicit file; must exist. Default: None.
         weights_dir (str | None): Weights root (see :func:`weights_root`). Default: None.
         allow_download (bool): Download the release when it is missing. Default: True.
@@ -239,8 +240,8 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
         str: Path of an existing file.
 
     Raises:
-        WeightsNotFoundError: Nothing found and nothing downloadable.
-        ValueError: Unknown version.
+        WeightsNotFoundError: Nothing found and nothing downloadable (also: a version without a release file and no
+            ``model_path``).
     """
     if model_path is not None:
         path = osp.abspath(osp.expanduser(model_path))
@@ -248,7 +249,8 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
             raise WeightsNotFoundError(f'--model_path {model_path}: no such file.')
         return path
     if version not in RELEASES:
-        raise ValueError(f'Unknown model version {version!r}; choose one of {sorted(RELEASES)}.')
+        raise WeightsNotFoundError(f'-v {version} has no released weights to download; give its weights file with '
+                                   '--model_path.')
     return resolve_release_file(RELEASES[version], weights_root(weights_dir), allow_download)
 
 

@@ -4,8 +4,9 @@
 Methods to compare (any mix, each becomes a row of the table):
 
 - ``--results NAME=DIR``: a folder of restorations already made (e.g. the official outputs);
-- ``--model [NAME=]PATH``: a PaniniNet checkpoint (ours, or an official one) that restores the aligned faces of
-  ``--lq`` through :class:`panininet.restorer.PaniniRestorer` (``--version mfr`` or ``sr16``);
+- ``--model [NAME=]PATH``: a weights file of the restoration family ``--version`` (a ``-v`` name: ``mfr`` or
+  ``sr16`` for a PaniniNet checkpoint, ours or official; ``mmrb`` for a trained MMRB-Net; ``gpen512``...) that
+  restores the aligned faces of ``--lq`` through :class:`panininet.restorer.PaniniRestorer`;
 - ``--gfpgan VERSION[=PATH]``: GFPGAN's released model (1.3 or 1.4) through the same restorer (needs the ``gfpgan``
   package; its weights from PATH, the weights root, or the usual download);
 - ``--include-input``: the LQ inputs themselves, bicubic-resized to the GT size (GFP-GAN's "Input" row).
@@ -13,7 +14,7 @@ Methods to compare (any mix, each becomes a row of the table):
 Images are paired by file name without extension (``GT/00003.jpg`` with ``restored/00003.png``); restorations are
 written to ``OUT/restored/NAME/``. The GT folder should hold the HQ images the LQ set was made from (for example by
 ``scripts/make_degraded_set.py``). FID's reference statistics are computed from these GT images, not from FFHQ:
-compare FIDs only between rows of one table, and expect a bias with few images. See ``panininet/metrics.py`` for
+compare FIDs only between rows of one table, and expect a bias with few images. See ``panininet/metrics/`` for
 each metric's implementation, network and weights. Writes ``OUT/metrics.md`` and ``OUT/metrics.json``.
 
 Example:
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet import metrics as M
+from panininet.families import family_names
 from panininet.fileio import write_text_atomic
 
 
@@ -97,8 +99,10 @@ def collect_methods(args):
         add(name, folder)
     for spec in args.gfpgan:
         version, path = spec.split('=', 1) if '=' in spec else (spec, None)
-        if version not in ('1.3', '1.4'):
-            raise SystemExit(f'--gfpgan {spec!r}: version must be 1.3 or 1.4 (optionally =PATH to the weights).')
+        known = [name[len('gfpgan'):] for name in family_names() if name.startswith('gfpgan')]
+        if version not in known:
+            raise SystemExit(f'--gfpgan {spec!r}: version must be {" or ".join(known)} (optionally =PATH to the '
+                             'weights).')
         restorer = PaniniRestorer(model_path=path, version=f'gfpgan{version}', device=args.device, detector='dlib',
                                   weights_dir=args.weights_dir, allow_download=not args.no_download)
         name = f'GFPGAN v{version}'
@@ -131,8 +135,10 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True, help='output folder (metrics.md, metrics.json, restored/)')
     p.add_argument('--results', action='append', default=[], metavar='NAME=DIR', help='restored folder (repeat)')
     p.add_argument('--lq', help='degraded aligned faces to restore with --model/--gfpgan')
-    p.add_argument('--model', action='append', default=[], metavar='[NAME=]PATH', help='PaniniNet weights (repeat)')
-    p.add_argument('--version', default='mfr', choices=['mfr', 'sr16'], help='PaniniNet task of --model')
+    p.add_argument('--model', action='append', default=[], metavar='[NAME=]PATH',
+                   help='weights of the --version family (repeat)')
+    p.add_argument('--version', default='mfr', choices=family_names(),
+                   help='restoration family (-v name) of every --model')
     p.add_argument('--gfpgan', action='append', default=[], metavar='VERSION[=PATH]',
                    help="GFPGAN's released model 1.3 or 1.4 (needs the gfpgan package; repeat)")
     p.add_argument('--include-input', action='store_true', help="add the LQ inputs as a row ('Input')")

@@ -4,11 +4,11 @@
     python scripts/export_onnx.py -v sr16 --model_path panini_sr_latest.pth -o panini_sr16.onnx --check
 
 ``-v`` is a restoration family (``panininet/families``) whose network has an exporter (``panininet/export.py``:
-PaniniNet, i.e. ``mfr`` and ``sr16``); ``--model_path`` is read as that family reads it: our weights file
-(``{'params_ema' | 'params': state dict, 'arch': {...}}``, the recorded architecture wins over the variant's
-arguments) or an official Panini-Net checkpoint (converted once, cached in the weights root).
+PaniniNet, i.e. ``mfr`` and ``sr16``, and MMRB-Net, ``mmrb``); ``--model_path`` is read as that family reads
+it: our weights file (``{'params_ema' | 'params': state dict, 'arch': {...}}``, the recorded architecture wins over
+the variant's arguments) or an official Panini-Net checkpoint (converted once, cached in the weights root).
 
-The ONNX model has the inputs ``input`` (batch, 3, S, S), RGB in [-1, 1], and, for DAFI networks, ``mask_bias``
+The ONNX model has the inputs ``input`` (batch, 3, S, S), RGB in [-1, 1], and, for DAFI PaniniNets, ``mask_bias``
 (num_levels,) float32 (0 = the network as trained; the restorer maps ``-w`` to it), and the output ``output``
 (batch, 3, out_size, out_size). The noise is the stored buffers (``randomize_noise=False``).
 
@@ -37,16 +37,17 @@ def check(net, path, batch=2):
     import onnxruntime as ort
     import torch
 
+    wrapper = EXPORTERS[type(net).__name__](net)[0].eval()  # the exported forward (stored noise)
+    size = getattr(net, 'in_size', net.out_size)
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, net.in_size, net.in_size, generator=g) * 2 - 1
+    x = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    feeds = {'input': x.numpy()}
-    kwargs = {}
+    feeds, args = {'input': x.numpy()}, [x]
     if 'mask_bias' in {i.name for i in session.get_inputs()}:
         feeds['mask_bias'] = np.full(net.num_levels, 0.5, np.float32)
-        kwargs['mask_bias'] = torch.from_numpy(feeds['mask_bias'])
+        args.append(torch.from_numpy(feeds['mask_bias']))
     with torch.no_grad():
-        ref = net(x, randomize_noise=False, **kwargs).numpy()
+        ref = wrapper(*args).numpy()
     return float(np.abs(session.run(['output'], feeds)[0] - ref).max())
 
 

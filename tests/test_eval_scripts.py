@@ -143,6 +143,22 @@ def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
     assert torch.equal(net.dre.E[0].weight, saved['E.0.weight'])
 
 
+def test_evaluate_mmrb_row(examples, tmp_path):
+    """A trained MMRB-Net file (params_ema + arch, as training writes it) as a table row (--version mmrb)."""
+    from panininet.archs.mmrb_arch import MMRBNet
+
+    torch.manual_seed(0)
+    arch = dict(out_size=64, num_style_feat=8, num_mlp=2, channel_multiplier=1, narrow=1 / 32)
+    weights = str(tmp_path / 'net_g_mmrb.pth')
+    torch.save({'params_ema': MMRBNet(**arch).state_dict(), 'arch': arch}, weights)
+    evaluate = load_script('evaluate')
+    result = evaluate.main(['--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'), '--version', 'mmrb',
+                            '--model', f'MMRB={weights}', '--metrics', 'psnr,ssim', '--size', '64',
+                            '--out', str(tmp_path / 'eval')])
+    assert list(result['methods']) == ['MMRB'] and result['n'] == 3
+    assert cv2.imread(str(tmp_path / 'eval' / 'restored' / 'MMRB' / '00003.png')).shape == (64, 64, 3)
+
+
 @pytest.mark.skipif(importlib.util.find_spec('gfpgan') is None, reason='the gfpgan package is not installed')
 def test_evaluate_gfpgan_row(examples, tmp_path):
     """GFPGAN's released architecture (random weights from a local file) restores the same LQ set as a table row."""

@@ -14,11 +14,13 @@ from panininet.families.gfpgan_family import gfpgan_arch_from_state
 from panininet.families.panini_family import PaniniFamily
 from panininet.restorer import VERSIONS, PaniniRestorer
 from panininet.variants import variant_kwargs
+from panininet.weights import WeightsNotFoundError
 
 HAS_GFPGAN = importlib.util.find_spec('gfpgan') is not None
 TINY = dict(out_size=64, narrow=0.25, channel_multiplier=1, num_style_feat=32, dre_num_feat=4, dre_in_size=32)
 # sr16 file recording only what differs from the variant: in_size 64 and the learned v_DR come from variants.py
 TINY_SR = dict(TINY, out_size=128, rrdb_channels=4, num_rrdbs=1, cbam_reduction=2)
+TINY_MMRB = dict(out_size=32, num_style_feat=8, num_mlp=2, channel_multiplier=1, narrow=1 / 32)
 TINY_GFPGAN = dict(out_size=32, num_style_feat=32, channel_multiplier=1, narrow=0.25, num_mlp=2, different_w=True,
                    sft_half=True, input_is_latent=True, fix_decoder=False)
 
@@ -40,18 +42,39 @@ def write_gfpgan(path):
     torch.save({'params_ema': net.state_dict()}, path)  # GFPGAN's release layout: params_ema, no arch
 
 
+def write_mmrb(path):
+    from panininet.archs.mmrb_arch import MMRBNet
+
+    torch.manual_seed(0)
+    arch = dict(TINY_MMRB, prior_load_path=None)  # as training records it: without the load path
+    net = MMRBNet(**arch)
+    for name, p in net.named_parameters():
+        if name.endswith('noise_weight'):  # open the concatenated noise branches
+            p.data.fill_(0.5)
+    torch.save({'params_ema': net.state_dict(), 'arch': TINY_MMRB}, path)
+
+
+def write_gpen(path):
+    from gpen_layout import full_generator_layout, random_state
+
+    torch.save(random_state(full_generator_layout(32, style_dim=8, n_mlp=2, channel_multiplier=1, narrow=1 / 32)),
+               path)  # GPEN's own release layout: a bare FullGenerator state dict
+
+
 # name -> (writer, in_size, out_size, supports_weight)
 CASES = {
     'mfr': (lambda p: write_panini(p, 'mfr', dict(TINY, in_size=32)), 32, 64, True),
     'sr16': (lambda p: write_panini(p, 'sr16', TINY_SR), 64, 128, True),
     'gfpgan1.3': (write_gfpgan, 32, 32, False),
     'gfpgan1.4': (write_gfpgan, 32, 32, False),
+    'gpen512': (write_gpen, 32, 32, False),
+    'mmrb': (write_mmrb, 32, 32, False),
 }
 
 
 def test_every_registered_family_is_tested_and_listed():
     assert set(CASES) == set(FAMILIES)
-    assert VERSIONS == family_names() == ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4')
+    assert VERSIONS == family_names() == ('mfr', 'sr16', 'gfpgan1.3', 'gfpgan1.4', 'gpen512', 'mmrb')
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
@@ -96,6 +119,33 @@ def test_panini_file_of_another_variant_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r'does not hold -v mfr weights') as err:
         build_family('mfr', path, device='cpu')
     assert '\n' not in str(err.value)
+
+
+def test_family_without_release_asks_for_model_path(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match=r'-v mmrb has no released weights.*--model_path'):
+        build_family('mmrb', None, device='cpu')
+    with pytest.raises(WeightsNotFoundError, match='GPEN-BFR-512.pth') as err:  # GPEN's release, by its URL
+        build_family('gpen512', None, device='cpu', weights_dir=str(tmp_path), allow_download=False)
+    assert 'public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/GPEN-BFR-512.pth' in str(err.value)
+
+
+def test_mmrb_file_of_another_network_is_refused_in_one_line(tmp_path):
+    write_gpen(str(tmp_path / 'gpen.pth'))
+    write_mmrb(str(tmp_path / 'mmrb.pth'))
+    for path, name, match in ((tmp_path / 'gpen.pth', 'mmrb', 'does not hold -v mmrb'),
+                              (tmp_path / 'mmrb.pth', 'gpen512', 'does not hold -v gpen512')):
+        with pytest.raises(ValueError, match=match) as err:
+            build_family(name, str(path), device='cpu')
+        assert '\n' not in str(err.value)
+    torch.save({'params_ema': {}, 'arch': {'in_size': 64}}, tmp_path / 'odd.pth')
+    with pytest.raises(ValueError, match="does not take"):
+        build_family('mmrb', str(tmp_path / 'odd.pth'), device='cpu')
+    # a file without its arch entry: the sizes are read off the shapes
+    state = load_checkpoint_file(str(tmp_path / 'mmrb.pth'))['params_ema']
+    torch.save({'params': state}, tmp_path / 'bare.pth')
+    family = build_family('mmrb', str(tmp_path / 'bare.pth'), device='cpu')
+    assert (family.in_size, family.out_size) == (32, 32)
+    assert family.net.prior.num_style_feat == TINY_MMRB['num_style_feat']
 
 
 def test_precision_refused_before_the_file_is_read(tmp_path):

@@ -13,20 +13,17 @@ import numpy as np
 import pytest
 import torch
 from official_recipe import make_recipe_state_dict
+from panini_kwargs import architecture
 
 from panininet.archs.panini_arch import PaniniNet
 from panininet.checkpoint import load_panini_weights
 from panininet.official import convert_official_state_dict
+from panininet.variants import variant_kwargs
 
 pytestmark = pytest.mark.slow
 
 TOL = 1e-4  # max abs error, fp32 (reference README section 5)
 TOL_FP16 = 2e-3  # against the float16 full output (half an fp16 ulp is <= 9.8e-4)
-MFR_OPT = {'in_size': 512, 'out_size': 1024, 'num_style_feat': 512, 'rrdb_channels': 8, 'num_rrdbs': 2,
-           'rrdb_growth': 32, 'cbam_reduction': 2, 'condition': 'dre', 'fusion': 'dafi', 'channel_multiplier': 2,
-           'dre_num_feat': 64}
-SR_OPT = {'in_size': 64, 'out_size': 1024, 'num_style_feat': 512, 'rrdb_channels': 64, 'num_rrdbs': 23,
-          'rrdb_growth': 32, 'cbam_reduction': 8, 'condition': 'learned', 'fusion': 'dafi', 'channel_multiplier': 2}
 
 
 def _ref(shared_dir, name):
@@ -142,14 +139,14 @@ def test_recipe_matches_check_sums(request, tag):
 
 
 def test_mfr_arch_opt_is_paper_default(mfr_run):
-    assert mfr_run['arch_opt'] == MFR_OPT
+    assert architecture(mfr_run['arch_opt']) == architecture(variant_kwargs('mfr'))
     default = PaniniNet()
     assert {k: v.shape for k, v in default.state_dict().items()} == \
         {k: v.shape for k, v in mfr_run['net'].state_dict().items()}
 
 
 def test_sr_arch_opt(sr_run):
-    assert sr_run['arch_opt'] == SR_OPT
+    assert architecture(sr_run['arch_opt']) == architecture(variant_kwargs('sr16'))
 
 
 @pytest.mark.parametrize('tag', ['mfr', 'sr'])

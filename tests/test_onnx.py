@@ -169,6 +169,28 @@ def test_cli_backend_onnxruntime_restores_as_pytorch(exported, shared_dir, tmp_p
     assert a.shape == b.shape and np.abs(a - b).max() <= 1
 
 
+def test_mmrb_export_through_the_script_and_the_onnxruntime_family(tmp_path, capsys):
+    """-v mmrb: input only (no fidelity knob, no random noise); the onnxruntime family equals the PyTorch one."""
+    from panininet.archs.mmrb_arch import MMRBNet
+    from panininet.families import build_family
+    arch = {'out_size': 32, 'num_style_feat': 8, 'num_mlp': 2, 'channel_multiplier': 1, 'narrow': 1 / 32}
+    net = MMRBNet(**arch)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith('noise_weight'):  # open the concatenated noise branches
+                p.fill_(0.5)
+    weights, out = str(tmp_path / 'mmrb.pth'), str(tmp_path / 'mmrb.onnx')
+    torch.save({'params_ema': net.state_dict(), 'arch': arch}, weights)
+    assert _script().main(['-v', 'mmrb', '--model_path', weights, '-o', out, '--check']) == 0
+    diff = float(capsys.readouterr().out.strip().splitlines()[-1].rsplit(' ', 1)[1])
+    assert diff <= TOL
+    onnx_family = build_family('mmrb', out, 'cpu', backend='onnxruntime')
+    assert (onnx_family.in_size, onnx_family.out_size, onnx_family.supports_weight) == (32, 32, False)
+    faces = torch.rand(3, 3, 32, 32) * 2 - 1
+    ref = build_family('mmrb', weights, 'cpu')(faces)
+    assert (onnx_family(faces) - ref).abs().max() <= TOL
+
+
 @pytest.mark.parametrize(('sample_mode', 'demodulate'), [(None, True), ('upsample', True), ('downsample', True),
                                                          (None, False)])
 def test_activation_form_equals_basicsr_modulated_conv(sample_mode, demodulate):

@@ -63,14 +63,42 @@ def test_download_records_checksum_then_verifies(monkeypatch, tmp_path):
         verify_recorded_checksum(path)
 
 
-def test_gdrive_confirm_page_is_parsed():
-    page = ('<html><form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
-            '<input type="hidden" name="id" value="abc"><input type="hidden" name="confirm" value="t">'
-            '<input type="hidden" name="uuid" value="u-1"></form></html>')
-    url = weights._gdrive_confirm_url(page, 'https://drive.google.com/uc?export=download&id=abc')
-    assert url.startswith('https://drive.usercontent.google.com/download?')
-    assert 'id=abc' in url and 'confirm=t' in url and 'uuid=u-1' in url
-    assert weights._gdrive_confirm_url('<html>quota exceeded</html>', 'x') is None
+def test_drive_release_downloads_through_gdown(monkeypatch, tmp_path):
+    """The authors' Drive files go to gdown by id, into a temp file that is renamed only when complete."""
+    import gdown
+
+    calls = []
+
+    def fake_download(id=None, output=None, **kwargs):  # noqa: A002  (gdown's own argument name)
+        calls.append((id, output))
+        assert osp.dirname(output) == str(tmp_path) and not output.endswith('panini_mfr_latest.pth')
+        with open(output, 'wb') as f:
+            f.write(b'weights')
+        return output
+
+    monkeypatch.setattr(gdown, 'download', fake_download)
+    path = resolve_model_path('mfr', weights_dir=str(tmp_path), allow_download=True)
+    assert calls == [(RELEASES['mfr'].gdrive_id, calls[0][1])]
+    assert path == str(tmp_path / 'panini_mfr_latest.pth') and open(path, 'rb').read() == b'weights'
+    assert osp.isfile(path + '.sha256')
+
+
+@pytest.mark.parametrize('failure', ['gdown_error', 'empty_file'])
+def test_failed_drive_download_is_one_message_and_leaves_nothing(monkeypatch, tmp_path, failure):
+    import gdown
+    import gdown.exceptions
+
+    def fake_download(id=None, output=None, **kwargs):  # noqa: A002
+        if failure == 'gdown_error':
+            raise gdown.exceptions.FileURLRetrievalError('Failed to retrieve file url: Too many users')
+        open(output, 'wb').close()
+
+    monkeypatch.setattr(gdown, 'download', fake_download)
+    with pytest.raises(WeightsNotFoundError) as info:
+        resolve_model_path('sr16', weights_dir=str(tmp_path), allow_download=True)
+    msg = str(info.value)
+    assert 'panini_sr_latest.pth' in msg and ('Too many users' in msg or 'no file' in msg)
+    assert not any(tmp_path.iterdir())
 
 
 def test_explicit_model_path(tmp_path):

@@ -1,9 +1,11 @@
 """Helpers shared by the in-process training tests (``test_train_*.py``)."""
 import logging
 import re
+import socket
 import sys
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 from basicsr.train import train_pipeline
@@ -35,3 +37,25 @@ def run_training(root, opt_path, *args):
 def logged(lines, name):
     """Values of ``name: <float>`` in the per-iteration log lines."""
     return [float(v) for line in lines for v in re.findall(rf'(?<!\w){re.escape(name)}: ([-+0-9.e]+|nan|inf)', line)]
+
+
+def free_port():
+    """A free local TCP port (as a string) for MASTER_PORT."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
+# FFHQ-aligned template boxes (x, y, half length) at 512 px (GFP-GAN tests scale them to their face size)
+TEMPLATE_512 = {'left_eye': (188., 245., 24.), 'right_eye': (325., 245., 24.), 'mouth': (256., 370., 45.)}
+
+
+def write_component_file(path, num, size=64):
+    """A landmarks file as GFP-GAN's scripts/parse_landmark.py writes it: lists of numpy float64 scalars."""
+    rng = np.random.default_rng(0)
+    comp = {}
+    for i in range(num):
+        comp[f'{i:08d}'] = {part: [np.float64(v * size / 512 + rng.uniform(-1, 1)) for v in box[:2]]
+                            + [np.float64(box[2] * size / 512)] for part, box in TEMPLATE_512.items()}
+    torch.save(comp, path)
+    return comp

@@ -4,8 +4,9 @@
   ~F_IFE at resolutions 4 .. 64; ``h_convs`` are the per-level convs H_Conv of eq. 2 (``fusion_out`` in the
   official code).
 * LCE, latent code encoder (eq. 3): conv + fully connected layer on the 4x4 feature -> w+.
-* GPM, GAN prior module: BasicSR's :class:`~basicsr.archs.stylegan2_arch.StyleGAN2Generator`, composed (not
-  copied) and driven layer by layer here, so its ops (CUDA kernels when compiled) are used.
+* GPM, GAN prior module: :class:`~panininet.archs.gpm.GPM`, BasicSR's
+  :class:`~basicsr.archs.stylegan2_arch.StyleGAN2Generator` (composed, not copied, so its ops, CUDA kernels when
+  compiled, are used) running its synthesis loop with the fusion as a callback.
 * DAFI, degradation-aware feature interpolation (eqs. 6-7): channel-wise masks from v_DR, one level per fused
   resolution.
 * DRE, degradation representation encoder (eq. 5): :class:`~panininet.archs.dre_arch.DegradationEncoder`, or a
@@ -19,13 +20,13 @@ import math
 
 import torch
 from basicsr.archs.rrdbnet_arch import RRDB
-from basicsr.archs.stylegan2_arch import StyleGAN2Generator, UpFirDnSmooth, UpFirDnUpsample
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
 from panininet.archs.dre_arch import DegradationEncoder
+from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
 from panininet.checkpoint import extract_dre_state, extract_gpm_state, load_checkpoint_file
 
 MAX_FUSION_RES = 64  # the official network fuses at 4, 8, 16, 32, 64
@@ -263,54 +264,14 @@ class CatConv(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# GPM helpers
-# ---------------------------------------------------------------------------------------------------------------------
-def fir_kernel_keys(gpm, prefix=''):
-    """State-dict keys of the FIR kernels that :func:`register_fir_kernels` turned into buffers."""
-    return [f'{prefix}{name}.kernel' for name, m in gpm.named_modules() if isinstance(m, (UpFirDnSmooth,
-                                                                                           UpFirDnUpsample))]
-
-
-def register_fir_kernels(gpm):
-    """Turn the FIR kernels of BasicSR's StyleGAN2 up-sampling layers into buffers.
-
-    BasicSR keeps ``kernel`` as a plain attribute: it is not in the state dict and does not follow ``.to()``.
-    The official (MMGen) generator stores it, and a checkpoint's value is what its forward used. As buffers they
-    are loaded, saved and moved with the module; BasicSR's forward reads ``self.kernel`` unchanged.
-
-    Args:
-        gpm (StyleGAN2Generator): Modified in place.
-    """
-    for m in gpm.modules():
-        if isinstance(m, (UpFirDnSmooth, UpFirDnUpsample)) and 'kernel' not in m._buffers:
-            kernel = m.kernel
-            del m.kernel
-            m.register_buffer('kernel', kernel.clone())
-
-
-def load_gpm_state(gpm, state_dict):
-    """Load a BasicSR StyleGAN2Generator state dict into the GPM (strict), keeping our FIR kernels if it lacks them.
-
-    Args:
-        gpm (StyleGAN2Generator): With FIR kernel buffers (see :func:`register_fir_kernels`).
-        state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a BasicSR StyleGAN2 checkpoint.
-    """
-    state_dict = dict(state_dict)
-    own = gpm.state_dict()
-    for key in fir_kernel_keys(gpm):
-        state_dict.setdefault(key, own[key])
-    gpm.load_state_dict(state_dict, strict=True)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # PaniniNet
 # ---------------------------------------------------------------------------------------------------------------------
 @ARCH_REGISTRY.register()
 class PaniniNet(nn.Module):
     """Panini-Net: GAN prior based degradation-aware feature interpolation for face restoration.
 
-    Defaults are the paper's MFR setting (512 -> 1024). The 16x SR variant is
-    ``PaniniNet(in_size=64, condition='learned', rrdb_channels=64, num_rrdbs=23, cbam_reduction=8)``.
+    Defaults are the paper's MFR setting (512 -> 1024). The named variants (MFR, 16x SR, the Cat-Conv ablation)
+    are :data:`panininet.variants.VARIANTS`: ``PaniniNet(**variant_kwargs('sr16'))`` is the 16x SR network.
 
     Fused levels: resolutions 4, 8, ..., up to min(64, in_size, out_size / 2), level 0 = 4x4 (5 levels in the
     paper). Level l has the StyleGAN channels at that resolution. w+ has ``2 * log2(out_size) - 2`` codes.
@@ -378,15 +339,9 @@ class PaniniNet(nn.Module):
         self.fix_decoder = fix_decoder
 
         # GPM: BasicSR's StyleGAN2 generator, with its FIR kernels as buffers
-        self.gpm = StyleGAN2Generator(
-            out_size,
-            num_style_feat=num_style_feat,
-            num_mlp=num_mlp,
-            channel_multiplier=channel_multiplier,
-            resample_kernel=(1, 3, 3, 1),
-            lr_mlp=lr_mlp,
-            narrow=narrow)
-        register_fir_kernels(self.gpm)
+        self.gpm = GPM(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
+                       channel_multiplier=channel_multiplier, resample_kernel=(1, 3, 3, 1), lr_mlp=lr_mlp,
+                       narrow=narrow)
         self.num_latent = 2 * log_out - 2
 
         top_res = min(MAX_FUSION_RES, in_size, out_size // 2)
@@ -413,7 +368,7 @@ class PaniniNet(nn.Module):
         logger = get_root_logger()
         if decoder_load_path is not None:
             logger.info(f'PaniniNet: loading the GPM (StyleGAN2) from {decoder_load_path}')
-            load_gpm_state(self.gpm, extract_gpm_state(load_checkpoint_file(decoder_load_path), decoder_load_path))
+            self.gpm.load_prior(extract_gpm_state(load_checkpoint_file(decoder_load_path), decoder_load_path))
         if dre_load_path is not None:
             if self.dre is None:
                 raise ValueError('dre_load_path is set but this PaniniNet has no DRE '
@@ -464,6 +419,26 @@ class PaniniNet(nn.Module):
                              f'({self.num_levels}).')
         return bias
 
+    def _fusion(self, feats, masks, source):
+        """The GPM's fusion callback: DAFI (eq. 7, or eqs. 12/13 by ``source``) or Cat-Conv at levels < L.
+
+        Args:
+            feats (list[Tensor]): ~F_IFE per level, (b, c_l, 4 * 2^l, 4 * 2^l).
+            masks (list[Tensor] | None): DAFI prior masks per level, (b, c_l); None for Cat-Conv.
+            source (str): 'both', 'ife' or 'gpb' (see :meth:`forward`).
+
+        Returns:
+            callable: ``fuse(level, f_gpb) -> fused`` for :meth:`GPM.synthesize`.
+        """
+        def fuse(level, f_gpb):
+            if level >= self.num_levels:  # above the top fused resolution: the prior alone
+                return f_gpb
+            if self.dafi is not None:
+                return DAFI.interpolate(f_gpb, feats[level], masks[level], source)
+            return self.catconv(level, f_gpb, feats[level])
+
+        return fuse
+
     def forward(self, x, source='both', mask_bias=0.0, return_extras=False, randomize_noise=None):
         """Restore faces.
 
@@ -492,34 +467,14 @@ class PaniniNet(nn.Module):
             raise ValueError("source and mask_bias need fusion='dafi' (Cat-Conv has no masks).")
         b = x.shape[0]
 
-        pre, feats = self.ife(x)
-        latent = self.lce(pre[0])
-        v_dr = self.degradation_representation(x)
+        pre, feats = self.ife(x)  # IFE (eqs. 1-2): ~F_IFE per level
+        latent = self.lce(pre[0])  # LCE (eq. 3): w+
+        v_dr = self.degradation_representation(x)  # DRE (eq. 5): v_DR
         masks = None
         if self.dafi is not None:
-            masks = self.dafi.masks(v_dr, self._mask_bias(mask_bias, v_dr))
-
-        gpm = self.gpm
-        if randomize_noise:
-            noise = [None] * gpm.num_layers
-        else:
-            noise = [getattr(gpm.noises, f'noise{i}') for i in range(gpm.num_layers)]
-        out = gpm.constant_input(b)
-        out = gpm.style_conv1(out, latent[:, 0], noise=noise[0])
-        skip = gpm.to_rgb1(out, latent[:, 1])
-        i = 1
-        for k, (conv1, conv2, noise1, noise2, to_rgb) in enumerate(
-                zip(gpm.style_convs[::2], gpm.style_convs[1::2], noise[1::2], noise[2::2], gpm.to_rgbs)):
-            if k < self.num_levels:  # fuse at resolution 4 * 2^k
-                if self.dafi is not None:
-                    out = DAFI.interpolate(out, feats[k], masks[k], source)
-                else:
-                    out = self.catconv(k, out, feats[k])
-            out = conv1(out, latent[:, i], noise=noise1)
-            out = conv2(out, latent[:, i + 1], noise=noise2)
-            skip = to_rgb(out, latent[:, i + 2], skip)
-            i += 2
-        image = skip
+            masks = self.dafi.masks(v_dr, self._mask_bias(mask_bias, v_dr))  # DAFI masks (eq. 6)
+        image = self.gpm.synthesize(latent, fuse=self._fusion(feats, masks, source),  # GPM with eq. 7 fusion
+                                    randomize_noise=bool(randomize_noise))
         if not return_extras:
             return image
         extras = {'masks': None, 'theta': None, 'latent': latent, 'v_dr': v_dr}

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from basicsr.data.data_util import paths_from_folder
 from basicsr.utils import FileClient
+from torch.utils import data
 
 from panininet.data.degradations import resize, seeded_rng
 from panininet.image_io import IMAGE_EXTENSIONS, is_image_file
@@ -125,6 +126,39 @@ class ImageReader:
         return img
 
 
+class HQFaceDataset(data.Dataset):
+    """What every panininet pair dataset shares: the HQ list, its reader, the per-item RNG, the prepared HQ face.
+
+    Not registered (subclasses are). Reads the options ``dataroot_gt``, ``meta_info``, ``io_backend``, ``mean``,
+    ``std``, ``use_hflip``, ``deterministic``/``phase`` and ``seed`` (see :class:`PaniniMFRDataset`).
+
+    Attributes:
+        paths (list[str]): HQ paths or lmdb keys (:func:`hq_paths`).
+        reader (ImageReader): Reads them.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.use_hflip = opt.get('use_hflip', False)
+        self.deterministic = is_deterministic(opt)
+        self.seed = int(opt.get('seed', 0))
+        self.paths = hq_paths(opt)
+        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def item_rng(self, index):
+        """The RNG of item ``index`` (:func:`make_rng`)."""
+        return make_rng(self.deterministic, self.seed, index)
+
+    def read_hq(self, path, size, rng):
+        """HQ image ``path`` resized to ``size`` and maybe flipped (:func:`prepare_hq`): (img, flipped)."""
+        return prepare_hq(self.reader.read(path), size, rng, self.use_hflip)
+
+
 def make_rng(deterministic, seed, index):
     """The RNG for one item.
 
@@ -209,3 +243,107 @@ def params_for_batch(params, **extra):
     out.update(extra)
     return out
 
+
+
+# GFP-GAN's facial components, in the order of its ``FFHQ_eye_mouth_landmarks_512.pth`` entries
+COMPONENT_PARTS = ('left_eye', 'right_eye', 'mouth')
+
+
+class ComponentLocations:
+    """GFP-GAN's component-landmarks file, read safely; every lookup hands out fresh arrays.
+
+    The file (GFP-GAN's ``FFHQ_eye_mouth_landmarks_512.pth``, made by its ``scripts/parse_landmark.py``) is a dict
+    ``{'00000000': {'left_eye': [x, y, half_len], 'right_eye': [...], 'mouth': [...]}, ...}`` keyed by the image's
+    index (8 digits) in the dataset's image list, in the pixel coordinates of the ``out_size`` faces, values numpy
+    float64 scalars. It is read with ``torch.load(weights_only=True)`` through
+    :func:`panininet.checkpoint.load_checkpoint_file` (GFP-GAN's dataset calls a bare ``torch.load``, which
+    PyTorch >= 2.6 refuses for these numpy scalars).
+
+    GFP-GAN's ``FFHQDegradationDataset.get_component_coordinates`` swaps and mirrors the entry of a flipped image
+    *in place*, so with a plain dict the stored boxes of an image stay mirrored until it is flipped again (and an
+    unflipped read then gets the mirrored boxes). Here ``self[key]`` returns new arrays on every call, so that edit
+    never reaches the stored values.
+
+    Args:
+        path (str): The ``.pth`` file.
+    """
+
+    def __init__(self, path):
+        from panininet.checkpoint import load_checkpoint_file
+        obj = load_checkpoint_file(path)
+        if not isinstance(obj, dict) or not obj:
+            raise ValueError(f'{path}: not a component-landmarks file (expected a non-empty dict '
+                             "{'00000000': {'left_eye': [x, y, half_len], 'right_eye': ..., 'mouth': ...}}).")
+        self._boxes = {}
+        for key, entry in obj.items():
+            try:
+                self._boxes[str(key)] = np.stack([np.asarray(entry[p], dtype=np.float64).reshape(3)
+                                                  for p in COMPONENT_PARTS])
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f'{path}: entry {key!r} is not {{left_eye, right_eye, mouth: [x, y, half_len]}} '
+                                 f'({err}).') from None
+
+    @classmethod
+    def from_options(cls, opt, num_images):
+        """The file named by a dataset's ``component_path`` option, checked against its image count.
+
+        Args:
+            opt (dict): Dataset options (``component_path``, ``dataroot_gt``).
+            num_images (int): Images in the dataset (one entry each).
+
+        Returns:
+            ComponentLocations
+        """
+        if not opt.get('component_path'):
+            raise ValueError('crop_components is true but component_path is not set: give the facial component '
+                             'landmarks file (FFHQ_eye_mouth_landmarks_512.pth format).')
+        locations = cls(opt['component_path'])
+        if len(locations) < num_images:
+            raise ValueError(f'component_path {opt["component_path"]!r} has {len(locations)} entries for '
+                             f'{num_images} images in {opt.get("dataroot_gt")!r}: make the file for this folder.')
+        return locations
+
+    def __len__(self):
+        return len(self._boxes)
+
+    def __contains__(self, key):
+        return key in self._boxes
+
+    def __getitem__(self, key):
+        """``{'left_eye': array([x, y, half_len]), 'right_eye': ..., 'mouth': ...}``, new arrays (float64)."""
+        try:
+            boxes = self._boxes[key]
+        except KeyError:
+            raise KeyError(f'component landmarks have no entry {key!r} ({len(self)} entries, one per image of the '
+                           'dataset in its sorted order): make the file for this image folder.') from None
+        return {p: boxes[i].copy() for i, p in enumerate(COMPONENT_PARTS)}
+
+    def locations(self, index, size, hflip=False, eye_enlarge_ratio=1.0, coord_size=None):
+        """The ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth`` boxes GFP-GAN's model crops (as its dataset).
+
+        Box = ``(x - h + 1, y - h + 1, x + h, y + h)`` with half length ``h`` (eyes: ``h * eye_enlarge_ratio``),
+        in the file's frame, then scaled by ``size / coord_size``. A flipped face mirrors x (``coord_size - x``)
+        and swaps the eyes.
+
+        Args:
+            index (int): Image index (the entry ``f'{index:08d}'``).
+            size (int): Side of the face the boxes are for, in pixels.
+            hflip (bool): The face was flipped horizontally. Default: False.
+            eye_enlarge_ratio (float): Eye box enlargement (GFP-GAN: 1.4). Default: 1.0.
+            coord_size (int | None): Side the file's numbers refer to (512 for GFP-GAN's file). Default: ``size``.
+
+        Returns:
+            dict[str, Tensor]: ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``, each (4,) float32.
+        """
+        coord_size = size if coord_size is None else coord_size
+        boxes = self[f'{index:08d}']
+        if hflip:
+            boxes = {'left_eye': boxes['right_eye'], 'right_eye': boxes['left_eye'], 'mouth': boxes['mouth']}
+            for b in boxes.values():
+                b[0] = coord_size - b[0]
+        out = {}
+        for part, (x, y, h) in boxes.items():
+            h = h * eye_enlarge_ratio if 'eye' in part else h
+            loc = np.array([x - h + 1, y - h + 1, x + h, y + h]) * (size / coord_size)
+            out[f'loc_{part}'] = torch.from_numpy(loc).float()
+        return out

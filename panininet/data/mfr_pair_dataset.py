@@ -1,15 +1,11 @@
 """Multi-degradation face restoration (MFR) pairs: HQ face and its eq.-(10) degradation, made on the fly."""
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
 from panininet.data.data_util import (
-    ImageReader,
+    ComponentLocations,
+    HQFaceDataset,
     color_jitter,
-    hq_paths,
-    is_deterministic,
-    make_rng,
     params_for_batch,
-    prepare_hq,
     to_gray3,
     to_tensor,
 )
@@ -17,7 +13,7 @@ from panininet.data.degradations import DegradationSampler, make_lq
 
 
 @DATASET_REGISTRY.register()
-class PaniniMFRDataset(data.Dataset):
+class PaniniMFRDataset(HQFaceDataset):
     """HQ faces -> (LQ, GT) pairs degraded with the paper's eq. (10), like GFP-GAN's ``FFHQDegradationDataset``.
 
     Per item: read the HQ image (resized to ``out_size`` if needed), optionally flip it (GT and LQ stay aligned),
@@ -45,38 +41,42 @@ class PaniniMFRDataset(data.Dataset):
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.
+        crop_components (bool): Also return GFP-GAN's facial component boxes (``loc_left_eye``, ``loc_right_eye``,
+            ``loc_mouth``), so that GFP-GAN's ``GFPGANModel`` trains on these pairs with its component
+            discriminators (``options/data_gfpgan_eq10.yml``). Default: False.
+        component_path (str): GFP-GAN's component-landmarks file (``FFHQ_eye_mouth_landmarks_512.pth`` format:
+            entry ``f'{i:08d}'`` for the i-th image of the sorted list), read by
+            :class:`~panininet.data.data_util.ComponentLocations`. Required with ``crop_components``.
+        component_coord_size (int): Side the file's coordinates refer to. Default: 512 (GFP-GAN's file).
+        eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray``.
+        ``gray``; with ``crop_components`` also ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32
+        boxes ``(x0, y0, x1, y1)`` on the GT (mirrored and swapped when the pair is flipped).
     """
 
     def __init__(self, opt):
-        super().__init__()
-        self.opt = opt
+        self.sampler = DegradationSampler.from_opt(opt)  # bad degradation options fail before the folder is listed
+        super().__init__(opt)
         self.out_size = int(opt.get('out_size', 1024))
         self.in_size = int(opt.get('in_size', 512))
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.use_hflip = opt.get('use_hflip', False)
         self.color_jitter_prob = float(opt.get('color_jitter_prob') or 0)
         self.color_jitter_shift = float(opt.get('color_jitter_shift', 20)) / 255.
         self.gray_prob = float(opt.get('gray_prob') or 0)
         self.gt_gray = opt.get('gt_gray', True)
-        self.deterministic = is_deterministic(opt)
-        self.seed = int(opt.get('seed', 0))
-        self.sampler = DegradationSampler.from_opt(opt)
-        self.paths = hq_paths(opt)
-        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
-
-    def __len__(self):
-        return len(self.paths)
+        self.components = None
+        if opt.get('crop_components', False):
+            self.components = ComponentLocations.from_options(opt, len(self.paths))
+        self.eye_enlarge_ratio = float(opt.get('eye_enlarge_ratio', 1))
+        self.component_coord_size = int(opt.get('component_coord_size', 512))
 
     def __getitem__(self, index):
-        rng = make_rng(self.deterministic, self.seed, index)
+        rng = self.item_rng(index)
         path = self.paths[index]
-        img_gt, flipped = prepare_hq(self.reader.read(path), self.out_size, rng, self.use_hflip)
+        img_gt, flipped = self.read_hq(path, self.out_size, rng)
         params = self.sampler.sample(rng)
         img_lq = make_lq(img_gt, self.in_size, params, self.sampler, rng)
         if self.color_jitter_prob > 0 and rng.random() < self.color_jitter_prob:
@@ -86,10 +86,14 @@ class PaniniMFRDataset(data.Dataset):
             img_lq = to_gray3(img_lq)
             if self.gt_gray:
                 img_gt = to_gray3(img_gt)
-        return {
+        item = {
             'lq': to_tensor(img_lq, self.mean, self.std),
             'gt': to_tensor(img_gt, self.mean, self.std),
             'lq_path': path,
             'gt_path': path,
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
+        if self.components is not None:
+            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio,
+                                                  self.component_coord_size))
+        return item

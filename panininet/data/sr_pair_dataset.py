@@ -2,9 +2,8 @@
 import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.nn import functional as F
-from torch.utils import data
 
-from panininet.data.data_util import ImageReader, hq_paths, is_deterministic, make_rng, prepare_hq, to_tensor
+from panininet.data.data_util import HQFaceDataset, to_tensor
 
 _MODES = {
     # name: (F.interpolate mode, antialias)
@@ -35,7 +34,7 @@ def downsample(img_t, size, mode='bilinear'):
 
 
 @DATASET_REGISTRY.register()
-class PaniniSRDataset(data.Dataset):
+class PaniniSRDataset(HQFaceDataset):
     """(LQ, GT) pairs for 16x face SR: GT at ``out_size``, LQ = its anti-aliased bilinear downsampling.
 
     The paper: "16x bilinear interpolation as a downsampling operation", LR 64 x 64, GT 1024 x 1024. The official
@@ -59,28 +58,19 @@ class PaniniSRDataset(data.Dataset):
     """
 
     def __init__(self, opt):
-        super().__init__()
-        self.opt = opt
+        mode = opt.get('lq_interpolation', 'bilinear')
+        if mode not in _MODES:  # before the HQ folder is listed
+            raise ValueError(f'Unknown lq_interpolation {mode!r}; choose one of {sorted(_MODES)}.')
+        super().__init__(opt)
         self.out_size = int(opt.get('out_size', 1024))
         self.in_size = int(opt.get('in_size', 64))
-        self.mode = opt.get('lq_interpolation', 'bilinear')
-        if self.mode not in _MODES:
-            raise ValueError(f'Unknown lq_interpolation {self.mode!r}; choose one of {sorted(_MODES)}.')
+        self.mode = mode
         self.quantize = opt.get('quantize', True)
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.use_hflip = opt.get('use_hflip', False)
-        self.deterministic = is_deterministic(opt)
-        self.seed = int(opt.get('seed', 0))
-        self.paths = hq_paths(opt)
-        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
-
-    def __len__(self):
-        return len(self.paths)
 
     def __getitem__(self, index):
-        rng = make_rng(self.deterministic, self.seed, index)
+        rng = self.item_rng(index)
         path = self.paths[index]
-        img_gt, flipped = prepare_hq(self.reader.read(path), self.out_size, rng, self.use_hflip)
+        img_gt, flipped = self.read_hq(path, self.out_size, rng)
         gt = to_tensor(img_gt)  # [0, 1]
         lq = downsample(gt, self.in_size, self.mode).clamp_(0, 1)
         if self.quantize:

@@ -1,21 +1,12 @@
 """UDRL (MoCo) pairs: two different HQ faces degraded with the same sampled eq.-(10) parameters (paper Fig. 2)."""
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data
 
-from panininet.data.data_util import (
-    ImageReader,
-    hq_paths,
-    is_deterministic,
-    make_rng,
-    params_for_batch,
-    prepare_hq,
-    to_tensor,
-)
+from panininet.data.data_util import HQFaceDataset, params_for_batch, to_tensor
 from panininet.data.degradations import DegradationSampler, make_lq, resize
 
 
 @DATASET_REGISTRY.register()
-class UDRLPairDataset(data.Dataset):
+class UDRLPairDataset(HQFaceDataset):
     """Positive pairs for unsupervised degradation representation learning (query, key).
 
     Item i pairs HQ image i (query) with another HQ image j != i (key, random; in the deterministic mode a
@@ -42,31 +33,21 @@ class UDRLPairDataset(data.Dataset):
     """
 
     def __init__(self, opt):
-        super().__init__()
-        self.opt = opt
+        self.sampler = DegradationSampler.from_opt(opt)  # bad degradation options fail before the folder is listed
+        super().__init__(opt)
         self.degrade_size = int(opt.get('degrade_size', 512))
         self.out_size = int(opt.get('out_size', 256))
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.use_hflip = opt.get('use_hflip', False)
-        self.deterministic = is_deterministic(opt)
-        self.seed = int(opt.get('seed', 0))
-        self.sampler = DegradationSampler.from_opt(opt)
-        self.paths = hq_paths(opt)
         if len(self.paths) < 2:
             raise RuntimeError(f'UDRL pairs need at least two different HQ images; {opt["dataroot_gt"]!r} has '
                                f'{len(self.paths)}.')
-        self.reader = ImageReader(opt.get('io_backend', {'type': 'disk'}), opt['dataroot_gt'])
-
-    def __len__(self):
-        return len(self.paths)
 
     def _degraded(self, path, params, rng):
-        img, _ = prepare_hq(self.reader.read(path), self.degrade_size, rng, self.use_hflip)
+        img, _ = self.read_hq(path, self.degrade_size, rng)
         img = make_lq(img, self.degrade_size, params, self.sampler, rng)
         return to_tensor(resize(img, self.out_size, 'area'), self.mean, self.std)
 
     def __getitem__(self, index):
-        rng = make_rng(self.deterministic, self.seed, index)
+        rng = self.item_rng(index)
         key_index = (index + 1 + int(rng.integers(len(self.paths) - 1))) % len(self.paths)
         params = self.sampler.sample(rng)
         q_path, k_path = self.paths[index], self.paths[key_index]

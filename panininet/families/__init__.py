@@ -5,6 +5,9 @@ name                    network                                              mod
 ======================  ===================================================  ==============================
 ``mfr``, ``sr16``       PaniniNet (512 -> 1024, 64 -> 1024)                  ``panini_family.py``
 ``gfpgan1.3``/``1.4``   GFPGANv1Clean (512 -> 512; needs the gfpgan package)  ``gfpgan_family.py``
+                        or the GFP-GAN arch a trained file records
+``gpen512``             GPENNet: GPEN-BFR-512 (512 -> 512)                   ``gpen_family.py``
+``mmrb``                MMRBNet (512 -> 512; a trained file, no release)     ``mmrb_family.py``
 ======================  ===================================================  ==============================
 
 Backends (``build_family(..., backend=)``, ``--backend``): 'pytorch' (the family's network, default) or

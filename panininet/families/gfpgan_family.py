@@ -1,8 +1,13 @@
 """GFPGAN's released models (``gfpgan1.3``, ``gfpgan1.4``: GFPGANv1Clean, 512 -> 512), through the optional gfpgan
 package, so that both methods run on the same photos through the same pipeline.
 
-GFPGANv1Clean takes a ``weight`` argument and ignores it; it is passed as GFPGANer passes it, and
+GFPGANv1Clean takes a ``weight`` argument and ignores it (GFPGANer passes it); it is not passed here, and
 ``supports_weight`` is False.
+
+A file that records its ``arch`` (``{'type': ..., **kwargs}``) builds that architecture: a user's training of
+``options/train_gfpgan_v1.yml`` (``net_g_*.pth`` of ``PaniniGFPGANModel``: ``GFPGANv1`` or ``GFPGANBilinear``) and
+its conversion by ``scripts/convert_gfpgan_to_clean.py`` (``GFPGANv1Clean``), at any face size. Released files
+record nothing: their architecture is read off the shapes.
 """
 from panininet.checkpoint import load_checkpoint_file, pick_params
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family
@@ -12,13 +17,30 @@ RELEASED_ARCH = dict(out_size=512, num_style_feat=512, channel_multiplier=2, dec
                      fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
 
 
-def _gfpgan_class(name):
+# GFP-GAN generators a file may record as its ``arch['type']`` (all take the same constructor arguments)
+GFPGAN_TYPES = ('GFPGANv1Clean', 'GFPGANv1', 'GFPGANBilinear')
+
+
+def _gfpgan_class(name, arch_type='GFPGANv1Clean'):
     try:
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        import gfpgan.archs  # noqa: F401  (registers GFP-GAN's archs)
+        from basicsr.utils.registry import ARCH_REGISTRY
     except ImportError as err:
         raise ImportError(f'-v {name} needs the gfpgan package: pip install "panininet[gfpgan]" '
                           '(or pip install gfpgan)') from err
-    return GFPGANv1Clean
+    return ARCH_REGISTRY.get(arch_type)
+
+
+def _recorded_arch(obj, path):
+    """The ``arch`` a file records (type + kwargs), or None; refuses a type that is not a GFP-GAN generator."""
+    arch = obj.get('arch') if isinstance(obj, dict) else None
+    if arch is None:
+        return None
+    arch = dict(arch)
+    if arch.get('type', 'GFPGANv1Clean') not in GFPGAN_TYPES:
+        raise ValueError(f'{path} records arch type {arch.get("type")!r}, not a GFP-GAN generator '
+                         f'({", ".join(GFPGAN_TYPES)}).')
+    return arch
 
 
 def gfpgan_arch_from_state(state_dict, path='<checkpoint>'):
@@ -69,10 +91,15 @@ class GFPGANFamily(RestorationFamily):
 
     @classmethod
     def from_file(cls, name, path, device=None, precision='fp32', weights_dir=None):
-        """A GFPGAN release file (``params_ema``, else ``params``), its architecture read off the shapes."""
-        net_cls = _gfpgan_class(name)
-        state_dict = pick_params(load_checkpoint_file(path), path)
-        net = net_cls(**gfpgan_arch_from_state(state_dict, path))
+        """A GFPGAN file (``params_ema``, else ``params``): the recorded ``arch``, else read off the shapes."""
+        obj = load_checkpoint_file(path)
+        state_dict = pick_params(obj, path)
+        arch = _recorded_arch(obj, path)
+        if arch is None:
+            net = _gfpgan_class(name)(**gfpgan_arch_from_state(state_dict, path))
+        else:
+            net_cls = _gfpgan_class(name, arch.pop('type', 'GFPGANv1Clean'))
+            net = net_cls(**dict(arch, decoder_load_path=None, fix_decoder=False))
         load_state_dict_strict(net, state_dict, path, name)
         return cls(net, device, precision)
 
@@ -81,4 +108,5 @@ class GFPGANFamily(RestorationFamily):
         return cls(_gfpgan_class(name)(**dict(RELEASED_ARCH, **arch)), device, precision)
 
     def forward(self, faces, weight):
-        return self.net(faces, return_rgb=False, weight=0.5 if weight is None else weight)[0]
+        # GFPGANer passes its ``weight`` to GFPGANv1Clean, which ignores it (GFPGANv1 / GFPGANBilinear take none)
+        return self.net(faces, return_rgb=False)[0]

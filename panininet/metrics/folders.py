@@ -14,7 +14,7 @@ from panininet import image_io
 from panininet.image_io import IMAGE_EXTENSIONS, is_image_file, resize_square, to_bgr8, write_image
 from panininet.metrics.networks import FIDMetric
 
-# Column order of every results table (the golden header of tests/test_metrics.py).
+# Column order of every results table (a golden header in the tests pins it).
 METRIC_KEYS = ('psnr', 'ssim', 'lpips', 'fid', 'niqe', 'deg')
 METRIC_TITLES = {
     'psnr': 'PSNR↑', 'ssim': 'SSIM↑', 'lpips': 'LPIPS↓', 'fid': 'FID↓', 'niqe': 'NIQE↓', 'deg': 'Deg.↓'

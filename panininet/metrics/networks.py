@@ -79,6 +79,23 @@ def _load_state_dict(path, what):
     return state
 
 
+def metric_network(net, device, weights_path, url, what, flag, download, build):
+    """A metric's network on ``device`` in eval mode: ``net`` when given (tests inject tiny ones), else ``build(file)``.
+
+    Args:
+        net (torch.nn.Module | None): A ready network.
+        device (torch.device): Where it runs.
+        weights_path, url, what, flag, download: As :func:`resolve_weights` (used only when ``net`` is None).
+        build (callable): weights file -> network.
+
+    Returns:
+        torch.nn.Module
+    """
+    if net is None:
+        net = build(resolve_weights(weights_path, url, what, flag, download))
+    return net.to(device).eval()
+
+
 def bgr_to_tensor(imgs):
     """uint8 BGR images -> float RGB tensor in [-1, 1].
 
@@ -134,16 +151,20 @@ class LPIPSMetric:
 
     def __init__(self, net='vgg', model=None, trunk_path=None, download=True, device='cpu'):
         self.device = torch.device(device)
-        if model is None:
+        if model is None and net not in LPIPS_TRUNK_URLS:
+            raise ValueError(f'LPIPS net must be one of {sorted(LPIPS_TRUNK_URLS)}, got {net!r}.')
+
+        def build(path):
             import lpips
-            if net not in LPIPS_TRUNK_URLS:
-                raise ValueError(f'LPIPS net must be one of {sorted(LPIPS_TRUNK_URLS)}, got {net!r}.')
-            path = resolve_weights(trunk_path, LPIPS_TRUNK_URLS[net], f'LPIPS {net} trunk', '--lpips-trunk', download)
+
             # pretrained=True: LPIPS's linear heads, shipped inside the lpips wheel (no download);
             # pnet_rand=True: the trunk is NOT fetched from torchvision, it is loaded from `path` below
-            model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-            load_lpips_trunk(model, path)
-        self.model = model.to(self.device).eval()
+            lpips_model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+            load_lpips_trunk(lpips_model, path)
+            return lpips_model
+
+        self.model = metric_network(model, self.device, trunk_path, LPIPS_TRUNK_URLS.get(net), f'LPIPS {net} trunk',
+                                    '--lpips-trunk', download, build)
 
     @torch.no_grad()
     def __call__(self, img, gt):
@@ -189,10 +210,8 @@ class FIDMetric:
 
     def __init__(self, feature_net=None, weights_path=None, download=True, device='cpu', batch_size=8):
         self.device = torch.device(device)
-        if feature_net is None:
-            path = resolve_weights(weights_path, FID_INCEPTION_URL, 'FID Inception', '--inception', download)
-            feature_net = build_fid_inception(path)
-        self.net = feature_net.to(self.device).eval()
+        self.net = metric_network(feature_net, self.device, weights_path, FID_INCEPTION_URL, 'FID Inception',
+                                  '--inception', download, build_fid_inception)
         self.batch_size = batch_size
 
     @torch.no_grad()
@@ -274,10 +293,8 @@ class IdentityMetric:
 
     def __init__(self, model=None, weights_path=None, download=True, device='cpu', input_size=112, crop=True):
         self.device = torch.device(device)
-        if model is None:
-            path = resolve_weights(weights_path, ARCFACE_URL, 'ArcFace', '--arcface', download)
-            model = build_arcface(path)
-        self.model = model.to(self.device).eval()
+        self.model = metric_network(model, self.device, weights_path, ARCFACE_URL, 'ArcFace', '--arcface', download,
+                                    build_arcface)
         self.input_size = input_size
         self.crop = crop
 

@@ -1,0 +1,164 @@
+"""The GAN prior module (GPM): BasicSR's StyleGAN2 generator driving its own synthesis loop, fusion as a callback.
+
+:class:`GPM` subclasses BasicSR's :class:`~basicsr.archs.stylegan2_arch.StyleGAN2Generator` (as GFPGAN's
+``StyleGAN2GeneratorCSFT`` does), so its modules, their names and state-dict keys are BasicSR's (``style_mlp``,
+``constant_input``, ``style_conv1``, ``to_rgb1``, ``style_convs``, ``to_rgbs``, ``noises``) and its ops are BasicSR's
+(the CUDA kernels when compiled). What it adds: the FIR kernels as state-dict buffers, and :meth:`GPM.synthesize`,
+the synthesis loop from a w+ code with two hooks (see :func:`synthesis_loop`) through which a restoration network
+puts its encoder features into the prior.
+
+The loop itself is :func:`synthesis_loop`, a function over any module with those five attribute names, so a prior
+whose style blocks have other widths (MMRB-Net's concatenated noise branches) runs the same loop.
+"""
+from basicsr.archs.stylegan2_arch import StyleGAN2Generator, UpFirDnSmooth, UpFirDnUpsample
+
+
+def synthesis_loop(gen, latent, noise=None, fuse=None):
+    """The StyleGAN2 synthesis loop over a generator's modules, with a fusion hook before each up-sampling conv.
+
+    ``out = constant_input``; ``out = style_conv1(out)``; ``skip = to_rgb1(out)``; then for each level
+    ``k = 0 .. L - 1`` (level k's features are ``4 * 2^k`` pixels wide): ``out = fuse(k, out)``;
+    ``out = style_convs[2k](out)`` (up-sampling to ``8 * 2^k``); ``out = style_convs[2k + 1](out)``;
+    ``skip = to_rgbs[k](out, skip)``. Every module is called (``module(...)``), so forward hooks on them fire.
+
+    The two hooks:
+
+    * ``fuse(level, features) -> features``: called with the level index and the output of the previous style
+      block (``style_conv1`` for level 0), i.e. the features just before the up-sampling conv; it returns the
+      features that conv receives, of the same shape. Panini-Net's DAFI (eq. 7) and the Cat-Conv ablation are such
+      callbacks; a network that concatenates its decoder features with each style block's output and projects back
+      (GPEN's style) is one too. Return ``features`` unchanged for a level with nothing to fuse.
+    * ``noise``: what each style block receives as its ``noise`` argument, one entry per block
+      (``style_conv1`` first, then ``style_convs`` in order). BasicSR's blocks add it (``None``: fresh random
+      noise); blocks that concatenate it (MMRB-Net's noise branches) take features of the block's width here.
+
+    Args:
+        gen (nn.Module): Has ``constant_input``, ``style_conv1``, ``to_rgb1``, ``style_convs`` (two per level) and
+            ``to_rgbs`` (one per level), called as BasicSR's: ``conv(x, style, noise=n)``, ``to_rgb(x, style, skip)``.
+        latent (Tensor): w+ (b, n_latent, num_style_feat) with ``n_latent >= 2 * L + 2`` (layer ``i`` uses code
+            ``i``; each ToRGB the code after its block's), or one w (b, num_style_feat) for every layer.
+        noise (list | None): One entry per style block (``1 + 2 * L``). Default: None (``None`` for every block).
+        fuse (callable | None): ``fuse(level, features) -> features``. Default: None (no fusion: plain StyleGAN2).
+
+    Returns:
+        Tensor: The image, (b, 3, 4 * 2^L, 4 * 2^L) (RGB skip sum, unclamped).
+    """
+    num_levels = len(gen.to_rgbs)
+    if noise is None:
+        noise = [None] * (1 + 2 * num_levels)
+    elif len(noise) != 1 + 2 * num_levels:
+        raise ValueError(f'{len(noise)} noise entries given; the generator has {1 + 2 * num_levels} style blocks.')
+    if latent.ndim == 2:  # one w for every layer
+        latent = latent.unsqueeze(1).expand(-1, 2 * num_levels + 2, -1)
+    if latent.shape[1] < 2 * num_levels + 2:
+        raise ValueError(f'latent has {latent.shape[1]} codes; the generator needs {2 * num_levels + 2}.')
+    out = gen.constant_input(latent.shape[0])
+    out = gen.style_conv1(out, latent[:, 0], noise=noise[0])
+    skip = gen.to_rgb1(out, latent[:, 1])
+    i = 1
+    for k, (conv1, conv2, to_rgb) in enumerate(zip(gen.style_convs[::2], gen.style_convs[1::2], gen.to_rgbs)):
+        if fuse is not None:
+            out = fuse(k, out)
+        out = conv1(out, latent[:, i], noise=noise[i])
+        out = conv2(out, latent[:, i + 1], noise=noise[i + 1])
+        skip = to_rgb(out, latent[:, i + 2], skip)
+        i += 2
+    return skip
+
+
+class GPM(StyleGAN2Generator):
+    """GAN prior module: BasicSR's StyleGAN2 generator, FIR kernels as buffers, and a synthesis loop with a hook.
+
+    Same arguments, modules and state-dict keys as BasicSR's ``StyleGAN2Generator`` plus the FIR kernels
+    (``*.kernel``, see :func:`register_fir_kernels`), so BasicSR / MMGen StyleGAN2 files load into it
+    (:meth:`load_prior`). BasicSR's ``forward`` (z or w -> image, mapping network, style mixing) is inherited
+    unchanged; a restoration network calls :meth:`synthesize`.
+
+    Args:
+        out_size (int): Output size (power of two >= 8).
+        num_style_feat (int): Style dimension. Default: 512.
+        num_mlp (int): Mapping layers. Default: 8.
+        channel_multiplier (int): Channel multiplier. Default: 2.
+        resample_kernel (tuple[int]): FIR kernel. Default: (1, 3, 3, 1).
+        lr_mlp (float): Mapping learning-rate multiplier. Default: 0.01.
+        narrow (float): Channel narrowing ratio. Default: 1.0.
+    """
+
+    def __init__(self, out_size, num_style_feat=512, num_mlp=8, channel_multiplier=2, resample_kernel=(1, 3, 3, 1),
+                 lr_mlp=0.01, narrow=1.0):
+        super().__init__(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
+                         channel_multiplier=channel_multiplier, resample_kernel=resample_kernel, lr_mlp=lr_mlp,
+                         narrow=narrow)
+        register_fir_kernels(self)
+
+    @property
+    def num_fusion_levels(self):
+        """Number of levels of :meth:`synthesize` (resolutions 4 .. out_size / 2)."""
+        return len(self.to_rgbs)
+
+    def stored_noise(self):
+        """The fixed noise buffers, one per style block (``noises.noise0`` ...)."""
+        return [getattr(self.noises, f'noise{i}') for i in range(self.num_layers)]
+
+    def synthesize(self, latent, fuse=None, randomize_noise=False):
+        """Image from w+, with ``fuse`` called before each up-sampling conv (see :func:`synthesis_loop`).
+
+        Args:
+            latent (Tensor): w+ (b, 2 * log2(out_size) - 2, num_style_feat).
+            fuse (callable | None): ``fuse(level, features) -> features``; level k features are
+                (b, channels[4 * 2^k], 4 * 2^k, 4 * 2^k). Default: None.
+            randomize_noise (bool): Fresh random noise instead of the stored buffers. Default: False.
+
+        Returns:
+            Tensor: (b, 3, out_size, out_size), unclamped.
+        """
+        noise = None if randomize_noise else self.stored_noise()
+        return synthesis_loop(self, latent, noise=noise, fuse=fuse)
+
+    def load_prior(self, state_dict):
+        """Load a BasicSR ``StyleGAN2Generator`` state dict (strict), keeping our FIR kernels if it lacks them.
+
+        Args:
+            state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a StyleGAN2 checkpoint.
+        """
+        load_gpm_state(self, state_dict)
+
+
+def fir_kernel_keys(gpm, prefix=''):
+    """State-dict keys of the FIR kernels that :func:`register_fir_kernels` turned into buffers."""
+    return [f'{prefix}{name}.kernel' for name, m in gpm.named_modules() if isinstance(m, (UpFirDnSmooth,
+                                                                                           UpFirDnUpsample))]
+
+
+def register_fir_kernels(gpm):
+    """Turn the FIR kernels of BasicSR's StyleGAN2 up-sampling layers into buffers.
+
+    BasicSR keeps ``kernel`` as a plain attribute: it is not in the state dict and does not follow ``.to()``.
+    The official (MMGen) generator stores it, and a checkpoint's value is what its forward used. As buffers they
+    are loaded, saved and moved with the module; BasicSR's forward reads ``self.kernel`` unchanged.
+
+    Args:
+        gpm (StyleGAN2Generator): Modified in place.
+    """
+    for m in gpm.modules():
+        if isinstance(m, (UpFirDnSmooth, UpFirDnUpsample)) and 'kernel' not in m._buffers:
+            kernel = m.kernel
+            del m.kernel
+            m.register_buffer('kernel', kernel.clone())
+
+
+def load_gpm_state(gpm, state_dict):
+    """Load a BasicSR StyleGAN2Generator state dict into the GPM (strict), keeping our FIR kernels if it lacks them.
+
+    Args:
+        gpm (StyleGAN2Generator): With FIR kernel buffers (see :func:`register_fir_kernels`).
+        state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a BasicSR StyleGAN2 checkpoint.
+    """
+    state_dict = dict(state_dict)
+    own = gpm.state_dict()
+    for key in fir_kernel_keys(gpm):
+        state_dict.setdefault(key, own[key])
+    gpm.load_state_dict(state_dict, strict=True)
+
+
+__all__ = ['GPM', 'synthesis_loop', 'fir_kernel_keys', 'register_fir_kernels', 'load_gpm_state']
