@@ -223,7 +223,8 @@ def main(argv=None):
                    f'({"met" if goal[0]["faces_per_s"] >= GOAL_FACES_PER_S else "NOT met"}, goal '
                    f'{GOAL_FACES_PER_S})' if goal else '')
         body = (network_table(rows) + verdict + ('\n\n' + '\n\n'.join(notes) if notes else '') +
-                '\n\n`benchmarks/bench_network.py --device cuda --dtype D --batch-sizes 1 8 32 --ops fast` '
+                f'\n\n`benchmarks/bench_network.py --device {device} --dtype D --batch-sizes '
+                f'{"1 2 --tiny" if smoke else "1 8 32"} --ops fast` '
                 '--in-process (best of 3 after 2 warm-ups, fp32 with TF32 off; FLOPs counted on the meta '
                 'device; peak = torch.cuda.max_memory_allocated)')
         section(report, '3. Network speed', bool(rows) and not any('FAILED' in n for n in notes),
@@ -235,7 +236,7 @@ def main(argv=None):
             if smoke:
                 cmd += ['--modes', '--no-headroom']  # the fp32 forward against the official crop only
             ok, sec, out, why = run_step(cmd, limit(45), env)
-            body = '`benchmarks/bench_half.py --device cuda`:\n\n' + '\n'.join(
+            body = f'`benchmarks/bench_half.py --device {device}`:\n\n' + '\n'.join(
                 ln for ln in out.splitlines() if ln.startswith(('|', 'device', 'fp16 overflow')))
             section(report, '4. Half precision (official reference input, recipe weights)', ok, sec, why, body, out)
         else:
