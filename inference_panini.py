@@ -25,7 +25,7 @@ import numpy as np
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
-from panininet.families import family_names, validate_weight
+from panininet.families import BACKENDS, family_names, validate_weight
 from panininet.image_io import read_image, why_unreadable, write_image
 from panininet.restorer import PaniniRestorer
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument('--model_path', default=None,
                    help='weights file (ours, or an official checkpoint: converted once and cached); '
                    'default: the release file in the weights folder, downloaded if missing')
+    p.add_argument('--backend', default='pytorch', choices=tuple(BACKENDS),
+                   help='onnxruntime: --model_path is an .onnx file written by scripts/export_onnx.py '
+                   '(needs the [onnx] extra)')
     p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole photo')
     p.add_argument('--bg_upsampler', default='none', choices=('none', 'realesrgan'),
                    help='background upsampler (realesrgan: needs the realesrgan package; else Lanczos)')
@@ -222,7 +225,7 @@ def build_restorer(args):
             detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
             dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32',
-            color_fix=args.color_fix)
+            color_fix=args.color_fix, backend=args.backend)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError):
         raise
     except (RuntimeError, OSError, EOFError, KeyError, AttributeError, TypeError) as err:

@@ -73,9 +73,12 @@ if __name__ == '__main__':
             'gfpgan': ['gfpgan==1.3.8'],
             # videos (inference_panini.py -i clip.mp4): PyAV, whose wheels bundle FFmpeg's libraries (no system ffmpeg)
             'video': ['av>=18'],
-            # the [offline], [metrics], [gfpgan] and [video] extras, so that CI runs the GFPGANer drop-in and the
-            # video tests too
+            # ONNX export (scripts/export_onnx.py) and the onnxruntime backend (--backend onnxruntime)
+            'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
+            # the [offline], [metrics], [gfpgan], [video] and [onnx] extras, so that CI runs the GFPGANer drop-in,
+            # the video and the ONNX export tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
-                     'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18'],
+                     'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
+                     'onnxruntime>=1.16'],
         },
         zip_safe=False)

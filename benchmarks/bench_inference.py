@@ -27,6 +27,10 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.families import random_family, select_device
 from panininet.restorer import PaniniRestorer
 
+# --tiny: the restorer aligns faces at 512, so a small network with a 512 input (figures meaningless)
+TINY_512 = {'in_size': 512, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
+            'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8}
+
 
 def sync(device):
     if device.type == 'cuda':
@@ -79,6 +83,9 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--detector', default='dlib')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--limit', type=int, default=None, help='only the first N photos')
+    parser.add_argument('--tiny', action='store_true', help='a tiny 512 -> 64 PaniniNet (plumbing check only)')
+    parser.add_argument('--skip-network', action='store_true', help='no network-alone timing (pipeline only)')
     parser.add_argument('--json', default=None, help='write the figures here')
     args = parser.parse_args()
     if args.threads:
@@ -90,11 +97,12 @@ def main():
                'load_average_1min_at_start': load, 'cpu_count': os.cpu_count(),
                'cpu': platform.processor() or platform.machine(), 'batch_size': args.batch_size}
 
-    panini = random_family('mfr', device)
-    results['panini_net_wall_s_per_face'], results['panini_net_cpu_s_per_face'] = time_network(
-        panini, args.batch_size, args.repeats, device)
+    panini = random_family('mfr', device, **(TINY_512 if args.tiny else {}))
+    if not args.skip_network:
+        results['panini_net_wall_s_per_face'], results['panini_net_cpu_s_per_face'] = time_network(
+            panini, args.batch_size, args.repeats, device)
 
-    gfpgan, why = load_gfpgan(device)
+    gfpgan, why = (None, 'skipped (--skip-network)') if args.skip_network else load_gfpgan(device)
     if gfpgan is not None:
         results['gfpgan13_net_wall_s_per_face'], results['gfpgan13_net_cpu_s_per_face'] = time_network(
             gfpgan, args.batch_size, args.repeats, device)
@@ -110,6 +118,7 @@ def main():
         restorer = PaniniRestorer(upscale=2, detector=args.detector, net=panini, device=device,
                                   batch_size=args.batch_size)
         files = sorted(f for f in glob.glob(osp.join(args.photos, '*')) if cv2.imread(f) is not None)
+        files = files[:args.limit] if args.limit else files
         faces, wall, cpu, per_photo = 0, 0.0, 0.0, {}
         for f in files:
             img = cv2.imread(f)

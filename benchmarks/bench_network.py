@@ -34,16 +34,22 @@ NAMES = {'panini': 'PaniniNet MFR 512->1024', 'gfpgan': 'GFPGANv1Clean 512->512'
 
 # --nets name -> restoration family (panininet.families)
 FAMILY = {'panini': 'mfr', 'gfpgan': 'gfpgan1.3', 'mmrb': 'mmrb', 'gpen': 'gpen512'}
+# --tiny: networks small enough for a plumbing check (benchmarks/gpu_check.py --cpu-smoke); figures meaningless
+TINY = {'panini': {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
+                   'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8},
+        'gfpgan': {'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125}}
 
 
-def build(net_name, device='cpu', precision='fp32'):
+def build(net_name, device='cpu', precision='fp32', tiny=False):
     """The family's network with random weights, in eval mode, computing in ``precision``, and its input size."""
     import panininet  # noqa: F401  (before basicsr / gfpgan)
     from panininet.families import random_family
 
     if net_name not in FAMILY:
         raise ValueError(f'unknown net {net_name!r}')
-    family = random_family(FAMILY[net_name], device, precision)
+    if tiny and net_name not in TINY:
+        raise ValueError(f'--tiny: no tiny configuration of {net_name!r}')
+    family = random_family(FAMILY[net_name], device, precision, **(TINY[net_name] if tiny else {}))
     return family, family.in_size
 
 
@@ -51,14 +57,14 @@ def forward(family, x):
     return family(x)  # no_grad and the autocast of --dtype inside (panininet.families)
 
 
-def count_flops(net_name):
+def count_flops(net_name, tiny=False):
     """FLOPs of one face (batch 1) and the parameter count, on the meta device (no memory, no time)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     import panininet  # noqa: F401
     with torch.device('meta'):
-        net, size = build(net_name, 'meta')
+        net, size = build(net_name, 'meta', tiny=tiny)
         x = torch.zeros(1, 3, size, size)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -76,7 +82,7 @@ def run_one(cfg):
     torch.set_num_threads(cfg['threads'])
     compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
-    net, size = build(cfg['net'], device, cfg['dtype'])
+    net, size = build(cfg['net'], device, cfg['dtype'], cfg.get('tiny', False))
     if cfg['dtype'] == 'fp32' and device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -131,6 +137,10 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='fp32', choices=DTYPES, help='autocast dtype (fp32: none)')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--tiny', action='store_true', help='tiny networks (plumbing check only)')
+    parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
+    parser.add_argument('--in-process', action='store_true',
+                        help='all rows in this process (CUDA: peak memory is reset per row; CPU: peak RSS is not)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -140,7 +150,7 @@ def main():
     flops, params = {}, {}
     for net in args.nets:
         try:
-            flops[net], params[net] = count_flops(net)
+            flops[net], params[net] = count_flops(net, args.tiny)
         except ImportError as err:
             flops[net] = None
             print(f'{net}: not available ({err}); pip install --no-deps gfpgan into a separate --target and add it '
@@ -153,8 +163,18 @@ def main():
             for batch in args.batch_sizes:
                 cfg = {'net': net, 'ops': 'fast' if ops_name == '-' else ops_name, 'batch': batch,
                        'repeats': args.repeats, 'warmup': args.warmup, 'threads': args.threads,
-                       'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last}
-                res = child(cfg)
+                       'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last,
+                       'tiny': args.tiny}
+                if args.in_process:
+                    import torch
+                    try:
+                        res = run_one(cfg)
+                    except RuntimeError as err:  # e.g. out of memory: report the row, go on
+                        res = {'error': str(err).strip().splitlines()[0][:200]}
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()  # the row's network and activations are gone
+                else:
+                    res = child(cfg)
                 rows.append((net, ops_name, batch, res))
                 print(f'# {net} ops={ops_name} batch={batch}: {res}', flush=True)
 
@@ -166,20 +186,31 @@ def main():
           f'best of {args.repeats} after {args.warmup} warm-up')
     gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
     ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}
-    print('| network | params (M) | ops | batch | ms/face | GFLOP/face | GFLOP/s | peak mem (GiB) | vs ref ops | '
-          'time vs GFPGAN |')
-    print('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+    print('| network | params (M) | ops | batch | ms/face | faces/s | GFLOP/face | GFLOP/s | peak mem (GiB) | '
+          'vs ref ops | time vs GFPGAN |')
+    print('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    out_rows = []
     for net, ops_name, batch, res in rows:
-        name = NAMES[net]
+        name = NAMES[net] + (' (tiny)' if args.tiny else '')
         if 'error' in res:
-            print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | failed: {res["error"]} | | | | | |')
+            print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | failed: {res["error"]} | | | | | | |')
+            out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype, 'error': res['error']})
             continue
         per_face = res['seconds'] / batch
         gflop = flops[net] / 1e9
         vs_ref = f'{ref[batch] / per_face:.2f}x faster' if net == 'panini' and batch in ref else ''
         vs_gfp = f'{per_face / gfp[batch]:.2f}x' if net != 'gfpgan' and batch in gfp else ''
-        print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | {per_face * 1e3:.0f} | {gflop:.0f} | '
-              f'{gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | {vs_gfp} |')
+        print(f'| {name} | {params[net] / 1e6:.1f} | {ops_name} | {batch} | {per_face * 1e3:.1f} | '
+              f'{1 / per_face:.2f} | {gflop:.1f} | {gflop / per_face:.1f} | {res["peak_gib"]:.2f} | {vs_ref} | '
+              f'{vs_gfp} |')
+        out_rows.append({'net': name, 'ops': ops_name, 'batch': batch, 'dtype': args.dtype,
+                         'ms_per_face': per_face * 1e3, 'faces_per_s': 1 / per_face, 'gflop_per_face': gflop,
+                         'gflop_per_s': gflop / per_face, 'peak_gib': res['peak_gib'], 'finite': res['finite'],
+                         'device_name': res['device_name']})
+    if args.json:
+        from panininet.fileio import write_text_atomic
+        write_text_atomic(args.json, json.dumps({'rows': out_rows, 'device': args.device, 'threads': args.threads,
+                                                 'load_1min': load[0]}, indent=2))
 
 
 if __name__ == '__main__':

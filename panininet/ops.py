@@ -63,6 +63,8 @@ def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pa
                          f'down=({down_x}, {down_y}).')
     _, c, in_h, in_w = input.shape
     kh, kw = kernel.shape
+    if torch.jit.is_tracing():  # ONNX export: the depthwise weight needs a constant shape (channels never vary)
+        c, in_h, in_w, kh, kw = int(c), int(in_h), int(in_w), int(kh), int(kw)
     out_h = (in_h * up_y + pad_y0 + pad_y1 - kh) // down_y + 1
     out_w = (in_w * up_x + pad_x0 + pad_x1 - kw) // down_x + 1
     if out_h <= 0 or out_w <= 0:

@@ -80,13 +80,17 @@ class PaniniRestorer:
             ``out_size`` attributes and takes ``(x, mask_bias=...)``. Default: None.
         precision (str): Network arithmetic: 'fp32', or autocast to 'bf16' (CPU or GPU) or 'fp16' (GPU only);
             weights stay fp32. Default: 'fp32'.
+        backend (str): 'pytorch', or 'onnxruntime': ``model_path`` is an ``.onnx`` file written by
+            ``scripts/export_onnx.py`` (:class:`~panininet.families.onnx_family.OnnxRuntimeFamily`). Default:
+            'pytorch'.
         color_fix (str): 'none', 'wavelet' or 'adain': give each restored face the low-frequency colour of its
             input crop before it is pasted (:func:`panininet.color.color_fix`). Default: 'none'.
     """
 
     def __init__(self, model_path=None, upscale=2, version='mfr', bg_upsampler=None, device=None,
                  detector='retinaface_resnet50', weights_dir=None, batch_size=4, allow_download=True,
-                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', color_fix='none'):
+                 use_parse=False, dlib_upsample=1, net=None, precision='fp32', color_fix='none',
+                 backend='pytorch'):
         if color_fix not in COLOR_FIX_METHODS:
             raise ValueError(f'color_fix={color_fix!r}: use one of {", ".join(COLOR_FIX_METHODS)}.')
         family_cls = family_class(version)
@@ -103,7 +107,8 @@ class PaniniRestorer:
         elif net is not None:
             self.family = family_cls(net, self.device, precision)
         else:
-            self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download)
+            self.family = build_family(version, model_path, self.device, precision, weights_dir, allow_download,
+                                       backend=backend)
         self.precision = self.family.precision
         self.net = getattr(self.family, 'net', None)
         self.in_size, self.out_size = self.family.in_size, self.family.out_size

@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-``shared_dir`` is ``../shared`` beside the repository (the read-only reference data and test photos).
+``shared_dir`` is ``../shared`` beside the repository (the read-only reference data and test photos), or
+``$PANINI_SHARED_DIR`` when set.
 When it is absent the tests that need it are skipped, unless ``PANINI_REQUIRE_SHARED=1`` (set by ``.ci/run``),
 in which case they fail: CI must never go green by skipping them.
 """
@@ -14,7 +15,8 @@ import torch
 import panininet  # noqa: F401  (compat + registries before any test imports basicsr)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SHARED_DIR = osp.join(osp.dirname(REPO_ROOT), 'shared')
+# $PANINI_SHARED_DIR points elsewhere (e.g. a copy carried to a GPU machine: benchmarks/gpu_check.py --shared)
+SHARED_DIR = os.environ.get('PANINI_SHARED_DIR') or osp.join(osp.dirname(REPO_ROOT), 'shared')
 
 
 def _require_shared():

@@ -115,6 +115,7 @@ def test_cuda_kernels_match_native():
     torch.testing.assert_close(out_k, upfirdn2d_native(x, k, 2, 2, 1, 1, 2, 1, 2, 1), rtol=0, atol=1e-5)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_stylegan2_runs_on_cuda_with_whatever_ops_exist():
     from basicsr.archs.stylegan2_arch import StyleGAN2Generator

@@ -232,6 +232,7 @@ def _psnr01(a, b):
     return 10 * torch.log10(1 / (a - b).double().pow(2).mean()).item()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_half_precision_psnr_on_official_reference_input(shared_dir, dtype):
@@ -262,6 +263,30 @@ def test_half_precision_psnr_on_official_reference_input(shared_dir, dtype):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     assert torch.isfinite(y16).all()
     assert _psnr01(y16, y32) >= 40
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('site', sorted(STYLEGAN2_CALLS))
+def test_fast_ops_on_cuda_equal_reference_and_compiled_kernel(site):
+    """On CUDA the fast op equals basicsr's native op and, where it was built, the compiled upfirdn2d kernel."""
+    scale, up, down, (p0, p1) = STYLEGAN2_CALLS[site]
+    x = torch.randn(2, 16, 33, 33, device='cuda')
+    kernel = (K4 * scale).cuda()
+    args = (up, up, down, down, p0, p1, p0, p1)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        fast, ref = _both(x, kernel, *args)
+        torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+        if compat._UpFirDn2dDispatch.compiled is not None:
+            compiled = compat._UpFirDn2dDispatch.compiled.apply(x, kernel, (up, up), (down, down), (p0, p1, p0, p1))
+            torch.testing.assert_close(fast, compiled, rtol=0, atol=1e-5)
+        b = torch.randn(16, device='cuda')
+        torch.testing.assert_close(ops.fused_leaky_relu_fast(x, b), ops.fused_leaky_relu_native(x, b), rtol=0,
+                                   atol=0)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def test_ops_is_a_leaf():

@@ -10,6 +10,10 @@ name                    network                                              mod
 ``mmrb``                MMRBNet (512 -> 512; a trained file, no release)     ``mmrb_family.py``
 ======================  ===================================================  ==============================
 
+Backends (``build_family(..., backend=)``, ``--backend``): 'pytorch' (the family's network, default) or
+'onnxruntime' (an ``.onnx`` file written by ``scripts/export_onnx.py``, ``onnx_family.py``, needs the ``[onnx]``
+extra).
+
 API (see :mod:`panininet.families.base`): ``build_family(name, model_path, device, precision=..., weights_dir=...)``
 returns a :class:`RestorationFamily` with ``in_size``, ``out_size``, ``supports_weight`` and the call
 ``family(faces, weight)``: (b, 3, in_size, in_size) RGB in [-1, 1] -> (b, 3, out_size, out_size) in [-1, 1].
@@ -26,6 +30,7 @@ import os.path as osp
 from basicsr.utils import scandir
 
 from panininet.families.base import (
+    BACKENDS,
     DEFAULT_SIZE,
     FAMILIES,
     PRECISIONS,
@@ -37,6 +42,7 @@ from panininet.families.base import (
     family_names,
     load_state_dict_strict,
     random_family,
+    register_backend,
     register_family,
     select_device,
     validate_weight,
@@ -48,6 +54,6 @@ _names = ['panini_family'] + sorted(osp.splitext(osp.basename(v))[0] for v in sc
                                     if v.endswith('_family.py') and v != 'panini_family.py')
 _modules = [importlib.import_module(f'panininet.families.{name}') for name in _names]
 
-__all__ = ['DEFAULT_SIZE', 'FAMILIES', 'PRECISIONS', 'RestorationFamily', 'autocast', 'build_family',
+__all__ = ['BACKENDS', 'DEFAULT_SIZE', 'FAMILIES', 'PRECISIONS', 'RestorationFamily', 'autocast', 'build_family',
            'check_precision', 'family_class', 'family_names', 'load_state_dict_strict', 'random_family',
-           'register_family', 'select_device', 'validate_weight']
+           'register_backend', 'register_family', 'select_device', 'validate_weight']

@@ -10,6 +10,7 @@ The restorer, the evaluation script and the benchmarks only use this interface; 
 (its constructor, how its weights are read, how the fidelity weight reaches it) lives in its family's class.
 """
 import contextlib
+import os.path as osp
 
 import torch
 from basicsr.utils import get_root_logger
@@ -21,6 +22,8 @@ PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 DEFAULT_SIZE = 512  # in/out size of a network that does not say its own (facexlib's aligned crops are 512)
 
 FAMILIES = {}  # -v name -> family class, in registration order
+# runtime -> family class that runs any family's exported file ('pytorch': the -v family itself, FAMILIES)
+BACKENDS = {'pytorch': None}
 
 
 def register_family(*names):
@@ -42,6 +45,23 @@ def register_family(*names):
     return decorator
 
 
+def register_backend(name):
+    """Class decorator: register a :class:`RestorationFamily` subclass that runs exported files as ``backend``.
+
+    Args:
+        name (str): The backend's name (``--backend``), e.g. 'onnxruntime'.
+
+    Returns:
+        callable: The decorator (returns the class unchanged).
+    """
+    def decorator(cls):
+        if name in BACKENDS:
+            raise ValueError(f'backend {name!r} is registered twice.')
+        BACKENDS[name] = cls
+        return cls
+    return decorator
+
+
 def family_names():
     """The registered ``-v`` names, in registration order (PaniniNet's first)."""
     return tuple(FAMILIES)
@@ -58,7 +78,8 @@ def family_class(name):
     return FAMILIES[name]
 
 
-def build_family(name, model_path=None, device=None, precision='fp32', weights_dir=None, allow_download=True):
+def build_family(name, model_path=None, device=None, precision='fp32', weights_dir=None, allow_download=True,
+                 backend='pytorch'):
     """Build the family ``name`` from a weights file.
 
     Args:
@@ -69,6 +90,9 @@ def build_family(name, model_path=None, device=None, precision='fp32', weights_d
         precision (str): A key of :data:`PRECISIONS`. Default: 'fp32'.
         weights_dir (str | None): Weights root (downloads, converted official files). Default: None.
         allow_download (bool): Download a missing release file. Default: True.
+        backend (str): A key of :data:`BACKENDS`: 'pytorch' (the family's own network), or e.g. 'onnxruntime'
+            (``model_path`` is then that runtime's exported file, e.g. ``.onnx``; needed: no release file).
+            Default: 'pytorch'.
 
     Returns:
         RestorationFamily: Ready for inference (eval mode, on ``device``).
@@ -79,6 +103,15 @@ def build_family(name, model_path=None, device=None, precision='fp32', weights_d
         ImportError: The family needs a package that is not installed (the message says which).
     """
     cls = family_class(name)
+    if backend not in BACKENDS:
+        raise ValueError(f'Unknown backend {backend!r}; choose one of {tuple(BACKENDS)}.')
+    if BACKENDS[backend] is not None:
+        if model_path is None:
+            raise ValueError(f'--backend {backend} needs --model_path: the exported file (scripts/export_onnx.py).')
+        if not osp.isfile(model_path):
+            raise ValueError(f'--model_path {model_path}: no such file.')
+        return BACKENDS[backend].from_file(name, model_path, device=device, precision=precision,
+                                           weights_dir=weights_dir)
     check_precision(precision, select_device(device), warn=False)  # before a file is read or downloaded
     path = resolve_model_path(name, model_path, weights_dir, allow_download)
     return cls.from_file(name, path, device=device, precision=precision, weights_dir=weights_dir)
