@@ -23,7 +23,7 @@ def degradation_targets(params):
 
     Args:
         params (dict): ``sigma``, ``r``, ``delta``, ``q`` and ``r_base``, as drawn by
-            :meth:`panininet.data.degradations.DegradationSampler.sample` (``q`` None or -1: JPEG off, then NaN).
+            :meth:`panininet.data.degradation_sampler.DegradationSampler.sample` (``q`` None or -1: JPEG off, then NaN).
 
     Returns:
         list[float]: One value per target.

@@ -31,7 +31,8 @@ import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
-from panininet.data.degradations import TABLE4_FIXED, TABLE4_RATES, degrade, resize
+from panininet.data.degradation_sampler import TABLE4_FIXED, TABLE4_RATES
+from panininet.data.degradations import degrade, resize
 from panininet.fileio import save_figure_atomic, write_text_atomic
 from panininet.metrics import json_safe, read_image
 

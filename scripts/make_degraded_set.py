@@ -32,7 +32,14 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
-from panininet.data.degradations import PRESETS, TABLE4_FIXED, TABLE4_RATES, DegradationSampler, make_lq, seeded_rng
+from panininet.data.degradation_sampler import (
+    PRESETS,
+    TABLE4_FIXED,
+    TABLE4_RATES,
+    DegradationSampler,
+    make_lq,
+    seeded_rng,
+)
 from panininet.fileio import write_bytes_atomic
 
 TABLE4_DEFAULTS = TABLE4_FIXED  # our choice (the paper does not give Table 4's fixed sigma, delta, q)

@@ -8,7 +8,7 @@
    training half.
 2. A bank of UDRL pairs: ``--bank`` parameter sets (sigma, r, delta, q) drawn by the data task's
    ``DegradationSampler('panini_mfr')`` (``--vary F``: only factor F, the others fixed; ``--pool N``: from N sets),
-   each applied (eq. 10, :func:`panininet.data.degradations.make_lq`, at 512) to two training images of different
+   each applied (eq. 10, :func:`panininet.data.degradation_sampler.make_lq`, at 512) to two training images of different
    groups, then area-resized to ``--dre-size`` (256, what PaniniNet's DRE sees). ``--cache`` keeps it.
 3. MoCo (``panininet.archs.dre_arch.MoCo``, InfoNCE, T = 0.07) until ``--iters`` or ``--max-minutes`` CPU-minutes:
    the query is a random ``--crop`` crop of one image of a pair, the key a crop of the other image (same
@@ -46,7 +46,8 @@ from torch.nn import functional as F
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.dre_arch import DegradationEncoder, MoCo
-from panininet.data.degradations import DegradationSampler, make_lq, resize
+from panininet.data.degradation_sampler import DegradationSampler, make_lq
+from panininet.data.degradations import resize
 from panininet.fileio import save_figure_atomic, torch_save_atomic, write_text_atomic
 from panininet.metrics import json_safe, list_images, read_image
 from panininet.probe import TARGETS, degradation_targets, linear_probe

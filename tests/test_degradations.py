@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from panininet.data import degradations as D
-from panininet.data.degradations import PRESETS, DegradationSampler, degrade, down_up, seeded_rng
+from panininet.data.degradation_sampler import PRESETS, DegradationSampler, seeded_rng
+from panininet.data.degradations import degrade, down_up
 
 
 def _texture(size=128, seed=0):

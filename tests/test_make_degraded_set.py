@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from panininet.data.degradations import TABLE4_FIXED
+from panininet.data.degradation_sampler import TABLE4_FIXED
 from panininet.data.mfr_pair_dataset import PaniniMFRDataset
 
 

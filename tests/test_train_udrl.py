@@ -22,7 +22,8 @@ from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_t
 
 from panininet.archs.dre_arch import MoCo
 from panininet.data.data_util import prepare_hq, to_tensor
-from panininet.data.degradations import DegradationSampler, make_lq, resize
+from panininet.data.degradation_sampler import DegradationSampler, make_lq
+from panininet.data.degradations import resize
 from panininet.models.udrl_model import retrieval_metrics
 
 pytestmark = pytest.mark.usefixtures('one_thread')

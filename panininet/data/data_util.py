@@ -12,7 +12,8 @@ from basicsr.data.data_util import paths_from_folder
 from basicsr.utils import FileClient
 from torch.utils import data
 
-from panininet.data.degradations import resize, seeded_rng
+from panininet.data.degradation_sampler import seeded_rng
+from panininet.data.degradations import resize
 from panininet.image_io import IMAGE_EXTENSIONS, is_image_file
 
 IMG_EXTENSIONS = IMAGE_EXTENSIONS  # the one list (panininet.image_io); this name kept for older imports

@@ -9,7 +9,7 @@ from panininet.data.data_util import (
     to_gray3,
     to_tensor,
 )
-from panininet.data.degradations import DegradationSampler, make_lq
+from panininet.data.degradation_sampler import DegradationSampler, make_lq
 
 
 @DATASET_REGISTRY.register()
@@ -39,7 +39,7 @@ class PaniniMFRDataset(HQFaceDataset):
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
             use_jpeg (bool), down_interpolation, up_interpolation (str), blur_kernel_size (int), motion_prob
             (float), motion_length_range ([low, high]), upsample_last (bool): see
-            :class:`~panininet.data.degradations.DegradationSampler`.
+            :class:`~panininet.data.degradation_sampler.DegradationSampler`.
         deterministic (bool): Degradation of item i is a function of (seed, i) only. Default: True unless
             ``phase == 'train'`` (BasicSR sets phase to 'train' / 'val').
         seed (int): Base seed of the deterministic mode. Default: 0.

@@ -2,7 +2,8 @@
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from panininet.data.data_util import HQFaceDataset, params_for_batch, to_tensor
-from panininet.data.degradations import DegradationSampler, make_lq, resize
+from panininet.data.degradation_sampler import DegradationSampler, make_lq
+from panininet.data.degradations import resize
 
 
 @DATASET_REGISTRY.register()
