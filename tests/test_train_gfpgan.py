@@ -19,7 +19,17 @@ pytest.importorskip('gfpgan')  # the [gfpgan] extra (in [test]); everything belo
 
 from basicsr.archs.stylegan2_arch import StyleGAN2Generator  # noqa: E402
 from gfpgan.archs.arcface_arch import IRBlock, ResNetArcFace  # noqa: E402
-from train_helpers import free_port, logged, one_thread, run_training, write_component_file  # noqa: E402,F401
+from train_helpers import (  # noqa: E402,F401  (one_thread: fixture)
+    exp_dir,
+    free_port,
+    load,
+    logged,
+    one_thread,
+    run_training,
+    save_options,
+    set_option,
+    write_component_file,
+)
 
 from panininet.losses import vgg_features  # noqa: E402
 
@@ -68,13 +78,6 @@ def _weights_root(assets):
         yield
 
 
-def _set(opt, dotted, value):
-    keys = dotted.split('.')
-    for k in keys[:-1]:
-        opt = opt[k]
-    opt[keys[-1]] = value
-
-
 def tiny_opt(assets, name, **changes):
     """The tiny options with the TEST paths filled in; ``changes`` maps 'a__b__c' to a value."""
     with open(TINY) as f:
@@ -86,23 +89,14 @@ def tiny_opt(assets, name, **changes):
     opt['network_g']['decoder_load_path'] = assets['decoder']
     opt['path']['pretrain_network_identity'] = assets['arcface']
     for key, value in changes.items():
-        _set(opt, key.replace('__', '.'), value)
+        set_option(opt, key.replace('__', '.'), value)
     return opt
 
 
 def write_opt(assets, opt):
-    path = osp.join(assets['root'], f'{opt["name"]}.yml')
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f)
-    return path
+    return save_options(assets['root'], opt['name'], opt)
 
 
-def exp_dir(assets, name):
-    return osp.join(assets['root'], 'experiments', name)
-
-
-def load(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 @pytest.fixture(scope='module')
@@ -117,7 +111,7 @@ LOSSES = ('l_g_pix', 'l_p_8', 'l_p_16', 'l_p_32', 'l_p_64', 'l_g_percep', 'l_g_s
 
 
 def test_gfpgan_run_writes_checkpoints_metrics_images(assets, straight):
-    d = exp_dir(assets, 'gfpgan_straight')
+    d = exp_dir(assets['root'], 'gfpgan_straight')
     for it in (2, 4, 'latest'):
         g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
         assert set(g) == {'params', 'params_ema', 'arch'} and g['arch']['type'] == 'GFPGANv1'
@@ -152,14 +146,14 @@ def test_exact_resume(assets, straight):
     assert any('Resuming training from epoch: 0, iter: 2' in line for line in lines)
     for name in ('l_g_pix', 'l_identity', 'l_g_comp_style_loss', 'l_d_mouth'):
         assert logged(lines, name) == logged(straight, name)[2:], name
-    a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('gfpgan_straight', 'gfpgan_resume'))
+    a, b = (osp.join(exp_dir(assets['root'], n), 'models') for n in ('gfpgan_straight', 'gfpgan_resume'))
     for net in NETS:
         sa, sb = load(osp.join(a, f'{net}_4.pth')), load(osp.join(b, f'{net}_4.pth'))
         for key in ('params', 'params_ema') if net == 'net_g' else ('params',):
             for k in sa[key]:
                 assert torch.equal(sa[key][k], sb[key][k]), (net, key, k)
-    ta = load(osp.join(exp_dir(assets, 'gfpgan_straight'), 'training_states', '4.state'))
-    tb = load(osp.join(exp_dir(assets, 'gfpgan_resume'), 'training_states', '4.state'))
+    ta = load(osp.join(exp_dir(assets['root'], 'gfpgan_straight'), 'training_states', '4.state'))
+    tb = load(osp.join(exp_dir(assets['root'], 'gfpgan_resume'), 'training_states', '4.state'))
     for oa, ob in zip(ta['optimizers'], tb['optimizers']):
         for i, st in oa['state'].items():
             for k, v in st.items():
@@ -193,7 +187,7 @@ def test_gfpgan_trains_on_our_eq10_pairs(assets):
     lines = run_training(assets['root'], write_opt(assets, opt))
     for name in ('l_g_pix', 'l_g_gan_left_eye', 'l_g_comp_style_loss', 'l_identity', 'l_d_mouth'):
         assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
-    assert osp.isfile(osp.join(exp_dir(assets, 'gfpgan_eq10'), 'models', 'net_d_mouth_1.pth'))
+    assert osp.isfile(osp.join(exp_dir(assets['root'], 'gfpgan_eq10'), 'models', 'net_d_mouth_1.pth'))
 
 
 def test_options_file_matches_its_tiny_version():
@@ -261,7 +255,7 @@ def test_distributed_code_path_on_cpu(assets, monkeypatch):
             dist.destroy_process_group()
     assert any('DistributedDataParallel' in line for line in lines)
     assert logged(lines, 'l_identity') and logged(lines, 'l_d_left_eye')
-    state = load(osp.join(exp_dir(assets, 'gfpgan_gloo'), 'training_states', '1.state'))
+    state = load(osp.join(exp_dir(assets['root'], 'gfpgan_gloo'), 'training_states', '1.state'))
     assert len(state['rng']) == 1
 
 
@@ -285,5 +279,5 @@ def test_gfpgans_own_model_type_runs_too(assets):
     lines = run_training(assets['root'], write_opt(assets, opt))
     for name in ('l_g_pix', 'l_g_percep', 'l_g_style', 'l_identity', 'l_d'):
         assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
-    assert sorted(os.listdir(osp.join(exp_dir(assets, 'gfpgan_own'), 'models'))) == [
+    assert sorted(os.listdir(osp.join(exp_dir(assets['root'], 'gfpgan_own'), 'models'))) == [
         'net_d_1.pth', 'net_d_latest.pth', 'net_g_1.pth', 'net_g_latest.pth']

@@ -22,7 +22,7 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from facexlib.recognition.arcface_arch import Backbone
 from gpen_layout import discriminator_layout, full_generator_layout, random_state
-from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_thread: fixture)
+from train_helpers import exp_dir, load, logged, one_thread, run_training, save_options, set_option  # noqa: F401  (one_thread)
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.data.face_components import COMPONENTS
@@ -71,16 +71,6 @@ def assets(shared_dir, tmp_path_factory):
     return dict(root=root, faces=faces, **files)
 
 
-def _set(opt, dotted, value):
-    keys = dotted.split('.')
-    for k in keys[:-1]:
-        opt = opt[k]
-    if value is None:
-        opt.pop(keys[-1], None)
-    else:
-        opt[keys[-1]] = value
-
-
 def write_opt(assets, name, config='mmrb', **changes):
     """Tiny options with the TEST paths filled in; ``changes``: 'a__b__c' -> value (None removes the key)."""
     if config == 'mmrb':
@@ -108,19 +98,10 @@ def write_opt(assets, name, config='mmrb', **changes):
     opt['datasets']['train']['dataroot_gt'] = assets['faces']
     opt['datasets']['val']['dataroot_gt'] = assets['faces']
     for key, value in changes.items():
-        _set(opt, key.replace('__', '.'), value)
-    path = osp.join(assets['root'], f'{name}.yml')
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f)
-    return path
+        set_option(opt, key.replace('__', '.'), value)
+    return save_options(assets['root'], name, opt)
 
 
-def exp_dir(assets, name):
-    return osp.join(assets['root'], 'experiments', name)
-
-
-def load(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 def build(assets, config, **changes):
@@ -129,7 +110,7 @@ def build(assets, config, **changes):
     opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'], auto_resume=False)
     for phase, ds in opt['datasets'].items():
         ds['phase'] = phase
-    exp = exp_dir(assets, opt['name'])
+    exp = exp_dir(assets['root'], opt['name'])
     opt['path'].update(experiments_root=exp, models=osp.join(exp, 'models'), log=exp,
                        training_states=osp.join(exp, 'training_states'), visualization=osp.join(exp, 'vis'))
     model = build_model(opt)
@@ -276,7 +257,7 @@ def straight(assets):
 
 def test_run_writes_checkpoints_with_arch(assets, straight):
     from panininet.archs.mmrb_arch import MMRBNet
-    d = exp_dir(assets, 'mmrb_straight')
+    d = exp_dir(assets['root'], 'mmrb_straight')
     for it in (2, 4, 'latest'):
         g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
         assert set(g) == {'params', 'params_ema', 'arch'}
@@ -308,13 +289,13 @@ def test_exact_resume(assets, straight):
     lines = run_training(assets['root'], write_opt(assets, 'mmrb_resume', train__identity_opt=None), '--auto_resume')
     assert any('Resuming training from epoch: ' in line and 'iter: 2' in line for line in lines)
     assert logged(lines, 'l_g_pix') == logged(straight, 'l_g_pix')[2:]
-    a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('mmrb_straight', 'mmrb_resume'))
+    a, b = (osp.join(exp_dir(assets['root'], n), 'models') for n in ('mmrb_straight', 'mmrb_resume'))
     for name in ('net_g', 'net_d', *PARTS):
         sa, sb = load(osp.join(a, f'{name}_4.pth')), load(osp.join(b, f'{name}_4.pth'))
         for key in ('params', 'params_ema') if name == 'net_g' else ('params',):
             for k in sa[key]:
                 assert torch.equal(sa[key][k], sb[key][k]), (name, key, k)
-    ta, tb = (load(osp.join(exp_dir(assets, n), 'training_states', '4.state')) for n in ('mmrb_straight',
+    ta, tb = (load(osp.join(exp_dir(assets['root'], n), 'training_states', '4.state')) for n in ('mmrb_straight',
                                                                                           'mmrb_resume'))
     for oa, ob in zip(ta['optimizers'], tb['optimizers']):
         for i, st in oa['state'].items():
@@ -399,7 +380,8 @@ def test_ddp_two_processes_match_one(assets):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     init_d = load(assets['gpen_d'])['params']
     for name in ('net_g', 'net_d', *PARTS):
-        ref1, ref, ddp = (load(osp.join(exp_dir(assets, f'mmrb_ddp_{r}'), 'models', f'{name}_{it}.pth'))['params']
+        models = {r: osp.join(exp_dir(assets['root'], f'mmrb_ddp_{r}'), 'models') for r in ('ref', 'run')}
+        ref1, ref, ddp = (load(osp.join(models[r], f'{name}_{it}.pth'))['params']
                           for r, it in (('ref', 1), ('ref', 2), ('run', 2)))
         keys = [k for k in ref if ref[k].is_floating_point() and not torch.equal(ref[k], ref1[k])]
         assert keys, name

@@ -18,7 +18,7 @@ import torch
 import yaml
 from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator, StyleGAN2Generator
 from basicsr.models import build_model
-from train_helpers import logged, one_thread, run_training  # noqa: F401  (one_thread: fixture)
+from train_helpers import exp_dir, load, logged, one_thread, run_training, save_options, set_option  # noqa: F401  (one_thread)
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.losses import VGGPerceptualLoss, vgg_features
@@ -67,13 +67,6 @@ def assets(shared_dir, tmp_path_factory):
     return dict(root=root, faces=faces, **files)
 
 
-def _set(opt, dotted, value):
-    keys = dotted.split('.')
-    for k in keys[:-1]:
-        opt = opt[k]
-    opt[keys[-1]] = value
-
-
 def write_opt(assets, config, name, **changes):
     """Tiny options with the TEST paths filled in; ``changes`` maps 'a.b.c' (or 'a__b__c') to a value."""
     with open(osp.join(DATA, CONFIGS[config])) as f:
@@ -88,19 +81,10 @@ def write_opt(assets, config, name, **changes):
     opt['path']['pretrain_network_d'] = assets[f'd{size}']
     opt['train']['perceptual_opt']['vgg_load_path'] = assets['vgg']
     for key, value in changes.items():
-        _set(opt, key.replace('__', '.'), value)
-    path = osp.join(assets['root'], f'{name}.yml')
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f)
-    return path
+        set_option(opt, key.replace('__', '.'), value)
+    return save_options(assets['root'], name, opt)
 
 
-def exp_dir(assets, name):
-    return osp.join(assets['root'], 'experiments', name)
-
-
-def load(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 @pytest.fixture(scope='module')
@@ -111,7 +95,7 @@ def straight_mfr(assets):
 
 
 def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
-    d = exp_dir(assets, 'mfr_straight')
+    d = exp_dir(assets['root'], 'mfr_straight')
     for it in (3, 6, 'latest'):
         g = load(osp.join(d, 'models', f'net_g_{it}.pth'))
         assert set(g) == {'params', 'params_ema', 'arch'}
@@ -134,7 +118,7 @@ def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
 def test_trained_generator_loads_with_its_arch(assets, straight_mfr):
     from panininet.archs.panini_arch import PaniniNet
     from panininet.checkpoint import load_panini_weights
-    state, arch = load_panini_weights(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_latest.pth'))
+    state, arch = load_panini_weights(osp.join(exp_dir(assets['root'], 'mfr_straight'), 'models', 'net_g_latest.pth'))
     assert arch['in_size'] == 32 and arch['out_size'] == 64 and 'dre_load_path' not in arch
     net = PaniniNet(**arch)
     net.load_state_dict(state)
@@ -143,32 +127,32 @@ def test_trained_generator_loads_with_its_arch(assets, straight_mfr):
 
 def test_frozen_dre_unchanged(assets, straight_mfr):
     dre = load(assets['dre'])['params']
-    g = load(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_6.pth'))
+    g = load(osp.join(exp_dir(assets['root'], 'mfr_straight'), 'models', 'net_g_6.pth'))
     for key in ('params', 'params_ema'):
         trained = {k[len('dre.'):]: v for k, v in g[key].items() if k.startswith('dre.')}
         assert trained.keys() == dre.keys()
         for k, v in dre.items():  # weights and BatchNorm statistics
             assert torch.equal(trained[k], v), k
     # while the rest of the generator did change
-    g3 = load(osp.join(exp_dir(assets, 'mfr_straight'), 'models', 'net_g_3.pth'))['params']
+    g3 = load(osp.join(exp_dir(assets['root'], 'mfr_straight'), 'models', 'net_g_3.pth'))['params']
     assert [k for k, v in g3.items() if not k.startswith('dre.') and not torch.equal(v, g['params'][k])]
 
 
 def test_exact_resume(assets, straight_mfr):
     """3 iterations, stop, --auto_resume to 6 == 6 straight iterations, bit for bit (networks, EMA, D, optimisers)."""
     run_training(assets['root'], write_opt(assets, 'mfr', 'mfr_resume', train__total_iter=3))
-    assert not osp.exists(osp.join(exp_dir(assets, 'mfr_resume'), 'models', 'net_g_6.pth'))
+    assert not osp.exists(osp.join(exp_dir(assets['root'], 'mfr_resume'), 'models', 'net_g_6.pth'))
     lines = run_training(assets['root'], write_opt(assets, 'mfr', 'mfr_resume'), '--auto_resume')
     assert any('Resuming training from epoch: 0, iter: 3' in line for line in lines)
     assert logged(lines, 'l_g_pix') == logged(straight_mfr, 'l_g_pix')[3:]
-    a, b = (osp.join(exp_dir(assets, n), 'models') for n in ('mfr_straight', 'mfr_resume'))
+    a, b = (osp.join(exp_dir(assets['root'], n), 'models') for n in ('mfr_straight', 'mfr_resume'))
     for f in ('net_g_6.pth', 'net_d_6.pth'):
         sa, sb = load(osp.join(a, f)), load(osp.join(b, f))
         for key in ('params', 'params_ema') if f.startswith('net_g') else ('params',):
             for k in sa[key]:
                 assert torch.equal(sa[key][k], sb[key][k]), (f, key, k)
-    ta = load(osp.join(exp_dir(assets, 'mfr_straight'), 'training_states', '6.state'))
-    tb = load(osp.join(exp_dir(assets, 'mfr_resume'), 'training_states', '6.state'))
+    ta = load(osp.join(exp_dir(assets['root'], 'mfr_straight'), 'training_states', '6.state'))
+    tb = load(osp.join(exp_dir(assets['root'], 'mfr_resume'), 'training_states', '6.state'))
     for oa, ob in zip(ta['optimizers'], tb['optimizers']):
         for i, st in oa['state'].items():
             for k, v in st.items():
@@ -179,7 +163,7 @@ def test_exact_resume(assets, straight_mfr):
 def test_sr16_run(assets):
     lines = run_training(assets['root'], write_opt(assets, 'sr16', 'sr16_run', train__total_iter=2,
                                                    logger__save_checkpoint_freq=2))
-    d = exp_dir(assets, 'sr16_run')
+    d = exp_dir(assets['root'], 'sr16_run')
     assert set(load(osp.join(d, 'models', 'net_g_2.pth'))) == {'params', 'params_ema', 'arch'}
     assert osp.isfile(osp.join(d, 'models', 'net_d_2.pth')) and osp.isfile(osp.join(d, 'training_states', '2.state'))
     values = logged(lines, 'l_g_pix') + logged(lines, 'l_g_gan') + logged(lines, 'l_d_fake')
@@ -309,7 +293,7 @@ def test_ddp_two_processes_match_one(assets, per_sample_bn):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     tol = 1e-3 if per_sample_bn else 0.05
     for net in ('g', 'd'):
-        models = [osp.join(exp_dir(assets, f'ddp_{r}_{tag}'), 'models') for r in ('ref', 'run')]
+        models = [osp.join(exp_dir(assets['root'], f'ddp_{r}_{tag}'), 'models') for r in ('ref', 'run')]
         init = load(osp.join(models[0], f'net_{net}_1.pth'))['params']
         assert all(torch.equal(v, load(osp.join(models[1], f'net_{net}_1.pth'))['params'][k])
                    for k, v in init.items() if k.startswith('dre.'))

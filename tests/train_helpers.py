@@ -1,5 +1,6 @@
 """Helpers shared by the in-process training tests (``test_train_*.py``)."""
 import logging
+import os.path as osp
 import re
 import socket
 import sys
@@ -8,7 +9,10 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+import yaml
 from basicsr.train import train_pipeline
+
+from panininet.resume import torch_load_state
 
 
 @pytest.fixture(scope='module')
@@ -59,3 +63,32 @@ def write_component_file(path, num, size=64):
                             + [np.float64(box[2] * size / 512)] for part, box in TEMPLATE_512.items()}
     torch.save(comp, path)
     return comp
+
+
+def save_options(root, name, opt):
+    """Write the options dict ``opt`` as ``<root>/<name>.yml``; returns the path."""
+    path = osp.join(root, f'{name}.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f)
+    return path
+
+
+def exp_dir(root, name):
+    """The experiment folder BasicSR writes for the options named ``name`` under ``root``."""
+    return osp.join(root, 'experiments', name)
+
+
+def load(path):
+    """A checkpoint or training state written by a test run, through the package's weights-only reader."""
+    return torch_load_state(path)
+
+
+def set_option(opt, dotted, value):
+    """``opt['a']['b'] = value`` for ``dotted = 'a.b'`` (test writers pass ``a__b=value``); None removes the key."""
+    keys = dotted.split('.')
+    for k in keys[:-1]:
+        opt = opt[k]
+    if value is None:
+        opt.pop(keys[-1], None)
+    else:
+        opt[keys[-1]] = value
