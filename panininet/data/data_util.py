@@ -256,9 +256,8 @@ class ComponentLocations:
     The file (GFP-GAN's ``FFHQ_eye_mouth_landmarks_512.pth``, made by its ``scripts/parse_landmark.py``) is a dict
     ``{'00000000': {'left_eye': [x, y, half_len], 'right_eye': [...], 'mouth': [...]}, ...}`` keyed by the image's
     index (8 digits) in the dataset's image list, in the pixel coordinates of the ``out_size`` faces, values numpy
-    float64 scalars. It is read with ``torch.load(weights_only=True)`` through
-    :func:`panininet.checkpoint.load_checkpoint_file` (GFP-GAN's dataset calls a bare ``torch.load``, which
-    PyTorch >= 2.6 refuses for these numpy scalars).
+    float64 scalars. It is read weights-only through :func:`panininet.checkpoint.load_checkpoint_file` (numpy
+    scalars allowed; GFP-GAN's dataset unpickles it itself, which PyTorch >= 2.6 refuses for these scalars).
 
     GFP-GAN's ``FFHQDegradationDataset.get_component_coordinates`` swaps and mirrors the entry of a flipped image
     *in place*, so with a plain dict the stored boxes of an image stay mirrored until it is flipped again (and an
