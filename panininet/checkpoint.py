@@ -60,7 +60,7 @@ def load_checkpoint_file(path, map_location='cpu', safe_globals=()):
             with torch.serialization.safe_globals(list(safe_globals)):
                 return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as first:
-            if 'weights only' not in str(first).lower():
+            if _refused_global(first) is None:  # not a refusal: a broken or foreign file (e.g. 'Unsupported operand')
                 raise
             try:
                 with torch.serialization.safe_globals([*safe_globals, *_numpy_safe_globals()]):
@@ -68,7 +68,7 @@ def load_checkpoint_file(path, map_location='cpu', safe_globals=()):
             except pickle.UnpicklingError as err:
                 raise RuntimeError(
                     f'{path}: refused by torch.load(weights_only=True): it holds objects that may run code when '
-                    f'loaded ({str(err).splitlines()[0] if str(err) else first}). If you trust where the file comes '
+                    f'loaded ({_refused_global(err) or _refused_global(first)}). If you trust where the file comes '
                     'from, load it once yourself with torch.load(path, weights_only=False) and save only its '
                     "tensors, e.g. torch.save({'state_dict': ckpt['state_dict']}, 'clean.pth'); panininet never "
                     'unpickles such files itself.') from err
@@ -80,14 +80,27 @@ def load_checkpoint_file(path, map_location='cpu', safe_globals=()):
         raise CheckpointError(_unreadable(path, err)) from None
 
 
+def _refused_global(err):
+    """The line of a weights-only refusal that names the global (``... GLOBAL module.name ...``), else None.
+
+    ``torch.load(weights_only=True)`` raises the same ``UnpicklingError`` ("Weights only load failed ...") for a
+    pickle that names a callable outside the allow-list ("Unsupported global: GLOBAL x.y", "unsupported GLOBAL
+    posix.system whose module posix is blocked": a refusal, the file is a checkpoint we must not unpickle) and for
+    bytes that are not a pickle at all ("Unsupported operand 255"): only the first is a refusal.
+    """
+    return next((line.strip() for line in str(err).splitlines() if 'GLOBAL' in line), None)
+
+
 class CheckpointError(ValueError):
     """A file that is not a readable PyTorch checkpoint (truncated, or another kind of file)."""
 
 
 def _unreadable(path, err):
-    text = str(err).strip().splitlines()
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    # the weights-only unpickler's own reason ('Unsupported operand 255') rather than its boilerplate first line
+    reason = next((line for line in lines if line.startswith('Unsupported')), lines[0] if lines else 'no message')
     return (f'{path}: not a readable PyTorch checkpoint, truncated or another kind of file '
-            f'({type(err).__name__}: {text[0] if text else "no message"}); download or copy it again.')
+            f'({type(err).__name__}: {reason}); download or copy it again.')
 
 
 def strip_prefix(state_dict, prefix, only=False):

@@ -42,6 +42,8 @@ def weights(tmp_path_factory):
     data = good.read_bytes()
     (folder / 'truncated.pth').write_bytes(data[:len(data) // 2])
     (folder / 'text.pth').write_text('this is not a checkpoint\n')
+    ok, jpg = cv2.imencode('.jpg', np.full((8, 8, 3), 99, np.uint8))
+    (folder / 'photo.jpg').write_bytes(jpg.tobytes())  # a photo given as --model_path
     other = dict(TINY_ARCH, narrow=0.5)
     torch.save({'params_ema': PaniniNet(**other).state_dict(), 'arch': TINY_ARCH}, folder / 'shapes.pth')
     torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH, 'extra': Unpicklable()},
@@ -80,8 +82,9 @@ USAGE_CASES = {
     '--max_output_pixels 0': (['--max_output_pixels', '0'], None, ['--max_output_pixels']),
     'truncated weights': ([], 'truncated.pth', ['truncated.pth', 'not a readable PyTorch checkpoint']),
     'weights not a checkpoint': ([], 'text.pth', ['text.pth', 'not a readable PyTorch checkpoint']),
+    'weights that are a photo': ([], 'photo.jpg', ['photo.jpg', 'not a readable PyTorch checkpoint']),
     'weights of other shapes': ([], 'shapes.pth', ['shapes.pth', 'does not hold -v mfr weights']),
-    'weights refused by the safe loader': ([], 'unsafe.pth', ['unsafe.pth', 'weights_only']),
+    'weights refused by the safe loader': ([], 'unsafe.pth', ['unsafe.pth', 'weights_only', 'GLOBAL']),
     'missing weights file': ([], 'absent.pth', ['absent.pth']),
 }
 
