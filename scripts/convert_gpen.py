@@ -44,9 +44,7 @@ def convert_file(src, dst):
                              'GPEN-BFR-512-D.pth') from None
         from panininet.archs.gpen_arch import GPENNet
 
-        arch = gpen.gpen_generator_config(sd)
-        net = GPENNet(**arch)
-        net.load_gpen_state(sd, src)
+        net, arch = GPENNet.from_gpen_state(sd, src)
         out = {'params_ema': net.state_dict(), 'arch': arch}
     torch_save_atomic(out, dst)
     return out

@@ -84,6 +84,22 @@ class GPENNet(nn.Module):
         self.prior.load_gpen_state(sd, path)
         self.encoder.load_state_dict(gpen.gpen_encoder_to_ours(sd, path), strict=True)
 
+    @classmethod
+    def from_gpen_state(cls, state_dict, path='<checkpoint>'):
+        """A GPENNet of the size a GPEN ``FullGenerator`` state dict has, with its weights (strict).
+
+        Args:
+            state_dict (dict): GPEN's generator state dict (as :func:`panininet.gpen.pick_gpen_generator` gives).
+            path (str): Named in errors. Default: '<checkpoint>'.
+
+        Returns:
+            tuple[GPENNet, dict]: The network and its constructor arguments (``gpen_generator_config``).
+        """
+        arch = gpen.gpen_generator_config(state_dict)
+        net = cls(**arch)
+        net.load_gpen_state(state_dict, path)
+        return net, arch
+
     def forward(self, x):
         """(b, 3, S, S) RGB in [-1, 1] -> (b, 3, S, S), nominally [-1, 1], unclamped."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:

@@ -30,8 +30,7 @@ class GPENFamily(RestorationFamily):
         except ValueError:
             theirs = None
         if theirs is not None:
-            net = GPENNet(**gpen.gpen_generator_config(theirs))
-            net.load_gpen_state(theirs, path)
+            net, _ = GPENNet.from_gpen_state(theirs, path)
         else:
             arch = obj.get('arch') if isinstance(obj, dict) else None
             net = GPENNet(**dict(RELEASED_ARCH, **(arch or {})))
