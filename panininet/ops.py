@@ -23,6 +23,8 @@ This module is a leaf: it imports nothing of panininet's or basicsr's. :func:`pa
 makes these functions basicsr's native ops (CPU, and CUDA without the compiled kernels); the compiled CUDA kernels
 keep being used where they were built.
 """
+import contextlib
+
 import torch
 from torch.nn import functional as F
 
@@ -139,4 +141,97 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     return out.mul_(scale)
 
 
-__all__ = ['upfirdn2d_fast', 'fused_leaky_relu_native', 'fused_leaky_relu_fast']
+def fused_leaky_relu_(input, bias, negative_slope=0.2, scale=2**0.5):
+    """In place: ``input = scale * leaky_relu(input + bias, negative_slope)``, no temporary (no autograd).
+
+    The same operations in the same order as :func:`fused_leaky_relu_native` (bias add, leaky ReLU, gain), so the
+    result is bit-identical; for a tensor the caller owns (a conv output), e.g. StyleGAN2's fast CPU forward.
+    Arguments as :func:`fused_leaky_relu_native`.
+
+    Returns:
+        Tensor: ``input``, modified.
+    """
+    if bias is not None and bias.numel() > 0:
+        input.add_(bias.view(1, bias.shape[0], *([1] * (input.ndim - bias.ndim - 1))))
+    F.leaky_relu_(input, negative_slope)
+    return input.mul_(scale)
+
+
+_PLAIN = [False]  # set by plain_ops()
+
+
+@contextlib.contextmanager
+def plain_ops():
+    """Inside the block :func:`eager_cpu_inference` is False: every CPU fast forward runs the plain ops.
+
+    For comparing against the reference forwards (BasicSR's), e.g. ``tests/test_official_equivalence.py`` and
+    ``benchmarks/bench_cpu_efficiency.py``. Not thread-local: it applies to the whole process while open.
+    """
+    old = _PLAIN[0]
+    _PLAIN[0] = True
+    try:
+        yield
+    finally:
+        _PLAIN[0] = old
+
+
+def eager_cpu_inference(*tensors, params=()):
+    """Whether CPU inference kernels may stand in for the plain ops on these tensors.
+
+    True when every tensor is a float32 CPU tensor, no gradient is needed (grad mode off, or neither the tensors nor
+    ``params`` require one), CPU autocast is off, and the code runs eagerly (not traced, ONNX-exported or compiled,
+    which must see the plain ops), and no :func:`plain_ops` block is open. The one test of the CPU fast forwards
+    (:func:`conv2d_accumulate_`, :class:`panininet.archs.rrdb.DenseBlock`, the GPM's style convs).
+
+    Args:
+        *tensors (Tensor): Inputs of the op.
+        params (iterable[Tensor]): Parameters it uses. Default: none.
+
+    Returns:
+        bool
+    """
+    if _PLAIN[0] or any(t.device.type != 'cpu' or t.dtype != torch.float32 for t in tensors):
+        return False
+    if torch.is_autocast_enabled('cpu') or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
+    return not (torch.is_grad_enabled()
+                and (any(t.requires_grad for t in tensors) or any(p.requires_grad for p in params)))
+
+
+def _mkldnn_conv_add_():
+    """oneDNN's in-place "conv + add" (the op Inductor fuses into), or None where this torch build lacks it."""
+    try:
+        return torch.ops.mkldnn._convolution_pointwise_.binary
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def conv2d_accumulate_(acc, input, weight, padding=1):
+    """``acc += conv2d(input, weight, padding=padding)`` in place (stride 1, no bias), without a temporary on CPU.
+
+    Where :func:`eager_cpu_inference` holds and oneDNN is on, this is oneDNN's convolution with a fused in-place
+    add (the conv writes ``acc + conv`` into ``acc``), bit-identical to ``acc.add_(conv2d(...))`` but with one
+    pass over ``acc`` instead of a conv output buffer plus a second pass; elsewhere (CUDA, autocast, gradients,
+    tracing) it is exactly ``acc.add_(conv2d(...))``.
+
+    Args:
+        acc (Tensor): (b, c_out, h, w), updated in place; channels_last for oneDNN's fast kernels.
+        input (Tensor): (b, c_in, h, w).
+        weight (Tensor): (c_out, c_in, k, k) with ``2 * padding = k - 1`` (output size = input size).
+        padding (int): Zero padding. Default: 1.
+
+    Returns:
+        Tensor: ``acc``.
+    """
+    op = _mkldnn_conv_add_()
+    if (op is None or not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled
+            or not eager_cpu_inference(acc, input, weight)):
+        return acc.add_(F.conv2d(input, weight, padding=padding))
+    op(acc, input, weight, None, [padding, padding], [1, 1], [1, 1], 1, 'add', 1.0, None, [], None)
+    return acc
+
+
+__all__ = ['upfirdn2d_fast', 'fused_leaky_relu_native', 'fused_leaky_relu_fast', 'fused_leaky_relu_',
+           'plain_ops', 'eager_cpu_inference', 'conv2d_accumulate_']

@@ -18,6 +18,7 @@ from panini_kwargs import architecture
 from panininet.archs.panini_arch import PaniniNet
 from panininet.checkpoint import load_panini_weights
 from panininet.official import convert_official_state_dict
+from panininet.ops import plain_ops
 from panininet.variants import variant_kwargs
 
 pytestmark = pytest.mark.slow
@@ -167,6 +168,22 @@ def test_mfr_forward_equals_official(shared_dir, mfr_run):
 
 def test_sr_forward_equals_official(shared_dir, sr_run):
     _compare(shared_dir, 'sr', sr_run['y'], sr_run['extras'], sr_run['captured'])
+
+
+@pytest.mark.parametrize('tag', ['mfr', 'sr'])
+def test_cpu_fast_forwards_stay_within_1e5_of_the_plain_ops(request, shared_dir, tag):
+    """The accumulating dense blocks and the channels_last GPM (issue 15) against BasicSR's forwards.
+
+    The fixtures' forward ran with the CPU fast forwards (no autograd, CPU, fp32); ``plain_ops`` runs the same
+    network with BasicSR's dense blocks, style convs and ToRGBs, on the official input with the recipe weights.
+    """
+    run = request.getfixturevalue(f'{tag}_run')
+    x = torch.from_numpy(np.load(_ref(shared_dir, f'{tag}_input.npy')))
+    with torch.no_grad(), plain_ops():
+        plain = run['net'](x)
+    diff = (run['y'] - plain).abs()
+    print(f'\n{tag}: max |fast - plain| {float(diff.max()):.2e}, mean {float(diff.mean()):.2e}')
+    assert 0 < float(diff.max()) <= 1e-5
 
 
 def test_official_moco_file_gives_the_reference_dre(shared_dir, mfr_run, tmp_path):

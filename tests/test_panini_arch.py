@@ -81,19 +81,25 @@ def test_masks_in_open_unit_interval_and_complementary():
 
 
 def _level0_parts(net, x, source):
-    """F_GPB, F_IFE, mask and the fused feature at the 4x4 level."""
-    cap = {}
+    """F_GPB, F_IFE, mask and the fused feature at the 4x4 level.
+
+    On CPU the GPM runs a batch one face at a time (``GPM.faces_one_by_one``), so its hooks fire once per face: the
+    captured pieces are concatenated in call order.
+    """
+    cap = {'gpb': [], 'ife': [], 'fused': []}
     hooks = [
-        net.gpm.style_conv1.register_forward_hook(lambda m, i, o: cap.__setitem__('gpb', o)),
-        net.ife.h_convs[0].register_forward_hook(lambda m, i, o: cap.__setitem__('ife', o)),
-        net.gpm.style_convs[0].register_forward_pre_hook(lambda m, a: cap.__setitem__('fused', a[0])),
+        net.gpm.style_conv1.register_forward_hook(lambda m, i, o: cap['gpb'].append(o.clone())),
+        net.ife.h_convs[0].register_forward_hook(lambda m, i, o: cap['ife'].append(o)),
+        net.gpm.style_convs[0].register_forward_pre_hook(lambda m, a: cap['fused'].append(a[0])),
     ]
     with torch.no_grad():
         _, extras = net(x, source=source, return_extras=True)
     for h in hooks:
         h.remove()
     m = extras['masks'][:, 0, :, None, None]
-    return cap['gpb'], cap['ife'], m, cap['fused']
+    gpb, ife, fused = (torch.cat(cap[k]) for k in ('gpb', 'ife', 'fused'))
+    assert gpb.shape == ife.shape == fused.shape == (x.shape[0],) + gpb.shape[1:]
+    return gpb, ife, m, fused
 
 
 @pytest.mark.parametrize('source', ['both', 'ife', 'gpb'])

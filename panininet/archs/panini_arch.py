@@ -19,7 +19,6 @@ level k conv H_Conv is used at resolution 4 * 2^k, and the StyleGAN FIR kernels 
 import math
 
 import torch
-from basicsr.archs.rrdbnet_arch import RRDB
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -27,6 +26,7 @@ from torch.nn import functional as F
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
+from panininet.archs.rrdb import RRDB
 from panininet.checkpoint import extract_dre_state, extract_gpm_state, load_checkpoint_file
 
 MAX_FUSION_RES = 64  # the official network fuses at 4, 8, 16, 32, 64
@@ -473,8 +473,13 @@ class PaniniNet(nn.Module):
         masks = None
         if self.dafi is not None:
             masks = self.dafi.masks(v_dr, self._mask_bias(mask_bias, v_dr))  # DAFI masks (eq. 6)
-        image = self.gpm.synthesize(latent, fuse=self._fusion(feats, masks, source),  # GPM with eq. 7 fusion
-                                    randomize_noise=bool(randomize_noise))
+        # GPM with the eq. 7 fusion (on CPU one face at a time, where its fast forwards apply)
+        faces = [slice(i, i + 1) for i in range(b)] if self.gpm.faces_one_by_one(latent) else [slice(None)]
+        images = [self.gpm.synthesize(latent[f], fuse=self._fusion([feat[f] for feat in feats],
+                                                                  None if masks is None else [m[f] for m in masks],
+                                                                  source),
+                                      randomize_noise=bool(randomize_noise)) for f in faces]
+        image = images[0] if len(images) == 1 else torch.cat(images)
         if not return_extras:
             return image
         extras = {'masks': None, 'theta': None, 'latent': latent, 'v_dr': v_dr}
