@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.allocator import reuse_freed_memory
 from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
@@ -80,6 +81,9 @@ def parse_args(argv=None):
                    help='faces per network call; photos are read in groups of this size so faces of several photos '
                         'share a call')
     p.add_argument('--no_download', action='store_true', help='never download weights')
+    p.add_argument('--no_memory_reuse', action='store_true',
+                   help='CPU: let freed tensor memory go back to the system after each face (slower: page faults; '
+                        'by default the process keeps and reuses it, README "Performance")')
     p.add_argument('--color_fix', default='none', choices=COLOR_FIX_METHODS,
                    help="give each restored face its input crop's low-frequency colour before pasting it back")
     p.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
@@ -314,6 +318,8 @@ def main(argv=None):
             check_video_args(args)
         check_output(out_root, files)
         restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
+        if restorer.device.type == 'cpu' and not args.no_memory_reuse:
+            reuse_freed_memory()  # panininet.allocator: no page faults per face on CPU
         prepare_output(out_root)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')

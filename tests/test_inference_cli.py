@@ -129,6 +129,16 @@ def test_aligned(cli, shared_dir, tiny_model, tmp_path):
     assert os.listdir(out / 'restored_faces') == ['Julia_Roberts_crop_00.png']
 
 
+@pytest.mark.parametrize('flag', [[], ['--no_memory_reuse']])
+def test_cpu_runs_keep_freed_memory_unless_told(cli, shared_dir, tiny_model, tmp_path, monkeypatch, flag):
+    calls = []
+    monkeypatch.setattr(cli, 'reuse_freed_memory', lambda: calls.append(1) or True)
+    face = osp.join(shared_dir, 'testdata', 'cropped_faces', 'Julia_Roberts_crop.png')
+    assert cli.main(['-i', face, '-o', str(tmp_path / 'out'), '--model_path', tiny_model, '--aligned', '--device',
+                     'cpu', '--no_download', *flag]) == 0
+    assert calls == ([] if flag else [1])
+
+
 def test_missing_weights_message(cli, photos, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv('PANINI_WEIGHTS_DIR', raising=False)
     rc = cli.main(['-i', photos, '-o', str(tmp_path / 'o'), '--weights_dir', str(tmp_path / 'w'), *FAST])
