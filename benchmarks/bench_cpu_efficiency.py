@@ -6,10 +6,12 @@
 PaniniNet MFR (512 -> 1024, random weights) in three forms, and GFPGANv1Clean (512 -> 512, random weights, needs the
 gfpgan package), timed in alternating rounds so that load from other processes hits all alike; best round each:
 
-* ``as filed``: the network when issue 15 was filed: the IFE in NCHW, BasicSR's dense blocks (concatenations).
-* ``channels_last IFE``: the IFE switching its input to channels_last, BasicSR's dense blocks.
-* ``now``: channels_last IFE and :class:`panininet.archs.rrdb.DenseBlock` (no concatenation, fused in-place
-  accumulation), the code as it is.
+* ``as filed``: the network when issue 15 was filed: the IFE in NCHW and BasicSR's forwards everywhere
+  (:func:`panininet.ops.plain_ops`: dense blocks with concatenations, grouped-conv style convs in NCHW).
+* ``channels_last IFE``: the IFE switching its input to channels_last, BasicSR's forwards otherwise.
+* ``now``: the code as it is: channels_last IFE, :class:`panininet.archs.rrdb.DenseBlock` (no concatenation,
+  fused in-place accumulation), the GPM's CPU forwards (channels_last modulated convs, in-place noise / bias /
+  activation, a batch face by face).
 
 ``--reuse-freed-memory`` applies :func:`panininet.allocator.reuse_freed_memory` first, to the whole process (GFPGAN
 too). Prints the max |difference| of the outputs against ``as filed``, per-round bests with the 1-minute load, and per
@@ -28,19 +30,6 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.allocator import reuse_freed_memory
 
 GFLOP = {'panini': 448.2, 'gfpgan': 396.0}  # per face, benchmarks/bench_network.py's FlopCounterMode count
-
-
-def nchw_ife_forward(self, x):
-    """The IFE forward before the channels_last change (everything NCHW)."""
-    fea = self.conv_first(x)
-    fea = fea + self.conv_body(self.body(fea))
-    fea = self.stem(self.cbam(fea))
-    pre = [fea]
-    for down in self.downs:
-        pre.append(down(pre[-1]))
-    pre = pre[::-1]
-    feats = [conv(f) for conv, f in zip(self.h_convs, pre)]
-    return pre, feats
 
 
 @contextlib.contextmanager
@@ -64,11 +53,10 @@ def main():
     args = parser.parse_args()
     if args.reuse_freed_memory and not reuse_freed_memory():
         parser.error('--reuse-freed-memory needs glibc (Linux); this C library has no mallopt.')
-    from basicsr.archs.rrdbnet_arch import ResidualDenseBlock
     from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
 
     from panininet.archs.panini_arch import IFE, PaniniNet
-    from panininet.archs.rrdb import DenseBlock
+    from panininet.ops import plain_ops
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -79,11 +67,11 @@ def main():
     x = torch.rand(args.batch, 3, 512, 512) * 2 - 1
 
     def as_filed():
-        with patched(IFE, 'forward', nchw_ife_forward), patched(DenseBlock, 'forward', ResidualDenseBlock.forward):
+        with plain_ops(), patched(IFE, 'memory_format', torch.contiguous_format):
             return net(x)
 
     def channels_last_ife():
-        with patched(DenseBlock, 'forward', ResidualDenseBlock.forward):
+        with plain_ops():
             return net(x)
 
     runs = {'as filed': as_filed, 'channels_last IFE': channels_last_ife, 'now': lambda: net(x),

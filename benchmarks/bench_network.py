@@ -79,6 +79,9 @@ def run_one(cfg):
     import torch
 
     from panininet import compat
+    from panininet.allocator import reuse_freed_memory
+    if cfg.get('reuse_freed_memory'):
+        reuse_freed_memory()  # process-wide, as inference_panini.py on a CPU
     torch.set_num_threads(cfg['threads'])
     compat.install_fast_ops(fast=cfg['ops'] == 'fast')
     device = torch.device(cfg['device'])
@@ -137,6 +140,8 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='fp32', choices=DTYPES, help='autocast dtype (fp32: none)')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--reuse-freed-memory', action='store_true',
+                        help='each row: panininet.allocator.reuse_freed_memory() first (as the CLI on a CPU)')
     parser.add_argument('--tiny', action='store_true', help='tiny networks (plumbing check only)')
     parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
     parser.add_argument('--in-process', action='store_true',
@@ -164,7 +169,7 @@ def main():
                 cfg = {'net': net, 'ops': 'fast' if ops_name == '-' else ops_name, 'batch': batch,
                        'repeats': args.repeats, 'warmup': args.warmup, 'threads': args.threads,
                        'device': args.device, 'dtype': args.dtype, 'channels_last': args.channels_last,
-                       'tiny': args.tiny}
+                       'tiny': args.tiny, 'reuse_freed_memory': args.reuse_freed_memory}
                 if args.in_process:
                     import torch
                     try:
@@ -183,6 +188,7 @@ def main():
     print(f'\nload average (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}')
     print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {args.device}, '
           f'{args.threads} threads, dtype {args.dtype}, channels_last {args.channels_last}, '
+          f'freed memory {"reused" if args.reuse_freed_memory else "returned (glibc default)"}, '
           f'best of {args.repeats} after {args.warmup} warm-up')
     gfp = {b: r['seconds'] / b for n, _, b, r in rows if n == 'gfpgan' and 'seconds' in r}
     ref = {b: r['seconds'] / b for n, o, b, r in rows if n == 'panini' and o == 'ref' and 'seconds' in r}

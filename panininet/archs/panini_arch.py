@@ -110,6 +110,8 @@ class IFE(nn.Module):
         cbam_reduction (int): CBAM channel-gate reduction.
     """
 
+    memory_format = torch.channels_last  # of the features inside (benchmarks compare torch.contiguous_format)
+
     def __init__(self, in_size, level_channels, rrdb_channels, num_rrdbs, rrdb_growth, cbam_reduction):
         super().__init__()
         self.conv_first = nn.Conv2d(3, rrdb_channels, 3, 1, 1)
@@ -149,8 +151,8 @@ class IFE(nn.Module):
             (b, C_l, 4 * 2^l, 4 * 2^l).
         """
         # channels_last inside (oneDNN runs these 8-32-channel convs ~2x faster than in NCHW; README
-        # "Performance"); the outputs go back to NCHW, which the GPM's modulated convs need
-        fea = self.conv_first(x.contiguous(memory_format=torch.channels_last))
+        # "Performance"); the outputs go back to NCHW, which BasicSR's modulated convs need for a batch
+        fea = self.conv_first(x.contiguous(memory_format=self.memory_format))
         fea = fea + self.conv_body(self.body(fea))
         fea = self.stem(self.cbam(fea))
         pre = [fea]
