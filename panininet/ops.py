@@ -17,7 +17,11 @@ backward (R1 through the discriminator's blur) are exact, on any device and dtyp
 
 :func:`fused_leaky_relu_native` is the plain bias + leaky ReLU + gain (what basicsr only has as a CUDA kernel);
 :func:`fused_leaky_relu_fast` does the same after every modulated conv with one temporary instead of three when no
-gradient is needed (bit-identical).
+gradient is needed (bit-identical), :func:`fused_leaky_relu_` with none, on a tensor the caller owns.
+
+CPU inference kernels: :func:`conv2d_accumulate_` (``acc += conv2d(x, w)`` as oneDNN's conv with a fused in-place
+add), used by the dense blocks of :mod:`panininet.archs.rrdb`; :func:`eager_cpu_inference` is the one test of when
+such CPU-only forwards may run, and :func:`plain_ops` switches them all off.
 
 This module is a leaf: it imports nothing of panininet's or basicsr's. :func:`panininet.compat.install_fast_ops`
 makes these functions basicsr's native ops (CPU, and CUDA without the compiled kernels); the compiled CUDA kernels
@@ -133,12 +137,8 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     has_bias = bias is not None and bias.numel() > 0
     if torch.is_grad_enabled() and (input.requires_grad or (has_bias and bias.requires_grad)):
         return fused_leaky_relu_native(input, bias, negative_slope, scale)
-    if has_bias:
-        out = input + bias.view(1, bias.shape[0], *([1] * (input.ndim - bias.ndim - 1)))
-    else:
-        out = input.clone()
-    F.leaky_relu_(out, negative_slope)
-    return out.mul_(scale)
+    out = input + bias.view(1, bias.shape[0], *([1] * (input.ndim - bias.ndim - 1))) if has_bias else input.clone()
+    return fused_leaky_relu_(out, None, negative_slope, scale)
 
 
 def fused_leaky_relu_(input, bias, negative_slope=0.2, scale=2**0.5):
