@@ -14,7 +14,6 @@ Prints a table and, with ``--json``, writes the figures.
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import platform
@@ -22,6 +21,7 @@ import time
 
 import cv2
 import torch
+from report import print_results
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.families import random_family, select_device
@@ -130,12 +130,7 @@ def main():
         results.update(pipeline_photos=len(files), pipeline_faces=faces, pipeline_wall_s_per_face=wall / max(faces, 1),
                        pipeline_cpu_s_per_face=cpu / max(faces, 1), per_photo=per_photo)
 
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f'{key:<{width}}  {value:.3f}' if isinstance(value, float) else f'{key:<{width}}  {value}')
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=2)
+    print_results(results, args.json)
 
 
 if __name__ == '__main__':

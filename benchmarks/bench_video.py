@@ -31,6 +31,7 @@ import time
 import cv2
 import numpy as np
 import torch
+from report import print_results
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
@@ -180,12 +181,7 @@ def main():
                 results[f'rss_{label}_clip_above_start_mib'] = child['clip_peak_rss_mib'] - child['rss_before_clip_mib']
             results['rss_long_over_short'] = results['rss_long_clip_peak_mib'] / results['rss_short_clip_peak_mib']
     results['load_average_1min_at_end'] = os.getloadavg()[0]
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f'{key:<{width}}  {value:.3f}' if isinstance(value, float) else f'{key:<{width}}  {value}')
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=2)
+    print_results(results, args.json)
 
 
 if __name__ == '__main__':
