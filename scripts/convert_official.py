@@ -19,9 +19,9 @@ import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet import official
-from panininet.checkpoint import extract_dre_state, load_checkpoint_file
-from panininet.fileio import torch_save_atomic
+from panininet.atomic import torch_save_atomic
+from panininet.weights import official
+from panininet.weights.checkpoint import extract_dre_state, load_checkpoint_file
 
 
 def convert_file(src, dst, moco=False):

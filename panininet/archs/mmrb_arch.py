@@ -30,9 +30,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from panininet import gpen
 from panininet.archs.gpm import synthesis_loop
-from panininet.checkpoint import load_checkpoint_file
+from panininet.weights import gpen_checkpoint as gpen
+from panininet.weights.checkpoint import load_checkpoint_file
 
 
 def stylegan2_channels(channel_multiplier=2, narrow=1.0):
@@ -284,8 +284,8 @@ class ConcatStyleGAN2(nn.Module):
     :class:`ConcatStyleConv` (the first up-sampling) that both take x_hat_r, and a ``ToRGB`` on their 2 C_r
     channels with the skip up-sampling of StyleGAN2: ``y_{i+1} = Style(w, y_i, Concat[x_hat_i, y_hat_i])``
     (eq. 3). This is GPEN's ``Generator(isconcat=True)`` layout (GPEN-BFR-512's generator loads into it with
-    :mod:`panininet.gpen`). It runs through :func:`panininet.archs.gpm.synthesis_loop`, the synthesis loop PaniniNet's
-    GPM uses too, with the decoder features x_hat as each block's ``noise`` entry.
+    :mod:`panininet.weights.gpen_checkpoint`). It runs through :func:`panininet.archs.gpm.synthesis_loop`, the
+    synthesis loop PaniniNet's GPM uses too, with the decoder features x_hat as each block's ``noise`` entry.
 
     Args:
         out_size (int): Output size (power of two >= 8).
@@ -327,7 +327,8 @@ class ConcatStyleGAN2(nn.Module):
         self.noise_channels = [channels[res] for res in self.resolutions]
 
     def load_gpen_state(self, state_dict, path='<checkpoint>'):
-        """Load the StyleGAN2 of a GPEN ``FullGenerator`` state dict (see :mod:`panininet.gpen`), strict.
+        """Load the StyleGAN2 of a GPEN ``FullGenerator`` state dict (see :mod:`panininet.weights.gpen_checkpoint`),
+        strict.
 
         Raises:
             ValueError: The file's generator has another size, style width, mapping depth or channel widths.

@@ -23,7 +23,8 @@ number of input pixels, as in GFP-GAN (512 px faces, sigma in {0.2:10}). The pap
 ("randomly selected"); we use GFP-GAN's [0.2, 10] input pixels, the practice the paper says it follows.
 
 The JPEG step is :func:`add_jpg_compression`, basicsr's ``add_jpg_compression`` with the quality rounded to an
-int (OpenCV 5 rejects a float quality; :func:`panininet.compat.patch_jpeg_quality` installs it into basicsr too).
+int (OpenCV 5 rejects a float quality; :func:`panininet.platform.compat_basicsr.patch_jpeg_quality` installs it into
+basicsr too).
 Nothing else of ``basicsr.data.degradations`` is used: its noise and kernel samplers draw from the global NumPy
 RNG, which the reproducible (validation/test) mode must not touch, and its 41x41 ``filter2D`` blur is several times
 slower than OpenCV's separable Gaussian, so those two steps are done here.

@@ -7,8 +7,8 @@ fidelity and prior, so ``supports_weight`` is False and the weight is ignored (a
 """
 import inspect
 
-from panininet.checkpoint import load_checkpoint_file, pick_params
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 
 def mmrb_arch_from_state(state_dict):

@@ -12,7 +12,7 @@ from basicsr.metrics.fid import calculate_fid
 from basicsr.utils import get_root_logger
 from torch.nn import functional as F
 
-from panininet.checkpoint import load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file
 
 FID_INCEPTION_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
                      'pt_inception-2015-12-05-6726825d.pth')
@@ -69,7 +69,7 @@ def resolve_weights(path, url, what, flag, download=True):
 
 
 def _load_state_dict(path, what):
-    """A metric network's state dict (``state_dict`` entry when there is one), read by panininet.checkpoint."""
+    """A metric network's state dict (``state_dict`` entry when there is one), read by panininet.weights.checkpoint."""
     try:
         state = load_checkpoint_file(path)
     except Exception as err:
@@ -271,9 +271,10 @@ ARCFACE_CROP = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 def build_arcface(weights_path):
     """facexlib's ArcFace IR-SE50 (input (b, 3, 112, 112) RGB in [-1, 1] -> (b, 512) unit vectors) on the CPU.
 
-    The one builder is :func:`panininet.losses.build_arcface` (the identity loss of MMRB-Net uses the same network).
+    The one builder is :func:`panininet.models.losses.build_arcface` (the identity loss of MMRB-Net uses the same
+    network).
     """
-    from panininet.losses import build_arcface as build
+    from panininet.models.losses import build_arcface as build
 
     return build(weights_path, option='--arcface')
 

@@ -1,0 +1,103 @@
+"""The import paths of panininet 0.1.0, kept working for one release (removed in 0.3).
+
+One table: :data:`MOVED` maps each old module to the modules that now hold its names (searched in order), and
+:data:`NAMES_MOVED` maps a module that still exists to the names that left it. ``panininet/__init__.py`` installs
+:class:`OldPathFinder`, so ``import panininet.restorer`` or ``from panininet.checkpoint import load_checkpoint_file``
+still work and warn with a :class:`DeprecationWarning` that names the new path. Nothing here is imported until an
+old path is used, and no new code imports an old path.
+"""
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import types
+import warnings
+
+REMOVED_IN = '0.3'
+
+MOVED = {
+    'panininet.allocator': ('panininet.platform.allocator',),
+    'panininet.checkpoint': ('panininet.weights.checkpoint',),
+    'panininet.color': ('panininet.pipeline.color',),
+    'panininet.compat': ('panininet.platform.compat_basicsr',),
+    'panininet.compat_gfpgan': ('panininet.platform.compat_gfpgan',),
+    'panininet.export': ('panininet.platform.onnx_export',),
+    'panininet.face_detection': ('panininet.pipeline.face_detection',),
+    'panininet.fileio': ('panininet.atomic',),
+    'panininet.gpen': ('panininet.weights.gpen_checkpoint',),
+    'panininet.image_io': ('panininet.pipeline.image_io',),
+    'panininet.losses': ('panininet.models.losses',),
+    'panininet.models.gan_prior': ('panininet.models.finetune_plugins',),
+    'panininet.official': ('panininet.weights.official',),
+    'panininet.ops': ('panininet.platform.native_ops',),
+    'panininet.paste': ('panininet.pipeline.paste',),
+    'panininet.probe': ('panininet.metrics.probe',),
+    'panininet.restorer': ('panininet.pipeline.restorer',),
+    'panininet.tracking': ('panininet.pipeline.tracking',),
+    'panininet.variants': ('panininet.families.variants',),
+    'panininet.video': ('panininet.pipeline.video',),
+    'panininet.video_io': ('panininet.pipeline.video_io',),
+}
+
+# modules that still exist under their old name, and where the names that left them went
+NAMES_MOVED = {
+    'panininet.weights': ('panininet.weights.releases',),
+}
+
+
+def _find(old, targets, name):
+    for target in targets:
+        module = importlib.import_module(target)
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f'module {old!r} has no attribute {name!r} (its names moved to {", ".join(targets)})')
+
+
+def _warn(old, targets, stacklevel):
+    warnings.warn(f'{old} moved to {" / ".join(targets)}; the old path goes in panininet {REMOVED_IN}.',
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+class OldModule(types.ModuleType):
+    """An old module path: every attribute is looked up in the modules that now hold it."""
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _find(self.__name__, MOVED[self.__name__], name)
+
+    def __dir__(self):
+        return sorted({n for t in MOVED[self.__name__] for n in dir(importlib.import_module(t))})
+
+
+class OldPathFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Meta-path finder (after the normal ones) that answers the old module paths of :data:`MOVED`."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
+
+    def create_module(self, spec):
+        return OldModule(spec.name)
+
+    def exec_module(self, module):
+        _warn(module.__name__, MOVED[module.__name__], stacklevel=4)
+
+
+def old_names_getattr(module_name):
+    """A module ``__getattr__`` that hands on the names of :data:`NAMES_MOVED` ``[module_name]`` with a warning."""
+    targets = NAMES_MOVED[module_name]
+
+    def __getattr__(name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        value = _find(module_name, targets, name)
+        _warn(f'{module_name}.{name}', targets, stacklevel=3)
+        return value
+
+    return __getattr__
+
+
+def install():
+    """Put :class:`OldPathFinder` on ``sys.meta_path`` once (after the finders of real files)."""
+    if not any(isinstance(f, OldPathFinder) for f in sys.meta_path):
+        sys.meta_path.append(OldPathFinder())
