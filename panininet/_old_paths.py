@@ -1,7 +1,9 @@
 """The import paths of panininet 0.1.0, kept working for one release (removed in 0.3).
 
 One table: :data:`MOVED` maps each old module to the modules that now hold its names (searched in order), and
-:data:`NAMES_MOVED` maps a module that still exists to the names that left it. ``panininet/__init__.py`` installs
+:data:`NAMES_MOVED` maps a module that still exists to the names that left it and where they went (the module's
+``__getattr__`` is :func:`old_names_getattr`). Removed outright: ``panininet.losses.ARCFACE_FILE`` (the file name is
+the end of :data:`panininet.metrics.networks.ARCFACE_URL`). ``panininet/__init__.py`` installs
 :class:`OldPathFinder`, so ``import panininet.restorer`` or ``from panininet.checkpoint import load_checkpoint_file``
 still work and warn with a :class:`DeprecationWarning` that names the new path. Nothing here is imported until an
 old path is used, and no new code imports an old path.
@@ -17,7 +19,7 @@ REMOVED_IN = '0.3'
 
 MOVED = {
     'panininet.allocator': ('panininet.platform.allocator',),
-    'panininet.checkpoint': ('panininet.weights.checkpoint',),
+    'panininet.checkpoint': ('panininet.weights.checkpoint', 'panininet.weights.panini_checkpoint'),
     'panininet.color': ('panininet.pipeline.color',),
     'panininet.compat': ('panininet.platform.compat_basicsr',),
     'panininet.compat_gfpgan': ('panininet.platform.compat_gfpgan',),
@@ -26,7 +28,7 @@ MOVED = {
     'panininet.fileio': ('panininet.atomic',),
     'panininet.gpen': ('panininet.weights.gpen_checkpoint',),
     'panininet.image_io': ('panininet.pipeline.image_io',),
-    'panininet.losses': ('panininet.models.losses',),
+    'panininet.losses': ('panininet.models.losses', 'panininet.metrics.networks'),
     'panininet.models.gan_prior': ('panininet.models.finetune_plugins',),
     'panininet.official': ('panininet.weights.official',),
     'panininet.ops': ('panininet.platform.native_ops',),
@@ -41,7 +43,16 @@ MOVED = {
 
 # modules that still exist under their old name, and where the names that left them went
 NAMES_MOVED = {
-    'panininet.weights': ('panininet.weights.releases',),
+    'panininet.data.degradations': dict.fromkeys(
+        ('PRESETS', 'TABLE4_RATES', 'TABLE4_FIXED', 'DegradationSampler', 'make_lq', 'seeded_rng'),
+        'panininet.data.degradation_sampler'),
+    'panininet.weights': {  # 0.1.0's panininet/weights.py, now the package
+        **dict.fromkeys(('DEFAULT_WEIGHTS_DIR', 'ENV_WEIGHTS_DIR', 'FACEXLIB_RELEASES', 'REALESRGAN_X2', 'RELEASES',
+                         'Release', 'WeightsNotFoundError', 'download_release', 'missing_message',
+                         'resolve_model_path', 'resolve_release_file', 'sha256sum', 'verify_recorded_checksum',
+                         'weights_root'), 'panininet.weights.releases'),
+        'prepare_model_file': 'panininet.weights.panini_checkpoint',
+    },
 }
 
 
@@ -85,14 +96,13 @@ class OldPathFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def old_names_getattr(module_name):
     """A module ``__getattr__`` that hands on the names of :data:`NAMES_MOVED` ``[module_name]`` with a warning."""
-    targets = NAMES_MOVED[module_name]
+    moved = NAMES_MOVED[module_name]
 
     def __getattr__(name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        value = _find(module_name, targets, name)
-        _warn(f'{module_name}.{name}', targets, stacklevel=3)
-        return value
+        if name not in moved:
+            raise AttributeError(f'module {module_name!r} has no attribute {name!r}')
+        _warn(f'{module_name}.{name}', (f'{moved[name]}.{name}',), stacklevel=3)
+        return getattr(importlib.import_module(moved[name]), name)
 
     return __getattr__
 

@@ -21,7 +21,8 @@ import sys
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.atomic import torch_save_atomic
 from panininet.weights import official
-from panininet.weights.checkpoint import extract_dre_state, load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file
+from panininet.weights.panini_checkpoint import extract_dre_state
 
 
 def convert_file(src, dst, moco=False):

@@ -480,7 +480,8 @@ def main(argv=None):
     losses, bank_cpu = [], 0.0
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.load_dre:
-        from panininet.weights.checkpoint import extract_dre_state, load_checkpoint_file
+        from panininet.weights.checkpoint import load_checkpoint_file
+        from panininet.weights.panini_checkpoint import extract_dre_state
         moco.encoder_q.load_state_dict(extract_dre_state(load_checkpoint_file(args.load_dre), args.load_dre))
     elif args.iters > 0:
         data_key = dict(images=train_names, groups=groups, views=args.views, seed=args.seed,

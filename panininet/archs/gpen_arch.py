@@ -15,7 +15,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from panininet.archs.mmrb_arch import ConcatStyleGAN2, stylegan2_channels
+from panininet.archs.gpm import stylegan2_channels
+from panininet.archs.mmrb_arch import ConcatStyleGAN2
 from panininet.weights import gpen_checkpoint as gpen
 from panininet.weights.checkpoint import load_checkpoint_file
 

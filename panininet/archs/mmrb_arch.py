@@ -22,7 +22,6 @@ from basicsr.archs.stylegan2_arch import (
     EqualLinear,
     ModulatedConv2d,
     NormStyleCode,
-    StyleGAN2Generator,
     ToRGB,
 )
 from basicsr.ops.fused_act import FusedLeakyReLU
@@ -30,24 +29,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from panininet.archs.gpm import synthesis_loop
+from panininet.archs.gpm import stylegan2_channels, synthesis_loop
 from panininet.weights import gpen_checkpoint as gpen
 from panininet.weights.checkpoint import load_checkpoint_file
-
-
-def stylegan2_channels(channel_multiplier=2, narrow=1.0):
-    """StyleGAN2's channel width per resolution, read from BasicSR's generator (one table, BasicSR's).
-
-    Args:
-        channel_multiplier (int): StyleGAN2 channel multiplier. Default: 2.
-        narrow (float): Channel narrowing ratio. Default: 1.0.
-
-    Returns:
-        dict[int, int]: resolution (4 .. 1024) -> channels.
-    """
-    with torch.device('meta'):  # nothing is allocated
-        gen = StyleGAN2Generator(8, num_style_feat=1, num_mlp=0, channel_multiplier=channel_multiplier, narrow=narrow)
-    return {int(res): ch for res, ch in gen.channels.items()}
 
 
 def _log2_size(value, name, minimum=8):

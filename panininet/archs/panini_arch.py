@@ -27,7 +27,8 @@ from torch.nn import functional as F
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
 from panininet.archs.rrdb import RRDB
-from panininet.weights.checkpoint import extract_dre_state, extract_gpm_state, load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file
+from panininet.weights.panini_checkpoint import extract_dre_state, extract_gpm_state
 
 MAX_FUSION_RES = 64  # the official network fuses at 4, 8, 16, 32, 64
 

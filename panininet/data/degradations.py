@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import torch
 
+from panininet._old_paths import old_names_getattr
 from panininet.data.blur import gaussian_blur, motion_blur, motion_blur_kernel
 
 _INTERP = {
@@ -220,17 +221,8 @@ def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
     return resize(small, (h, w), up)
 
 
-# moved to panininet.data.degradation_sampler (the parameter sampler), importable from here as before
-_MOVED = ('PRESETS', 'TABLE4_RATES', 'TABLE4_FIXED', 'DegradationSampler', 'make_lq', 'seeded_rng')
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        from panininet.data import degradation_sampler
-
-        return getattr(degradation_sampler, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
+# 0.1.0 had the sampler's names here (PRESETS, DegradationSampler, make_lq, ...): handed on for one release
+__getattr__ = old_names_getattr(__name__)
 
 __all__ = ['add_jpg_compression', 'add_noise', 'degrade', 'down_up', 'gaussian_blur', 'jpeg', 'motion_blur',
-           'motion_blur_kernel', 'resize', *_MOVED]
+           'motion_blur_kernel', 'resize']

@@ -18,7 +18,7 @@ def mmrb_arch_from_state(state_dict):
         dict | None: ``out_size``, ``num_style_feat``, ``num_mlp``, ``narrow``, ``channel_multiplier`` (2 when the
         widths do not tell, below 64x64) and ``num_mmrb_decoder``.
     """
-    from panininet.archs.mmrb_arch import stylegan2_channels
+    from panininet.archs.gpm import stylegan2_channels
 
     try:
         num_scales = len({k.split('.')[3] for k in state_dict if k.startswith('codec.decoder.to_rgbs.')})

@@ -4,7 +4,7 @@ The fidelity weight reaches the network as the DAFI ``mask_bias`` (:func:`weight
 """
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family, validate_weight
 from panininet.families.variants import variant_kwargs
-from panininet.weights.releases import prepare_model_file
+from panininet.weights.panini_checkpoint import prepare_model_file
 
 # mask_bias reached at weight 0 (most prior) and, negated, at weight 1 (most input); see weight_to_mask_bias
 MASK_BIAS_RANGE = 4.0

@@ -22,6 +22,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from panininet.metrics.networks import ARCFACE_CROP, build_arcface
 from panininet.weights.checkpoint import load_checkpoint_file, strip_prefix
 
 # torchvision's layer configurations (``torchvision.models.vgg.cfgs``): output channels, 'M' = max pooling
@@ -169,47 +170,6 @@ class VGGPerceptualLoss(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 # Identity ("face preserving") loss on ArcFace embeddings: MMRB-Net eq. (15)
 # ---------------------------------------------------------------------------------------------------------------------
-ARCFACE_FILE = 'recognition_arcface_ir_se50.pth'  # facexlib's release (init_recognition_model('arcface'))
-
-
-def build_arcface(load_path, num_layers=50, mode='ir_se', option='arcface_load_path'):
-    """facexlib's ArcFace ``Backbone`` (IR-SE50 as ``init_recognition_model('arcface')``) with weights from a file.
-
-    Args:
-        load_path (str | None): The state dict (``recognition_arcface_ir_se50.pth``: ``Backbone`` keys, optionally
-            under ``params`` / ``state_dict`` or with a ``module.`` prefix).
-        num_layers (int): 50, 100 or 152. Default: 50.
-        mode (str): 'ir_se' or 'ir'. Default: 'ir_se'.
-        option (str): Option name for the error messages. Default: 'arcface_load_path'.
-
-    Returns:
-        nn.Module: The network in eval mode, frozen; input (b, 3, 112, 112) RGB in [-1, 1], output (b, 512) unit
-        vectors.
-    """
-    from facexlib.recognition.arcface_arch import Backbone
-
-    from panininet.weights.checkpoint import load_checkpoint_file, pick_params
-    url = f'https://github.com/xinntao/facexlib/releases/download/v0.1.0/{ARCFACE_FILE}'
-    if load_path is None:
-        raise ValueError(f'{option} is not set: the identity loss needs facexlib\'s ArcFace weights (nothing is '
-                         f'downloaded). Download {url} and set {option} to its path.')
-    if not osp.isfile(load_path):
-        raise FileNotFoundError(f'ArcFace weights {load_path!r} ({option}) do not exist. Download {url} and fix '
-                                'the path.')
-    obj = load_checkpoint_file(load_path)
-    if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
-        obj = obj['state_dict']
-    net = Backbone(num_layers=num_layers, drop_ratio=0.6, mode=mode)
-    try:
-        net.load_state_dict(pick_params(obj, load_path), strict=True)
-    except (RuntimeError, ValueError) as e:
-        raise ValueError(f'ArcFace weights {load_path!r} ({option}) do not fit facexlib\'s Backbone({num_layers}, '
-                         f'mode={mode!r}): {str(e).splitlines()[0]}') from None
-    net.eval()
-    net.requires_grad_(False)
-    return net
-
-
 @LOSS_REGISTRY.register()
 class ArcFaceIdentityLoss(nn.Module):
     """Face-preserving loss ``L_FP = lambda_FP * || phi(X) - phi(X') ||_1`` (MMRB-Net eq. 15), phi = ArcFace.
@@ -229,8 +189,6 @@ class ArcFaceIdentityLoss(nn.Module):
 
     def __init__(self, arcface_load_path=None, num_layers=50, mode='ir_se', crop=True, loss_weight=10.0):
         super().__init__()
-        from panininet.metrics.networks import ARCFACE_CROP  # the identity metric's field of view
-
         self.arcface = build_arcface(arcface_load_path, num_layers, mode)
         self.crop_box = ARCFACE_CROP if crop else None  # (top, bottom, left, right) fractions of the side
         self.loss_weight = loss_weight

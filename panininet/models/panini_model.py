@@ -277,8 +277,8 @@ class PaniniModel(GANPriorPlugins, PaniniBaseModel):
 
     def save(self, epoch, current_iter):
         """``net_g_{iter}.pth`` (``params``, ``params_ema``, and ``arch``: the PaniniNet kwargs without the load paths,
-        which ``panininet.weights.checkpoint.load_panini_weights`` / ``PaniniRestorer`` use), ``net_d_{iter}.pth``,
-        state."""
+        which ``panininet.weights.panini_checkpoint.load_panini_weights`` / ``PaniniRestorer`` use),
+        ``net_d_{iter}.pth``, state."""
         arch = {k: v for k, v in self.opt['network_g'].items() if k != 'type' and not k.endswith('_load_path')}
         if getattr(self, 'net_g_ema', None) is not None:
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'],

@@ -31,6 +31,7 @@ import numpy as np
 from basicsr.utils import get_root_logger
 
 from panininet.atomic import atomic_path
+from panininet.families.panini_family import weight_to_mask_bias
 from panininet.pipeline.color import is_gray
 from panininet.pipeline.tracking import FaceTracker
 from panininet.pipeline.video_io import (  # noqa: F401  (VIDEO_EXTENSIONS, is_video_file, VideoError: the public names here)
@@ -99,8 +100,6 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
     """
     av = import_av()
     codec = check_video_codec(video_codec)
-    from panininet.pipeline.restorer import weight_to_mask_bias
-
     weight_to_mask_bias(weight)  # a bad -w fails here, not in a thread
     if restorer.face_helper is None:
         raise ValueError('This PaniniRestorer was built with detector=None (aligned faces only); videos need a '

@@ -8,16 +8,15 @@ refused with a message naming the file and the way out. Callers that know a few 
 state's ``collections.Counter``) pass them as ``safe_globals``.
 
 :func:`pick_params` finds the network state dict inside a file (``params_ema`` / ``params`` / a bare state dict) and
-:func:`strip_prefix` removes a key prefix such as DataParallel's ``module.``; the ``extract_*`` and ``load_*``
-helpers build on these three for the layouts panininet knows.
+:func:`strip_prefix` removes a key prefix such as DataParallel's ``module.``; the converters build on these three
+(:mod:`panininet.weights.panini_checkpoint`, :mod:`~panininet.weights.official`,
+:mod:`~panininet.weights.gpen_checkpoint`). This module imports nothing of panininet's.
 """
 import os.path as osp
 import pickle
 from collections import OrderedDict
 
 import torch
-
-from panininet.weights import official
 
 
 def _numpy_safe_globals():
@@ -146,89 +145,3 @@ def pick_params(obj, path='<checkpoint>', keys=('params_ema', 'params'), allow_b
     wanted = ' or '.join(repr(k) for k in keys) or 'state dict'
     raise ValueError(f'{path}: no {wanted} entry (keys: {sorted(obj)[:8]}); '
                      'save networks as {"params_ema": state_dict} as BasicSR does.')
-
-
-def extract_gpm_state(obj, path='<checkpoint>'):
-    """StyleGAN2Generator weights (BasicSR key names) from a BasicSR or an MMGen StyleGAN2 checkpoint.
-
-    BasicSR files: ``params_ema`` (else ``params``). MMGen files (what the official configs start from, e.g.
-    ``stylegan2-ffhq-config-f-official_20210327_171224-bce9310c.pth``): ``state_dict`` entries ``generator_ema.*``,
-    converted with the official key mapping.
-
-    Args:
-        obj (dict): Loaded checkpoint.
-        path (str): For error messages.
-
-    Returns:
-        OrderedDict: State dict for BasicSR's ``StyleGAN2Generator``.
-    """
-    sd = obj.get('state_dict') if isinstance(obj, dict) else None
-    prefix = 'generator_ema.'
-    if isinstance(sd, dict) and any(k.startswith(prefix) for k in sd):
-        return OrderedDict((official.convert_generator_key('generator.' + k, num_levels=0)[len('gpm.'):], v)
-                           for k, v in strip_prefix(sd, prefix, only=True).items())
-    return pick_params(obj, path)
-
-
-def extract_dre_state(obj, path='<checkpoint>'):
-    """DegradationEncoder weights from any file that holds them.
-
-    Accepted: an official ``moco_checkpoint_*.pth.tar`` (official copy rule), an official Panini MFR file
-    (``generator.deg_encoder.*``), a BasicSR-style file of a DegradationEncoder, of a MoCo (``encoder_q.*``) or of a
-    PaniniNet (``dre.*``).
-
-    Args:
-        obj (dict): Loaded checkpoint.
-        path (str): For error messages.
-
-    Returns:
-        OrderedDict: State dict with keys ``E.*`` and ``mlp.*``.
-    """
-    from panininet.archs.dre_arch import DegradationEncoder
-
-    if official.is_official_moco_checkpoint(obj):
-        num_feat = obj['state_dict'][official.MOCO_QUERY_PREFIX + 'E.0.weight'].shape[0]
-        return official.moco_to_dre_state(obj, DegradationEncoder(num_feat).state_dict())
-    if official.is_official_panini_checkpoint(obj):
-        sd = obj.get('state_dict', obj)
-        prefix = 'generator.deg_encoder.'
-    else:
-        sd = pick_params(obj, path)
-        prefix = next((p for p in ('encoder_q.', 'dre.') if any(k.startswith(p) for k in sd)), '')
-    out = strip_prefix(sd, prefix, only=True)
-    if not any(k.startswith('E.') for k in out):
-        raise ValueError(f'{path}: holds no DegradationEncoder weights (looked for E.*, encoder_q.E.*, dre.E.*, '
-                         'module.encoder_q.E.*, generator.deg_encoder.E.*)')
-    return out
-
-
-def load_panini_weights(path, map_location='cpu'):
-    """PaniniNet weights from our checkpoint or an official one (converted on the fly).
-
-    Args:
-        path (str): ``{'params_ema'|'params': state_dict, optional 'arch': {PaniniNet kwargs}}`` written by
-            panininet/BasicSR, or an official MMEditing ``panini_*_latest.pth``.
-        map_location (str | torch.device): Default: 'cpu'.
-
-    Returns:
-        tuple[dict, dict | None]: state dict for PaniniNet, and the PaniniNet kwargs when the file says them
-        (always for official files: derived from the shapes) or None.
-    """
-    return panini_weights(load_checkpoint_file(path, map_location=map_location), path)
-
-
-def panini_weights(obj, path='<checkpoint>'):
-    """PaniniNet state dict and kwargs from a loaded file (see :func:`load_panini_weights`).
-
-    Args:
-        obj (dict): Loaded checkpoint, ours or official.
-        path (str): For error messages.
-
-    Returns:
-        tuple[dict, dict | None]: As :func:`load_panini_weights`.
-    """
-    if official.is_official_panini_checkpoint(obj):
-        return official.convert_official_checkpoint(obj)
-    sd = pick_params(obj, path)
-    arch = obj.get('arch') if isinstance(obj, dict) else None
-    return sd, (dict(arch) if arch is not None else None)

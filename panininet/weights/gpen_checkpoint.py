@@ -38,6 +38,7 @@ from collections import OrderedDict
 import torch
 from basicsr.archs.stylegan2_arch import make_resample_kernel
 
+from panininet.archs.gpm import stylegan2_channels
 from panininet.weights.checkpoint import strip_prefix
 
 RESAMPLE_KERNEL = (1, 3, 3, 1)
@@ -252,8 +253,6 @@ def gpen_generator_config(state_dict):
         dict: ``out_size``, ``num_style_feat``, ``num_mlp``, ``channel_multiplier``, ``narrow``. Below 64x64 the
         widths do not depend on the multiplier; then GPEN's default, 2, is given.
     """
-    from panininet.archs.mmrb_arch import stylegan2_channels
-
     num_rgbs = sum(1 for k in state_dict if re.fullmatch(r'generator\.to_rgbs\.\d+\.bias', k))
     out_size = 4 * 2**num_rgbs
     c4 = state_dict['generator.input.input'].shape[1]
@@ -317,8 +316,6 @@ def basicsr_discriminator_to_gpen(state_dict):
 def gpen_discriminator_config(state_dict):
     """``StyleGAN2Discriminator`` arguments (``out_size``, ``channel_multiplier``, ``narrow``) from the shapes
     (the multiplier is 2 when the widths do not depend on it, below 64x64)."""
-    from panininet.archs.mmrb_arch import stylegan2_channels
-
     num_blocks = sum(1 for k in state_dict if re.fullmatch(r'convs\.\d+\.conv1\.0\.weight', k))
     out_size = 4 * 2**num_blocks
     narrow = state_dict['final_conv.0.weight'].shape[0] / 512

@@ -30,6 +30,8 @@ Equalised-lr weights are stored unscaled by both codes (``weight_orig`` vs Basic
 import re
 from collections import OrderedDict
 
+from panininet.weights.checkpoint import strip_prefix
+
 OFFICIAL_GENERATOR_PREFIX = 'generator.'
 MOCO_QUERY_PREFIX = 'module.encoder_q.'
 
@@ -122,7 +124,6 @@ def convert_generator_key(key, num_levels):
 
 
 def _generator_entries(state_dict):
-    from panininet.weights.checkpoint import strip_prefix  # here: checkpoint imports this module
     out = strip_prefix(state_dict, OFFICIAL_GENERATOR_PREFIX, only=True)
     if not out:
         raise ValueError('no "generator.*" entries: not an official Panini checkpoint')

@@ -3,7 +3,7 @@
 Resolution order for the restoration network (:func:`resolve_model_path`):
 
 1. an explicit ``model_path`` (our format, or an official MMEditing checkpoint: converted once and cached under
-   ``<weights root>/converted/``, see :func:`prepare_model_file`);
+   ``<weights root>/converted/``, see :func:`panininet.weights.panini_checkpoint.prepare_model_file`);
 2. the release file in the weights root: ``weights_dir`` argument, else env ``PANINI_WEIGHTS_DIR``, else
    ``~/.cache/panininet`` (:func:`weights_root`);
 3. a download of the authors' Google Drive release into that root (``allow_download=True``). The SHA-256 of the
@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from panininet.atomic import atomic_path, torch_save_atomic
+from panininet.atomic import atomic_path
 
 ENV_WEIGHTS_DIR = 'PANINI_WEIGHTS_DIR'
 DEFAULT_WEIGHTS_DIR = osp.join('~', '.cache', 'panininet')
@@ -252,33 +252,3 @@ def resolve_model_path(version='mfr', model_path=None, weights_dir=None, allow_d
         raise WeightsNotFoundError(f'-v {version} has no released weights to download; give its weights file with '
                                    '--model_path.')
     return resolve_release_file(RELEASES[version], weights_root(weights_dir), allow_download)
-
-
-def prepare_model_file(path, weights_dir=None):
-    """Load a PaniniNet weights file, converting an official checkpoint once and caching the result.
-
-    Our format (``{'params_ema'|'params': state_dict, 'arch': {...}}``) is read directly. An official MMEditing
-    checkpoint is converted by :func:`panininet.weights.checkpoint.load_panini_weights` and saved (atomically) to
-    ``<weights root>/converted/<name>-<sha256[:12]>.pth``; later runs read the cached file.
-
-    Args:
-        path (str): Weights file.
-        weights_dir (str | None): Weights root for the cache. Default: None.
-
-    Returns:
-        tuple[dict, dict | None]: (state_dict, arch options or None).
-    """
-    from panininet.weights import official
-    from panininet.weights.checkpoint import load_checkpoint_file, load_panini_weights, panini_weights
-
-    raw = load_checkpoint_file(path, map_location='cpu')
-    if not official.is_official_panini_checkpoint(raw):
-        return panini_weights(raw, path)
-    cache_dir = osp.join(weights_root(weights_dir), 'converted')
-    stem = osp.splitext(osp.basename(path))[0]
-    cached = osp.join(cache_dir, f'{stem}-{sha256sum(path)[:12]}.pth')
-    if osp.isfile(cached):
-        return load_panini_weights(cached)
-    state_dict, arch = official.convert_official_checkpoint(raw)
-    torch_save_atomic({'params_ema': state_dict, 'arch': arch}, cached)
-    return state_dict, arch

@@ -7,8 +7,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
 from panininet.archs.dre_arch import DegradationEncoder, MoCo
-from panininet.weights.checkpoint import extract_dre_state
 from panininet.weights.official import moco_to_dre_state
+from panininet.weights.panini_checkpoint import extract_dre_state
 
 
 def test_degradation_encoder_shape_and_registry():

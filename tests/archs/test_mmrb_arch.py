@@ -6,7 +6,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from helpers import one_thread  # noqa: F401  (fixture)
 from torch.nn import functional as F
 
-from panininet.archs.mmrb_arch import MMRB, ConcatStyleConv, MMRBNet, stylegan2_channels
+from panininet.archs.gpm import stylegan2_channels
+from panininet.archs.mmrb_arch import MMRB, ConcatStyleConv, MMRBNet
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 TINY = {'num_style_feat': 8, 'narrow': 1 / 32, 'channel_multiplier': 1, 'num_mlp': 2}

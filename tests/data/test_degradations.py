@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from panininet.data import degradations as D
-from panininet.data.degradation_sampler import PRESETS, DegradationSampler, seeded_rng
+from panininet.data.degradation_sampler import PRESETS, DegradationSampler, make_lq, seeded_rng
 from panininet.data.degradations import degrade, down_up
 
 
@@ -192,7 +192,7 @@ def test_seeded_rng_is_a_function_of_seed_and_index_only():
 def test_make_lq_runs_at_the_lq_size():
     hq = np.repeat(np.repeat(_texture(32), 4, axis=0), 4, axis=1)  # 128 x 128
     s = DegradationSampler(None, sigma_range=0, r_range=10, delta_range=0, q_range=None, r_base=10, jpeg=False)
-    lq = D.make_lq(hq, 32, s.sample(np.random.default_rng(0)), s)
+    lq = make_lq(hq, 32, s.sample(np.random.default_rng(0)), s)
     assert lq.shape == (32, 32, 3)
     # no degradation: the area resize of the 4x nearest-upsampled texture gives the texture back
     assert np.abs(lq - _texture(32)).max() < 1e-5

@@ -118,7 +118,7 @@ def test_mfr_run_writes_checkpoints_metrics_images(assets, straight_mfr):
 
 def test_trained_generator_loads_with_its_arch(assets, straight_mfr):
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.weights.checkpoint import load_panini_weights
+    from panininet.weights.panini_checkpoint import load_panini_weights
     state, arch = load_panini_weights(osp.join(exp_dir(assets['root'], 'mfr_straight'), 'models', 'net_g_latest.pth'))
     assert arch['in_size'] == 32 and arch['out_size'] == 64 and 'dre_load_path' not in arch
     net = PaniniNet(**arch)

@@ -12,8 +12,9 @@ import torch
 from helpers import REPO_ROOT as REPO  # noqa: E402
 
 from panininet.archs.panini_arch import PaniniNet
-from panininet.weights.checkpoint import load_checkpoint_file, load_panini_weights, pick_params, strip_prefix
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params, strip_prefix
 from panininet.weights.official import convert_generator_key, convert_official_state_dict, is_official_panini_checkpoint
+from panininet.weights.panini_checkpoint import load_panini_weights
 
 TINY = {'in_size': 64, 'out_size': 128, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
         'rrdb_channels': 4, 'num_rrdbs': 2, 'rrdb_growth': 4, 'cbam_reduction': 2, 'dre_num_feat': 8}

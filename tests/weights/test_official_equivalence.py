@@ -18,8 +18,8 @@ from panini_kwargs import architecture
 from panininet.archs.panini_arch import PaniniNet
 from panininet.families.variants import variant_kwargs
 from panininet.platform.native_ops import plain_ops
-from panininet.weights.checkpoint import load_panini_weights
 from panininet.weights.official import convert_official_state_dict
+from panininet.weights.panini_checkpoint import load_panini_weights
 
 pytestmark = pytest.mark.slow
 

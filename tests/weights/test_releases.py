@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from panininet.weights import releases as weights
+from panininet.weights.panini_checkpoint import prepare_model_file
 from panininet.weights.releases import (
     RELEASES,
     WeightsNotFoundError,
-    prepare_model_file,
     resolve_model_path,
     verify_recorded_checksum,
     weights_root,
