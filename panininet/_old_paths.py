@@ -82,7 +82,7 @@ class OldModule(types.ModuleType):
 
 
 class OldPathFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Meta-path finder (after the normal ones) that answers the old module paths of :data:`MOVED`."""
+    """Meta-path finder that answers the old module paths of :data:`MOVED` (and nothing else)."""
 
     def find_spec(self, fullname, path=None, target=None):
         return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
@@ -108,6 +108,10 @@ def old_names_getattr(module_name):
 
 
 def install():
-    """Put :class:`OldPathFinder` on ``sys.meta_path`` once (after the finders of real files)."""
+    """Put :class:`OldPathFinder` first on ``sys.meta_path``, once.
+
+    First, so that an old path always means the new module: no file of this package bears an old name any more, and
+    a stale copy elsewhere (an editable install of an older checkout) must not answer instead.
+    """
     if not any(isinstance(f, OldPathFinder) for f in sys.meta_path):
-        sys.meta_path.append(OldPathFinder())
+        sys.meta_path.insert(0, OldPathFinder())

@@ -14,9 +14,23 @@ import torch
 import yaml
 from basicsr.train import train_pipeline
 
+from panininet.archs.panini_arch import PaniniNet
 from panininet.resume import torch_load_state
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# a PaniniNet small enough for 2 shared cores (64 -> 128, narrow 0.25)
+TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
+                 dre_in_size=64)
+# the CLI's fastest offline settings: dlib's HOG detector at its native scale, CPU, nothing downloaded
+FAST = ['--detector', 'dlib', '--dlib_upsample', '0', '--device', 'cpu', '--no_download']
+
+
+def write_tiny_model(folder):
+    """A tiny randomly initialised PaniniNet (:data:`TINY_ARCH`, seed 0) in our weights format; returns its path."""
+    torch.manual_seed(0)
+    path = osp.join(str(folder), 'tiny_panini.pth')
+    torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH}, path)
+    return path
 
 
 def load_script(relpath, name=None):

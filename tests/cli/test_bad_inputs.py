@@ -14,16 +14,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_inference_cli import FAST, TINY_ARCH, load_cli
+from helpers import FAST, TINY_ARCH
 
 from panininet.archs.panini_arch import PaniniNet
 
 pytest.importorskip('dlib')
-
-
-@pytest.fixture(scope='module')
-def cli():
-    return load_cli()
 
 
 @pytest.fixture(scope='module')

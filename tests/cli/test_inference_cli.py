@@ -1,6 +1,5 @@
 """inference_panini.py end to end on a temporary folder, with a tiny randomly initialised model file."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -10,40 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from panininet.archs.panini_arch import PaniniNet
-
 pytest.importorskip('dlib')
 
-from helpers import REPO_ROOT  # noqa: E402
-
-TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
-                 dre_in_size=64)
-FAST = ['--detector', 'dlib', '--dlib_upsample', '0', '--device', 'cpu', '--no_download']
-
-
-def load_cli():
-    spec = importlib.util.spec_from_file_location('inference_panini', osp.join(REPO_ROOT, 'inference_panini.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def cli():
-    return load_cli()
-
-
-def write_tiny_model(folder):
-    """A tiny randomly initialised PaniniNet in our weights format (records its arch); returns its path."""
-    torch.manual_seed(0)
-    path = folder / 'tiny_panini.pth'
-    torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH}, path)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp('weights'))
+from helpers import FAST  # noqa: E402
 
 
 def digest(folder):

@@ -1,11 +1,11 @@
 """Eye/mouth regions: GFP-GAN's component-landmarks format, the dlib 68-point script, template boxes, the dataset."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from helpers import REPO_ROOT as REPO  # noqa: E402
+from helpers import load_script
 
 from panininet.data import face_components as FC
 from panininet.data.mfr_pair_dataset import PaniniMFRDataset
@@ -15,9 +15,7 @@ SCRIPT = osp.join(REPO, 'scripts', 'make_component_landmarks.py')
 
 def run_script(*args):
     """``scripts/make_component_landmarks.py`` in this process (a subprocess pays the imports again)."""
-    spec = importlib.util.spec_from_file_location('make_component_landmarks', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT, 'make_component_landmarks')
     try:
         return module.main(list(args))
     except SystemExit as e:

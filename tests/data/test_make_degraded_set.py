@@ -1,7 +1,6 @@
 """scripts/make_degraded_set.py: round trip on the shared GT faces, Table-4 mode, refusals, inputs untouched."""
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from helpers import load_script
 
 from panininet.data.degradation_sampler import TABLE4_FIXED
 from panininet.data.mfr_pair_dataset import PaniniMFRDataset
@@ -16,10 +16,7 @@ from panininet.data.mfr_pair_dataset import PaniniMFRDataset
 
 @pytest.fixture(scope='module')
 def script(repo_root):
-    spec = importlib.util.spec_from_file_location('make_degraded_set',
-                                                  osp.join(repo_root, 'scripts', 'make_degraded_set.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(osp.join(repo_root, 'scripts', 'make_degraded_set.py'), 'make_degraded_set')
     return mod
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import REPO_ROOT as REPO  # noqa: E402
+from helpers import load_script
 
 from panininet.archs.panini_arch import PaniniNet
 
@@ -15,10 +16,8 @@ TINY = dict(in_size=32, out_size=64, num_style_feat=32, channel_multiplier=1, na
             num_rrdbs=1, dre_in_size=32, dre_num_feat=4)
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f'_script_{name}', osp.join(REPO, 'scripts', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def script(name):
+    module = load_script(osp.join(REPO, 'scripts', f'{name}.py'), f'_script_{name}')
     return module
 
 
@@ -44,7 +43,7 @@ def assert_png(path, min_side=64):
 
 
 def test_evaluate_folders_models_and_input(examples, tiny_ckpt, tmp_path):
-    evaluate = load_script('evaluate')
+    evaluate = script('evaluate')
     out = tmp_path / 'eval'
     result = evaluate.main([
         '--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'), '--results',
@@ -66,7 +65,7 @@ def test_evaluate_folders_models_and_input(examples, tiny_ckpt, tmp_path):
 
 def test_evaluate_offline_weights_error(examples, tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
-    evaluate = load_script('evaluate')
+    evaluate = script('evaluate')
     with pytest.raises(SystemExit, match='--lpips-trunk PATH'):
         evaluate.main(['--gt', osp.join(examples, 'GT'), '--results', f'x={osp.join(examples, "MFR_result")}',
                        '--metrics', 'psnr,lpips', '--no-download', '--out', str(tmp_path / 'o')])
@@ -74,7 +73,7 @@ def test_evaluate_offline_weights_error(examples, tmp_path, monkeypatch):
 
 
 def test_analyze_dafi_table4_and_fig7(examples, tiny_ckpt, tmp_path):
-    analyze = load_script('analyze_dafi')
+    analyze = script('analyze_dafi')
     out = tmp_path / 'dafi'
     payload = analyze.main(['--model', tiny_ckpt, '--hq', osp.join(examples, 'GT', '00003.jpg'), '--out', str(out),
                             '--lq-size', '128'])
@@ -88,7 +87,7 @@ def test_analyze_dafi_table4_and_fig7(examples, tiny_ckpt, tmp_path):
 
 
 def test_eq12_13_sources_differ_and_inputs_differ_only_by_r(examples, tiny_ckpt):
-    analyze = load_script('analyze_dafi')
+    analyze = script('analyze_dafi')
     net = analyze.build_model(tiny_ckpt)
     inputs = analyze.table4_inputs(osp.join(examples, 'GT', '00009.jpg'), (16, 128), 2.0, 0.0, None, 128, 0)
     assert np.abs(inputs[16] - inputs[128]).mean() > 0.005  # r = 128 is much blurrier than r = 16
@@ -99,7 +98,7 @@ def test_eq12_13_sources_differ_and_inputs_differ_only_by_r(examples, tiny_ckpt)
 
 
 def test_edit_masks_sweep_moves_theta(examples, tmp_path):
-    edit = load_script('edit_masks')
+    edit = script('edit_masks')
     out = tmp_path / 'edit'
     payload = edit.main(['--tiny', '--arch', json.dumps(TINY), '--lq', osp.join(examples, 'MFR', '00009.png'),
                          '--biases', '-2', '0', '2', '--out', str(out)])
@@ -111,7 +110,7 @@ def test_edit_masks_sweep_moves_theta(examples, tmp_path):
 
 
 def test_linear_probe_recovers_a_linear_target_and_not_noise():
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 10))
     w = rng.normal(size=(10, 2))
@@ -124,7 +123,7 @@ def test_linear_probe_recovers_a_linear_target_and_not_noise():
 
 
 def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     out = tmp_path / 'probe'
     result = probe.main(['--images', osp.join(examples, 'GT'), '--out', str(out), '--bank', '6', '--iters', '2',
                          '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4', '--queue', '16',
@@ -138,7 +137,7 @@ def test_udrl_probe_end_to_end_tiny(examples, tmp_path):
     assert result['iters_done'] == 2 and result['heldout_images'] == ['GT/00003']
     assert_png(out / 'probe_scatter.png')
     # the demonstration DRE loads into a PaniniNet through analyze_dafi's --dre
-    analyze = load_script('analyze_dafi')
+    analyze = script('analyze_dafi')
     net = analyze.build_model(tiny=True, arch_json=json.dumps(TINY), dre_path=str(out / 'dre_udrl_demo.pth'))
     saved = torch.load(out / 'dre_udrl_demo.pth', map_location='cpu', weights_only=True)['params']
     assert torch.equal(net.dre.E[0].weight, saved['E.0.weight'])
@@ -152,7 +151,7 @@ def test_evaluate_mmrb_row(examples, tmp_path):
     arch = dict(out_size=64, num_style_feat=8, num_mlp=2, channel_multiplier=1, narrow=1 / 32)
     weights = str(tmp_path / 'net_g_mmrb.pth')
     torch.save({'params_ema': MMRBNet(**arch).state_dict(), 'arch': arch}, weights)
-    evaluate = load_script('evaluate')
+    evaluate = script('evaluate')
     result = evaluate.main(['--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'), '--version', 'mmrb',
                             '--model', f'MMRB={weights}', '--metrics', 'psnr,ssim', '--size', '64',
                             '--out', str(tmp_path / 'eval')])
@@ -169,7 +168,7 @@ def test_evaluate_gfpgan_row(examples, tmp_path):
                         fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
     weights = str(tmp_path / 'GFPGANv1.3.pth')
     torch.save({'params_ema': net.state_dict()}, weights)
-    evaluate = load_script('evaluate')
+    evaluate = script('evaluate')
     result = evaluate.main(['--gt', osp.join(examples, 'GT'), '--lq', osp.join(examples, 'MFR'),
                             '--gfpgan', f'1.3={weights}', '--metrics', 'psnr,ssim', '--size', '256',
                             '--out', str(tmp_path / 'eval')])
@@ -179,7 +178,7 @@ def test_evaluate_gfpgan_row(examples, tmp_path):
 
 def test_udrl_probe_holds_out_whole_groups(shared_dir):
     """Every clean test-data face, 3 content views each: a person's GT and restorations fall on one side."""
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     folders = probe.clean_face_folders(osp.join(shared_dir, 'testdata'))
     images, groups = probe.load_hq_images(folders, False, size=64, views=3)
     assert len(images) == 10 * 3 and len(set(groups.values())) == 5
@@ -192,7 +191,7 @@ def test_udrl_probe_holds_out_whole_groups(shared_dir):
 
 @pytest.mark.parametrize('vary', ['log_r', 'delta', 'q', 'sigma'])
 def test_udrl_probe_one_factor_sampler(vary):
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     sampler = probe.make_sampler(vary)
     rng = np.random.default_rng(0)
     targets = np.array([probe.targets_of(sampler.sample(rng))[:4] for _ in range(30)])
@@ -201,7 +200,7 @@ def test_udrl_probe_one_factor_sampler(vary):
 
 
 def test_udrl_probe_log_blur_target():
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     # sigma 0 and factor 2 (r = 20): sqrt(0 + 4 / 4) = 1 px
     assert probe.targets_of(dict(r=20.0, r_base=10.0, delta=0.0, q=30, sigma=0.0))[4] == pytest.approx(0.0)
     # sigma 3, factor 8: sqrt(9 + 16) = 5 px
@@ -210,7 +209,7 @@ def test_udrl_probe_log_blur_target():
 
 def test_udrl_probe_supervised_cache_and_experiments_table(examples, shared_dir, tmp_path):
     """The supervised bound with one varying factor, twice through the bank cache (same figures), then the table."""
-    probe = load_script('udrl_probe')
+    probe = script('udrl_probe')
     common = ['--images', osp.join(examples, 'GT'), '--objective', 'supervised', '--vary', 'delta', '--bank', '6',
               '--iters', '3', '--batch', '4', '--crop', '32', '--dre-size', '64', '--num-feat', '4',
               '--probe-train', '20', '--probe-test', '8', '--probe-crops', '1', '--no-control',
@@ -222,7 +221,7 @@ def test_udrl_probe_supervised_cache_and_experiments_table(examples, shared_dir,
     assert first['bank_cpu_s'] > second['bank_cpu_s']
     scores = first['scores_r2']['supervised DRE (bound)']
     assert np.isfinite(scores['delta']) and all(np.isnan(scores[t]) for t in ('log_r', 'q', 'sigma'))
-    experiments = load_script('udrl_experiments')
+    experiments = script('udrl_experiments')
     rows = experiments.main(['--testdata', osp.join(shared_dir, 'testdata'), '--out', str(tmp_path / 'runs'),
                              '--table-only'])
     assert [r['run'] for r in rows] == ['base_supervised'] and rows[0]['iters'] == 3

@@ -7,7 +7,6 @@ Faces: ../shared/testdata resized to 64 px; pre-trained networks (GPEN's generat
 layouts, the discriminator converted by scripts/convert_gpen.py, VGG19, ArcFace IR-SE50, Panini's decoder, D and
 DRE) are random weights written in their real layouts to temporary files: nothing is downloaded.
 """
-import importlib.util
 import inspect
 import math
 import os
@@ -22,7 +21,7 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from facexlib.recognition.arcface_arch import Backbone
 from gpen_layout import discriminator_layout, full_generator_layout, random_state
-from helpers import exp_dir, load, logged, one_thread, run_training, save_options, set_option  # noqa: F401  (one_thread)
+from helpers import exp_dir, load, load_script, logged, one_thread, run_training, save_options, set_option  # noqa: F401  (one_thread)
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.data.face_components import COMPONENTS
@@ -65,9 +64,7 @@ def assets(shared_dir, tmp_path_factory):
                files['gpen_g'])
     torch.save(random_state(discriminator_layout(64, channel_multiplier=1, narrow=0.0625), seed=2),
                osp.join(w, 'gpen_d_raw.pth'))
-    spec = importlib.util.spec_from_file_location('convert_gpen', osp.join(REPO, 'scripts', 'convert_gpen.py'))
-    convert = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(convert)
+    convert = load_script(osp.join(REPO, 'scripts', 'convert_gpen.py'), 'convert_gpen')
     convert.convert_file(osp.join(w, 'gpen_d_raw.pth'), files['gpen_d'])
     return dict(root=root, faces=faces, **files)
 

@@ -4,7 +4,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from test_inference_cli import write_tiny_model
 
 from panininet.pipeline.color import is_gray, mean_delta_e, to_gray_bgr
 from panininet.pipeline.restorer import PaniniRestorer
@@ -13,10 +12,6 @@ pytest.importorskip('dlib')
 
 
 @pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp('weights'))
-
-
 def restorer(tiny_model, **kwargs):
     return PaniniRestorer(model_path=tiny_model, upscale=2, detector='dlib', dlib_upsample=0, device='cpu',
                           allow_download=False, **kwargs)

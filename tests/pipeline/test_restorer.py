@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TINY_ARCH, psnr
 
 from panininet.archs.panini_arch import PaniniNet
 from panininet.atomic import new_file_mode
@@ -25,8 +26,6 @@ from panininet.pipeline.restorer import (
 
 pytest.importorskip('dlib')
 
-TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
-                 dre_in_size=64)
 HAS_GFPGAN = importlib.util.find_spec('gfpgan') is not None
 
 # GFPGANer's documented API (gfpgan/utils.py, v1.3.8), written here because gfpgan is not a dependency
@@ -67,12 +66,6 @@ def photo(shared_dir, name):
 
 def crop(shared_dir, name='Adele_crop.png'):
     return cv2.imread(osp.join(shared_dir, 'testdata', 'cropped_faces', name))
-
-
-def psnr(a, b, sel=None):
-    d = a.astype(np.float64) - b.astype(np.float64)
-    mse = np.mean(d[sel] ** 2) if sel is not None else np.mean(d**2)
-    return 10 * np.log10(255.0**2 / mse)
 
 
 def test_weight_to_mask_bias():

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, psnr
 
-from panininet.archs.panini_arch import PaniniNet
 from panininet.pipeline.restorer import PaniniRestorer
 from panininet.pipeline.tracking import FaceTracker, box_iou, landmark_box, local_linear
 
@@ -24,8 +23,6 @@ pytest.importorskip('dlib')
 
 from panininet.pipeline.video import VideoError, restore_video  # noqa: E402  (needs av)
 
-TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
-                 dre_in_size=64)
 N_FRAMES, FACE_FRAMES, FPS, SIZE, RATE = 20, 16, 25, (160, 120), 16000  # frames FACE_FRAMES.. show no face
 NOISE_PX = 2.0  # synthetic landmark noise (std, pixels per coordinate) for the jitter test: dlib is too steady here
 MISSED = 8  # the frame where the detector is made to miss the face
@@ -121,14 +118,6 @@ def _one_thread():
 
 
 @pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny_panini.pth'
-    torch.save({'params_ema': PaniniNet(**TINY_ARCH).state_dict(), 'arch': TINY_ARCH}, path)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
 def restorer(tiny_model):
     return PaniniRestorer(model_path=tiny_model, upscale=2, detector='dlib', device='cpu', batch_size=4,
                           allow_download=False)
@@ -188,11 +177,6 @@ def face_region(frame_index, scale=2):
     sel = np.zeros((SIZE[1] * scale, SIZE[0] * scale), bool)
     sel[int(y - half):int(y + half), int(x - half):int(x + half)] = True
     return sel
-
-
-def psnr(a, b, sel=None):
-    d = (a.astype(np.float64) - b.astype(np.float64))[sel if sel is not None else slice(None)]
-    return 10 * np.log10(255.0**2 / max(np.mean(d**2), 1e-10))
 
 
 @pytest.fixture(scope='module')
@@ -300,16 +284,6 @@ def test_photo_pipeline_equivalence_reencoded_audio_and_bad_inputs(cli, clips, t
         _, restored, expected = restorer.enhance(in_frames[t])
         assert len(restored) == (1 if t < FACE_FRAMES else 0)
         assert psnr(frames[t], expected) > 35, t
-
-
-@pytest.fixture(scope='module')
-def cli():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location('inference_panini', osp.join(REPO_ROOT, 'inference_panini.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_rotation_metadata_is_honoured(restorer, clips, tmp_path):

@@ -6,7 +6,6 @@ as in PyTorch, the metadata, the export leaving the PyTorch forward untouched, t
 to basicsr's, bad arguments. Full size (slow, as the official-equivalence tests): the MFR network with the official
 reference recipe weights on the official reference input, batch 1 and 2, max abs error <= 1e-4.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -22,6 +21,7 @@ ort = pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 
 from helpers import REPO_ROOT as REPO  # noqa: E402
+from helpers import load_script  # noqa: E402
 
 SCRIPT = osp.join(REPO, 'scripts', 'export_onnx.py')
 TOL = 1e-4
@@ -30,9 +30,7 @@ TINY = {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'c
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location('export_onnx_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT, 'export_onnx_script')
     return module
 
 
@@ -158,9 +156,7 @@ def test_cli_backend_onnxruntime_restores_as_pytorch(exported, shared_dir, tmp_p
     """inference_panini.py --aligned with the .onnx file and with its .pth: the same restored face (uint8 +-1)."""
     import cv2
 
-    spec = importlib.util.spec_from_file_location('inference_panini', osp.join(REPO, 'inference_panini.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script(osp.join(REPO, 'inference_panini.py'), 'inference_panini')
     face = osp.join(shared_dir, 'testdata', 'cropped_faces', 'Julia_Roberts_crop.png')
     common = ['-i', face, '--aligned', '--device', 'cpu', '--no_download', '-w', '0.3']
     assert cli.main([*common, '-o', str(tmp_path / 'ort'), '--backend', 'onnxruntime', '--model_path',

@@ -1,6 +1,5 @@
 """scripts/convert_gfpgan_to_clean.py: a trained GFP-GAN generator -> GFPGANv1Clean (exact for GFPGANBilinear,
 refused / approximate for GFPGANv1), and the -v gfpgan1.3 family running trained and converted files."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -13,6 +12,7 @@ from gfpgan.archs.gfpgan_bilinear_arch import GFPGANBilinear  # noqa: E402
 from gfpgan.archs.gfpganv1_arch import GFPGANv1  # noqa: E402
 from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean  # noqa: E402
 from helpers import REPO_ROOT as REPO  # noqa: E402
+from helpers import load_script
 
 from panininet.families import build_family  # noqa: E402
 
@@ -24,9 +24,7 @@ CLEAN = ('out_size', 'num_style_feat', 'channel_multiplier', 'num_mlp', 'input_i
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(f'_script_{name}', osp.join(REPO, 'scripts', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(osp.join(REPO, 'scripts', f'{name}.py'), f'_script_{name}')
     return module
 
 
@@ -114,9 +112,7 @@ def test_cli_restores_with_a_converted_file(convert, shared_dir, tmp_path):
     """inference_panini.py -v gfpgan1.3 --model_path converted.pth --aligned (as the README says)."""
     trained_file(tmp_path / 'net_g.pth', GFPGANBilinear)
     assert convert.main([str(tmp_path / 'net_g.pth'), str(tmp_path / 'clean.pth')]) == 0
-    spec = importlib.util.spec_from_file_location('_cli', osp.join(REPO, 'inference_panini.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script(osp.join(REPO, 'inference_panini.py'), '_cli')
     face = osp.join(shared_dir, 'testdata', 'cropped_faces', 'Julia_Roberts_crop.png')
     out = tmp_path / 'out'
     assert cli.main(['-i', face, '-o', str(out), '-v', 'gfpgan1.3', '--model_path', str(tmp_path / 'clean.pth'),

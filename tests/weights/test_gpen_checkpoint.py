@@ -5,7 +5,7 @@ import pytest
 import torch
 from basicsr.archs.stylegan2_arch import StyleGAN2Discriminator
 from gpen_layout import discriminator_layout, full_generator_forward, full_generator_layout, random_state, shapes
-from helpers import REPO_ROOT, one_thread  # noqa: F401  (one_thread: fixture)
+from helpers import REPO_ROOT, load_script, one_thread  # noqa: F401  (one_thread: fixture)
 
 from panininet.archs.gpen_arch import GPENNet
 from panininet.archs.mmrb_arch import ConcatStyleGAN2, MMRBNet
@@ -123,12 +123,9 @@ def test_refusals():
 
 
 def _convert_script():
-    import importlib.util
     import os.path as osp
     path = osp.join(REPO_ROOT, 'scripts', 'convert_gpen.py')
-    spec = importlib.util.spec_from_file_location('_convert_gpen', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(path, '_convert_gpen')
     return module
 
 
