@@ -239,7 +239,7 @@ def test_udrl_probe_supervised_cache_and_experiments_table(examples, shared_dir,
 def test_udrl_scripts_refuse_bad_input_in_one_line(examples, tmp_path, capsys, script, argv, message):
     argv = [osp.join(examples, 'GT') if a == 'GT' else a for a in argv]
     with pytest.raises(SystemExit) as err:
-        load_script(script).main(argv + ['--out', str(tmp_path / 'out')])
+        load_script(f'scripts/{script}.py', f'_script_{script}').main(argv + ['--out', str(tmp_path / 'out')])
     assert err.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
