@@ -11,7 +11,6 @@ from panininet.pipeline.restorer import PaniniRestorer
 pytest.importorskip('dlib')
 
 
-@pytest.fixture(scope='module')
 def restorer(tiny_model, **kwargs):
     return PaniniRestorer(model_path=tiny_model, upscale=2, detector='dlib', dlib_upsample=0, device='cpu',
                           allow_download=False, **kwargs)
