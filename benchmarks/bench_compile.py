@@ -4,7 +4,7 @@
     python benchmarks/bench_compile.py --freezing      # Inductor with freezing (weights folded and pre-packed)
 
 PaniniNet MFR (512 -> 1024, random weights), batch ``--batch``, under ``torch.no_grad``: the eager forward (with the
-CPU fast forwards, README "CPU efficiency") best of ``--repeats``, then ``torch.compile(net)``: the first call (the
+CPU fast forwards, docs/performance.md) best of ``--repeats``, then ``torch.compile(net)``: the first call (the
 compile, timed) and the compiled forward best of ``--repeats``. Prints the compile time, ms/face of both, the max
 |difference| of the outputs and the number of faces after which the compile has paid for itself (compile time /
 time saved per face), or that it never does. While compiling, the CPU fast forwards step aside

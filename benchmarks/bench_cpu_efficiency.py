@@ -1,4 +1,4 @@
-"""CPU efficiency of PaniniNet against GFPGAN, as filed and now, in one process (README "CPU efficiency").
+"""CPU efficiency of PaniniNet against GFPGAN, as filed and now, in one process (docs/performance.md).
 
     python benchmarks/bench_cpu_efficiency.py --rounds 3                       # glibc's default malloc behaviour
     python benchmarks/bench_cpu_efficiency.py --rounds 3 --reuse-freed-memory  # panininet.platform.allocator, as the

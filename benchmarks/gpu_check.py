@@ -26,7 +26,7 @@ the steps usually end well before them.
 
 ``--shared`` (default: ``../shared`` beside the repository, or ``$PANINI_SHARED_DIR``) must hold
 ``official_reference/`` and ``testdata/``; without it steps 4 and 6 and the PSNR test say so and are skipped.
-On a machine without basicsr/facexlib/dlib, carry their wheels (see the README "GPU check").
+On a machine without basicsr/facexlib/dlib, carry their wheels (see docs/performance.md, "GPU check").
 
 ``--cpu-smoke`` runs the same steps on the CPU at tiny sizes (tiny networks, the tiny training options, one photo),
 to prove the plumbing where no GPU is available; its figures mean nothing.

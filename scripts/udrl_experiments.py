@@ -22,7 +22,7 @@ Groups of runs:
   queue: false negatives) and of 16.
 * ``crop``: UDRL with 128-px and 32-px crops (the same CPU budget: fewer, larger or more, smaller crops).
 
-Example (the figures in the README; about 26 CPU-minutes of training and 10 of banks and probes, one thread):
+Example (the figures in docs/evaluation.md; about 26 CPU-minutes of training and 10 of banks and probes, one thread):
 
     python scripts/udrl_experiments.py --testdata ../shared/testdata --out results/udrl_experiments
 """
@@ -38,7 +38,7 @@ from panininet.atomic import write_text_atomic
 
 FACTORS = ('log_r', 'delta', 'q', 'sigma')
 TARGETS = FACTORS + ('log_blur',)
-#: udrl_probe.py options of the README's first run (7 + 3 images, DRE width 16, 64-px crops, queue 256)
+#: udrl_probe.py options of the base run (7 + 3 images, DRE width 16, 64-px crops, queue 256)
 BASE = dict(skimage=True, bank=1200, batch=16, crop=64, num_feat=16, queue=256, momentum=0.99, lr=1e-3,
             probe_train=600, probe_test=300, probe_crops=4, iters=100000)
 #: the controlled runs: smaller bank and probe, no control

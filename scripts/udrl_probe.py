@@ -23,7 +23,7 @@
 Writes ``probe.json``, ``probe.md``, ``udrl_loss.png``, ``probe_scatter.png`` and ``dre_udrl_demo.pth`` (a
 demonstration DRE: a few minutes of CPU training on a dozen images; not for restoration) under ``--out``.
 
-Example (2 CPU-minutes of training, one thread; ``scripts/udrl_experiments.py`` runs the README's list):
+Example (2 CPU-minutes of training, one thread; ``scripts/udrl_experiments.py`` runs the list of docs/evaluation.md):
 
     python scripts/udrl_probe.py --images ../shared/testdata/panini_examples/GT --skimage --bank 1200 --batch 16 \
         --queue 256 --iters 100000 --max-minutes 2 --threads 1 --out results/udrl_probe

@@ -96,10 +96,11 @@ class MoCo(nn.Module):
     encoder can match them by the batch statistics they share). With ``bn_splits = n > 1`` each encoder runs on n
     sub-batches separately (BatchNorm statistics per sub-batch, as on n GPUs) and the keys are shuffled before the
     split and unshuffled after, as the official ``_batch_shuffle_ddp`` and the single-GPU ``SplitBatchNorm`` of
-    MoCo's CIFAR demo; the batch must divide by n; parameters and state dict do not change. Measured (README, UDRL
-    section): with sub-batches of 4 the DRE collapsed (InfoNCE at ln(K + 1)): the DRE's last BatchNorm comes right
-    before its global average pool, so every v_DR is relative to its sub-batch, and 3 other random degradations
-    are too noisy a reference. ``batch_negatives`` is the other way to take away the batch-statistics cue.
+    MoCo's CIFAR demo; the batch must divide by n; parameters and state dict do not change. Measured
+    (docs/evaluation.md, the UDRL probe): with sub-batches of 4 the DRE collapsed (InfoNCE at ln(K + 1)): the DRE's
+    last BatchNorm comes right before its global average pool, so every v_DR is relative to its sub-batch, and 3
+    other random degradations are too noisy a reference. ``batch_negatives`` is the other way to take away the
+    batch-statistics cue.
 
     Args:
         num_feat (int): Width of the encoders (v_DR has ``4 * num_feat`` values, must equal ``dim``). Default: 64.

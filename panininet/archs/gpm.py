@@ -235,8 +235,9 @@ class GPM(StyleGAN2Generator):
     def faces_one_by_one(self, latent):
         """Whether a batch runs faster through :meth:`synthesize` one face at a time (CPU inference, batch > 1).
 
-        The CPU fast forwards (:class:`StyleConvCPU`, :class:`ToRGBCPU`) take one face; measured on the README's
-        2-core CPU a batch of four costs 888 ms per face that way against 987 ms through BasicSR's grouped convs.
+        The CPU fast forwards (:class:`StyleConvCPU`, :class:`ToRGBCPU`) take one face; measured on a
+        2-core CPU (docs/performance.md) a batch of four costs 888 ms per face that way against 987 ms through
+        BasicSR's grouped convs.
 
         Args:
             latent (Tensor): w+ (b, n_latent, num_style_feat).

@@ -12,7 +12,7 @@ Prior", 2022) as a BasicSR arch, built from the parts the paper names.
 * :class:`MMRBNet`, the registered network: ``Codec`` then ``Style``.
 
 No public code of MMRB-Net exists. Where the paper is silent we chose, and each choice is said where it is made
-(class docstrings) and collected in the README section "MMRB-Net".
+(class docstrings) and collected in docs/networks.md.
 """
 import math
 

@@ -12,9 +12,9 @@
 * DRE, degradation representation encoder (eq. 5): :class:`~panininet.archs.dre_arch.DegradationEncoder`, or a
   learned constant v_DR for the 16x SR variant (``condition='learned'``).
 
-The forward follows the official code where it differs from the paper (README "Differences from the official
-code"): the CBAM pre-processing conv is applied twice, mask1 (softmax slot 0) weights the StyleGAN feature, the
-level k conv H_Conv is used at resolution 4 * 2^k, and the StyleGAN FIR kernels are state-dict buffers.
+The forward follows the official code where it differs from the paper (docs/networks.md, "Where we differ from
+the official code"): the CBAM pre-processing conv is applied twice, mask1 (softmax slot 0) weights the StyleGAN
+feature, the level k conv H_Conv is used at resolution 4 * 2^k, and the StyleGAN FIR kernels are state-dict buffers.
 """
 import math
 
@@ -151,8 +151,8 @@ class IFE(nn.Module):
             tuple[list[Tensor], list[Tensor]]: ``pre`` and ``feats``, level 0 (4x4) first; level l has shape
             (b, C_l, 4 * 2^l, 4 * 2^l).
         """
-        # channels_last inside (oneDNN runs these 8-32-channel convs ~2x faster than in NCHW; README
-        # "Performance"); the outputs go back to NCHW, which BasicSR's modulated convs need for a batch
+        # channels_last inside (oneDNN runs these 8-32-channel convs ~2x faster than in NCHW;
+        # docs/performance.md); the outputs go back to NCHW, which BasicSR's modulated convs need for a batch
         fea = self.conv_first(x.contiguous(memory_format=self.memory_format))
         fea = fea + self.conv_body(self.body(fea))
         fea = self.stem(self.cbam(fea))

@@ -1,7 +1,7 @@
 """Linear probe of degradation representations: how much of each factor of eq. (10) a v_DR encodes linearly.
 
 Ridge regression from v_DR to the degradation factors, scored by R². Used by ``UDRLModel``'s validation (metrics
-``r2_<target>``) and by ``scripts/udrl_probe.py``; the README's UDRL section explains the figures.
+``r2_<target>``) and by ``scripts/udrl_probe.py``; docs/evaluation.md explains the figures.
 
 Targets (:data:`TARGETS`): ``log_r`` (log of the paper's downsampling rate), ``delta`` (noise std, 0..255), ``q``
 (JPEG quality), ``sigma`` (blur std, input px) and ``log_blur``, the log of the combined low-pass width

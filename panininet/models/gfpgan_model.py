@@ -2,7 +2,7 @@
 under ``torch.distributed`` without CUDA, and resumes exactly.
 
 Only imported when the ``gfpgan`` package is installed (``pip install --no-build-isolation -e ".[gfpgan]"``);
-see ``options/train_gfpgan_v1.yml`` and the README section "Training GFP-GAN on today's stack".
+see ``options/train_gfpgan_v1.yml`` and docs/training.md, "GFP-GAN".
 
 :class:`PaniniGFPGANModel` is ``GFPGANModel`` with :class:`~panininet.models.base_model.PaniniBaseModel` under it
 (``GFPGANModel`` subclasses basicsr's ``BaseModel`` directly): GFP-GAN's networks, losses, ``optimize_parameters``,

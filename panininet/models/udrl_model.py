@@ -19,7 +19,7 @@ a correlation: all faces share a large common component that otherwise dominates
 the InfoNCE loss of those pairs among themselves. And ``r2_log_r``, ``r2_delta``, ``r2_q``, ``r2_sigma``,
 ``r2_log_blur`` (:func:`probe_metrics`): how much of each degradation factor the eval-mode v_DR encodes linearly
 (5-fold cross-validated ridge R² over the held-out pairs; 1 = all, <= 0 = nothing). Retrieval can be high while a
-factor is missing (the README's UDRL section measured a DRE that encodes the noise level and not the blur); these
+factor is missing (docs/evaluation.md's UDRL probe measured a DRE that encodes the noise level and not the blur); these
 say which.
 """
 from collections import OrderedDict

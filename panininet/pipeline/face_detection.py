@@ -104,7 +104,7 @@ class DlibFaceDetector:
 
     Both detectors and the 5-point predictor ship inside the ``face-recognition-models`` wheel. The CNN
     (``mmod_human_face_detector.dat``) also finds side views and small faces that HOG misses, at 25-100x HOG's CPU
-    time (README, "dlib detector and alignment").
+    time (docs/inference.md, "Face detectors").
 
     Args:
         upsample (int): Upsampling passes (1 finds faces down to about 40 px; 0 is 4x faster). Default: 1.

@@ -3,8 +3,8 @@
 PyTorch's CPU tensors come from ``malloc``. glibc serves every request above its mmap threshold (at most 32 MiB)
 with a fresh ``mmap`` and returns it with ``munmap`` when freed, so each large activation (a 32 x 1024 x 1024
 float map is 128 MiB; Panini-Net makes dozens per face) is new memory the kernel must fault in and zero page by
-page. On the 2-core machine of the README's "CPU efficiency against GFPGAN" that was 2.4 M page faults and 5.1 s
-of kernel time per PaniniNet face as issue 15 found it, and is 0.4 M and 1.0 s with the in-place CPU forwards.
+page. On a 2-core EPYC VM (docs/performance.md) that was 2.4 M page faults and 5.1 s of kernel time per PaniniNet face
+with out-of-place forwards, and is 0.4 M and 1.0 s with the in-place CPU forwards.
 :func:`reuse_freed_memory` sets glibc's ``M_MMAP_MAX`` to 0 (large blocks come from the heap too) and
 ``M_TRIM_THRESHOLD`` to SIZE_MAX (freed heap memory is never trimmed; an int threshold, at most 2 GiB, is exceeded
 by a batch of four faces), so the next face reuses the pages of the last one: the same effect as running under

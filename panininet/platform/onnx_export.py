@@ -8,7 +8,7 @@ network's stored buffers (``randomize_noise=False``): same input, same output, a
 
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``; on torch 2.14 it works and writes one
 self-contained file. The dynamo-based exporter (torch 2.14's default) needs ``onnxscript``, which we do not depend
-on (README "ONNX export").
+on (docs/compatibility.md, "ONNX export").
 
 One change at our level makes the graph exportable with a dynamic batch, and only while exporting: basicsr's
 ``ModulatedConv2d`` modulates the *weights* and runs one grouped convolution with ``groups=b``; ONNX's ``Conv`` takes
