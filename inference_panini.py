@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.families import BACKENDS, family_names, validate_weight
+from panininet.families import BACKENDS, family_names, family_summary, validate_weight
 from panininet.pipeline.color import COLOR_FIX_METHODS
 from panininet.pipeline.face_detection import DETECTORS
 from panininet.pipeline.image_io import read_image, why_unreadable, write_image
@@ -44,61 +44,107 @@ class UsageError(ValueError):
     """A flag, input or output the run cannot work with; ``str(err)`` is the one line for the user."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (when it has one worth saying); the epilog's lines kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or '%(default)' in (action.help or ''):
+            return action.help
+        return f'{action.help} (default: %(default)s)'
+
+
+def epilog():
+    """The -v networks one line each (from the family registry), examples and exit statuses."""
+    width = max(len(n) for n in family_names())
+    lines = ['networks (-v):'] + [f'  {n:<{width}}  {family_summary(n)}' for n in family_names()]
+    lines += ['', 'examples:',
+              '  python inference_panini.py -i inputs/whole_imgs -o results',
+              '  python inference_panini.py -i photos/ -o results/ -w 0.8 --color_fix wavelet',
+              '  python inference_panini.py -i clip.mp4 -o results/ --detector dlib',
+              '  python inference_panini.py -i faces64/ -o results/ -v sr16 --aligned',
+              '', 'precision: fp32 unless --bf16 / --fp16 (the network under autocast; weights stay fp32).',
+              'exit status: 0 all restored; 1 finished, some inputs skipped (listed); 2 nothing done',
+              '(one Error: line says what to do).',
+              'More: docs/inference.md.']
+    return '\n'.join(lines)
+
+
+def build_parser():
+    """The CLI's options, in groups (input/output, network, faces, background, video, performance)."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0], epilog=epilog(),
+                                formatter_class=HelpFormatter)
+    io = p.add_argument_group('input and output')
+    io.add_argument('-i', '--input', required=True, help='input image, video or folder (photos and videos may mix)')
+    io.add_argument('-o', '--output', required=True, help='output folder')
+    io.add_argument('--suffix', default=None, help='suffix of the restored faces and photos')
+    io.add_argument('--ext', default='auto', choices=('auto', 'jpg', 'png'),
+                    help='format of restored_imgs: auto keeps the input extension')
+    io.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
+                    help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
+
+    net = p.add_argument_group('network')
+    net.add_argument('-v', '--version', default='mfr', choices=family_names(),
+                     help='the restoration network (one line each below, "networks")')
+    net.add_argument('--model_path', default=None,
+                     help='weights file (ours, or an official checkpoint: converted once and cached); '
+                     'default: the release file in the weights folder, downloaded if missing')
+    net.add_argument('-w', '--weight', type=float, default=0.5,
+                     help='fidelity in [0, 1]: 1 keeps the most of the input, 0 takes the most from the GAN prior, '
+                     '0.5 is the network as trained (Panini-Net only; the others have no such knob)')
+    net.add_argument('--backend', default='pytorch', choices=tuple(BACKENDS),
+                     help='onnxruntime: --model_path is an .onnx file written by scripts/export_onnx.py '
+                     '(needs the [onnx] extra)')
+    net.add_argument('--weights_dir', default=None,
+                     help=f'weights folder (default: ${{PANINI_WEIGHTS_DIR}}, else {weights_root(None)})')
+    net.add_argument('--no_download', action='store_true', help='never download weights (offline)')
+
+    faces = p.add_argument_group('faces')
+    faces.add_argument('--detector', default='retinaface_resnet50', choices=DETECTORS,
+                       help='face detector: retinaface_* (facexlib, weights downloaded once); dlib: HOG; dlib_cnn: '
+                       'MMOD CNN, also side and small faces, 25-100x slower (both dlib: offline, no download)')
+    faces.add_argument('--dlib_upsample', type=int, default=1,
+                       help='upsampling passes of the dlib detectors (0: 4x faster, faces of 80 px and more)')
+    faces.add_argument('--only_center_face', action='store_true', help='restore only the centre face')
+    faces.add_argument('--aligned', action='store_true', help='inputs are aligned faces (no detection, no paste back)')
+    faces.add_argument('--color_fix', default='none', choices=COLOR_FIX_METHODS,
+                       help="give each restored face its input crop's low-frequency colour before pasting it back "
+                       '(wavelet keeps it within about 3 delta-E)')
+
+    bg = p.add_argument_group('background')
+    bg.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole photo')
+    bg.add_argument('--bg_upsampler', default='none', choices=('none', 'realesrgan'),
+                    help='background upsampler (realesrgan: needs the realesrgan package; else Lanczos)')
+    bg.add_argument('--bg_tile', type=int, default=400, help='tile size of the background upsampler, 0: no tiles')
+
+    video = p.add_argument_group('video')
+    video.add_argument('--no_smooth', action='store_true',
+                       help='restore every frame on its own (no face tracking, no landmark smoothing)')
+    video.add_argument('--video_codec', default='libx264',
+                       help='FFmpeg encoder of the output (libx264: H.264 yuv420p in .mp4; a codec mp4 cannot hold '
+                       'is written as .mkv)')
+    video.add_argument('--video_crf', type=int, default=18,
+                       help='constant rate factor of libx264/libx265/libvpx-vp9/libsvtav1 (lower: better, bigger)')
+
+    perf = p.add_argument_group('performance')
+    perf.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'),
+                      help='where the network runs: auto takes CUDA, else Apple MPS, else the CPU')
+    half = perf.add_mutually_exclusive_group()
+    half.add_argument('--fp16', action='store_true',
+                      help='network in fp16 autocast, weights kept fp32 (GPU only; default: fp32)')
+    half.add_argument('--bf16', action='store_true',
+                      help='network in bf16 autocast, weights kept fp32 (GPU, or a CPU with native bf16; '
+                      'default: fp32)')
+    perf.add_argument('--batch_size', type=int, default=4,
+                      help='faces per network call; photos are read in groups of this size so faces of several '
+                      'photos share a call')
+    perf.add_argument('--no_memory_reuse', action='store_true',
+                      help='CPU: let freed tensor memory go back to the system after each face (slower: page faults; '
+                      'by default the process keeps and reuses it, docs/performance.md)')
+    return p
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('-i', '--input', required=True, help='input image, video or folder (photos and videos may mix)')
-    p.add_argument('-o', '--output', required=True, help='output folder')
-    p.add_argument('-v', '--version', default='mfr', choices=family_names(),
-                   help='mfr: Panini-Net 512->1024 restoration; sr16: 16x face SR (64->1024); gfpgan1.3/1.4: '
-                   "GFPGAN's released models (needs the gfpgan package)")
-    p.add_argument('--model_path', default=None,
-                   help='weights file (ours, or an official checkpoint: converted once and cached); '
-                   'default: the release file in the weights folder, downloaded if missing')
-    p.add_argument('--backend', default='pytorch', choices=tuple(BACKENDS),
-                   help='onnxruntime: --model_path is an .onnx file written by scripts/export_onnx.py '
-                   '(needs the [onnx] extra)')
-    p.add_argument('-s', '--upscale', type=float, default=2, help='final upsampling scale of the whole photo')
-    p.add_argument('--bg_upsampler', default='none', choices=('none', 'realesrgan'),
-                   help='background upsampler (realesrgan: needs the realesrgan package; else Lanczos)')
-    p.add_argument('--bg_tile', type=int, default=400, help='tile size of the background upsampler, 0: no tiles')
-    p.add_argument('--suffix', default=None, help='suffix of the restored faces and photos')
-    p.add_argument('--only_center_face', action='store_true', help='restore only the centre face')
-    p.add_argument('--aligned', action='store_true', help='inputs are aligned faces (no detection, no paste back)')
-    p.add_argument('--ext', default='auto', choices=('auto', 'jpg', 'png'),
-                   help='format of restored_imgs: auto keeps the input extension')
-    p.add_argument('-w', '--weight', type=float, default=0.5,
-                   help='fidelity in [0, 1]: 1 keeps the most of the input, 0 takes the most from the GAN prior, '
-                   '0.5 is the network as trained')
-    p.add_argument('--detector', default='retinaface_resnet50', choices=DETECTORS,
-                   help='face detector (dlib: HOG; dlib_cnn: MMOD CNN, also side and small faces, 25-100x slower; '
-                        'both offline, no download)')
-    p.add_argument('--dlib_upsample', type=int, default=1, help='upsampling passes of the dlib detectors')
-    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'))
-    p.add_argument('--weights_dir', default=None,
-                   help=f'weights folder (default: ${{PANINI_WEIGHTS_DIR}}, else {weights_root(None)})')
-    p.add_argument('--batch_size', type=int, default=4,
-                   help='faces per network call; photos are read in groups of this size so faces of several photos '
-                        'share a call')
-    p.add_argument('--no_download', action='store_true', help='never download weights')
-    p.add_argument('--no_memory_reuse', action='store_true',
-                   help='CPU: let freed tensor memory go back to the system after each face (slower: page faults; '
-                        'by default the process keeps and reuses it, README "Performance")')
-    p.add_argument('--color_fix', default='none', choices=COLOR_FIX_METHODS,
-                   help="give each restored face its input crop's low-frequency colour before pasting it back")
-    p.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
-                   help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
-    p.add_argument('--no_smooth', action='store_true',
-                   help='videos: restore every frame on its own (no face tracking, no landmark smoothing)')
-    p.add_argument('--video_codec', default='libx264',
-                   help='videos: FFmpeg encoder of the output (libx264: H.264 yuv420p in .mp4; a codec mp4 cannot '
-                   'hold is written as .mkv)')
-    p.add_argument('--video_crf', type=int, default=18,
-                   help='videos: constant rate factor of libx264/libx265/libvpx-vp9/libsvtav1 (lower: better, bigger)')
-    half = p.add_mutually_exclusive_group()
-    half.add_argument('--fp16', action='store_true', help='network in fp16 autocast (GPU only)')
-    half.add_argument('--bf16', action='store_true', help='network in bf16 autocast (GPU or CPU)')
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def list_inputs(path):
@@ -236,7 +282,7 @@ def build_restorer(args):
         # truncated or foreign files, pickles the safe loader refuses, state dicts of the wrong shapes
         where = args.model_path or f'the {args.version} release file'
         raise UsageError(f'{where} cannot be used as -v {args.version} weights ({first_line(err)}); give a '
-                         'panininet or official checkpoint of that version (README, "Weights").') from None
+                         'panininet or official checkpoint of that version (docs/install.md, "Weights").') from None
 
 
 def read_group(paths, args, skipped):

@@ -40,6 +40,7 @@ from panininet.families.base import (
     check_precision,
     family_class,
     family_names,
+    family_summary,
     load_state_dict_strict,
     random_family,
     register_backend,
@@ -55,5 +56,5 @@ _names = ['panini_family'] + sorted(osp.splitext(osp.basename(v))[0] for v in sc
 _modules = [importlib.import_module(f'panininet.families.{name}') for name in _names]
 
 __all__ = ['BACKENDS', 'DEFAULT_SIZE', 'FAMILIES', 'PRECISIONS', 'RestorationFamily', 'autocast', 'build_family',
-           'check_precision', 'family_class', 'family_names', 'load_state_dict_strict', 'random_family',
-           'register_backend', 'register_family', 'select_device', 'validate_weight']
+           'check_precision', 'family_class', 'family_names', 'family_summary', 'load_state_dict_strict',
+           'random_family', 'register_backend', 'register_family', 'select_device', 'validate_weight']

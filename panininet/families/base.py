@@ -67,6 +67,12 @@ def family_names():
     return tuple(FAMILIES)
 
 
+def family_summary(name):
+    """One line saying what ``-v name`` restores, from its family class (``summaries``, else its docstring)."""
+    cls = family_class(name)
+    return getattr(cls, 'summaries', {}).get(name) or (cls.__doc__ or name).strip().splitlines()[0]
+
+
 def family_class(name):
     """The family class registered as ``name``.
 

@@ -83,6 +83,10 @@ class GFPGANFamily(RestorationFamily):
         net (GFPGANv1Clean): The network.
         device, precision: See :class:`~panininet.families.base.RestorationFamily`.
     """
+    summaries = {  # one line per -v name (the CLI help, the docs)
+        'gfpgan1.3': "GFPGAN v1.3, 512->512 (GFPGAN's release; needs the [gfpgan] extra)",
+        'gfpgan1.4': "GFPGAN v1.4, 512->512 (GFPGAN's release; needs the [gfpgan] extra)",
+    }
 
     def __init__(self, net, device=None, precision='fp32'):
         super().__init__(net, device, precision)

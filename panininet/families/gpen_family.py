@@ -19,6 +19,9 @@ class GPENFamily(RestorationFamily):
         net (GPENNet): The network.
         device, precision: See :class:`~panininet.families.base.RestorationFamily`.
     """
+    summaries = {  # one line per -v name (the CLI help, the docs)
+        'gpen512': "GPEN-BFR-512, 512->512 (GPEN's release, read as it is)",
+    }
 
     @classmethod
     def from_file(cls, name, path, device=None, precision='fp32', weights_dir=None):

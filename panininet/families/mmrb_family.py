@@ -68,6 +68,9 @@ class MMRBFamily(RestorationFamily):
         net (MMRBNet): The network.
         device, precision: See :class:`~panininet.families.base.RestorationFamily`.
     """
+    summaries = {  # one line per -v name (the CLI help, the docs)
+        'mmrb': 'MMRB-Net, 512->512 (no release: a file you trained, given with --model_path)',
+    }
 
     @classmethod
     def from_file(cls, name, path, device=None, precision='fp32', weights_dir=None):

@@ -44,6 +44,10 @@ class PaniniFamily(RestorationFamily):
     The weight acts when the network fuses with DAFI (``fusion='dafi'``, or a network that does not say its
     fusion); a Cat-Conv network refuses any weight but 0.5 / None.
     """
+    summaries = {  # one line per -v name (the CLI help, the docs)
+        'mfr': "Panini-Net, multi-degradation restoration 512->1024 (the authors' weights, downloaded once)",
+        'sr16': "Panini-Net, 16x face super-resolution of aligned faces 64->1024 (the authors' weights)",
+    }
 
     def __init__(self, net, device=None, precision='fp32'):
         super().__init__(net, device, precision)

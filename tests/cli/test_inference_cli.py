@@ -13,6 +13,8 @@ pytest.importorskip('dlib')
 
 from helpers import FAST  # noqa: E402
 
+from panininet.families import family_names, family_summary
+
 
 def digest(folder):
     return {f: hashlib.sha256(open(osp.join(folder, f), 'rb').read()).hexdigest() for f in sorted(os.listdir(folder))}
@@ -154,3 +156,19 @@ def test_mmrb_restores_aligned_faces_and_photos(cli, shared_dir, photos, tmp_pat
     assert cli.main(['-i', osp.join(photos, 'color.jpg'), '-o', str(out), '-v', 'mmrb', '--model_path', model,
                      '-s', '1', *FAST]) == 0
     assert len(os.listdir(out / 'restored_faces')) == 1 and os.listdir(out / 'restored_imgs') == ['color.jpg']
+
+
+def test_help_groups_the_options_and_explains_every_network(cli, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['--help'])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for group in ('input and output:', 'network:', 'faces:', 'background:', 'video:', 'performance:'):
+        assert f'\n{group}\n' in text
+    parser = cli.build_parser()
+    grouped = {a.dest for g in parser._action_groups[2:] for a in g._group_actions}
+    assert grouped == {a.dest for a in parser._actions} - {'help'}  # every option is in a named group
+    networks = text[text.index('networks (-v):'):text.index('examples:')].splitlines()[1:-1]
+    assert [line.split()[0] for line in networks] == list(family_names())
+    assert all(line.endswith(family_summary(line.split()[0])) for line in networks)
+    assert 'auto takes CUDA, else Apple MPS, else the CPU' in ' '.join(text.split())

@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from panininet.archs.panini_arch import PaniniNet
-from panininet.families import FAMILIES, RestorationFamily, build_family, family_names, random_family, register_family
+from panininet.families import (
+    FAMILIES,
+    RestorationFamily,
+    build_family,
+    family_names,
+    family_summary,
+    random_family,
+    register_family,
+)
 from panininet.families.gfpgan_family import gfpgan_arch_from_state
 from panininet.families.panini_family import PaniniFamily
 from panininet.families.variants import variant_kwargs
@@ -224,3 +232,11 @@ def test_a_new_family_is_one_registered_class(tmp_path):
         assert np.abs(restorer.restore_faces([face], weight=0.0)[0].astype(int) - 128).max() <= 1  # conv: 0
     finally:
         FAMILIES.pop('toy')
+
+
+@pytest.mark.parametrize('name', family_names())
+def test_every_name_says_in_one_line_what_it_restores(name):
+    """The CLI's help and the docs list each -v name with this line, so every family must give one."""
+    assert name in FAMILIES[name].summaries
+    summary = family_summary(name)
+    assert summary == FAMILIES[name].summaries[name] and '\n' not in summary and '->' in summary
