@@ -20,7 +20,13 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from panininet.checkpoint import load_checkpoint_file, pick_params, strip_prefix
+from panininet.checkpoint import (
+    checkpoint_format,
+    load_checkpoint_file,
+    pick_params,
+    save_checkpoint_file,
+    strip_prefix,
+)
 from panininet.fileio import torch_save_atomic
 from panininet.resume import gather_rng_states
 
@@ -117,6 +123,11 @@ class PaniniBaseModel(BaseModel):
     def save_network(self, net, net_label, current_iter, param_key='params', extra=None):
         """Save networks as ``{param_key: state_dict}`` in ``models/{net_label}_{iter}.pth`` (rank 0, atomic).
 
+        With ``logger.save_checkpoint_format: safetensors`` in the options the file is
+        ``models/{net_label}_{iter}.safetensors`` (:func:`panininet.checkpoint.save_checkpoint_file`: the
+        ``params_ema`` state dict, else ``params``, under its own key names, the others prefixed, ``arch`` in the
+        metadata); resuming finds it in place of the ``.pth`` basicsr names.
+
         Args:
             net (nn.Module | list[nn.Module]): Network(s).
             net_label (str): File prefix, e.g. 'net_g'.
@@ -136,7 +147,10 @@ class PaniniBaseModel(BaseModel):
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = strip_prefix(OrderedDict((k, v.cpu()) for k, v in state.items()), 'module.')
         save_dict.update(extra or {})
-        torch_save_atomic(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
+        file_format = checkpoint_format('', self.opt.get('logger', {}).get('save_checkpoint_format', 'pth'))
+        ext = '.safetensors' if file_format == 'safetensors' else '.pth'
+        save_checkpoint_file(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}{ext}'),
+                             file_format)
 
     def extra_training_state(self):
         """Extra entries for the ``*.state`` file (subclasses). Default: none.
