@@ -50,6 +50,25 @@ class PaniniBaseModel(BaseModel):
             return path
         return osp.join(self.opt.get('root_path') or os.getcwd(), path)
 
+    def locate_weights(self, path, option):
+        """A weights file the options name: its path (relative: to ``root_path``, then the working directory, as
+        basicsr reads it), then its name in the panininet weights folder
+        (:func:`panininet.weights.locate_weights_file`).
+
+        Args:
+            path (str): Path from the options.
+            option (str): The option's dotted name, for the message.
+
+        Returns:
+            str: Absolute path of an existing file.
+
+        Raises:
+            FileNotFoundError: One line naming the option, the places looked at and the file's URL when known.
+        """
+        from panininet.weights import locate_weights_file
+
+        return locate_weights_file(path, option or 'a weights path', self.opt.get('root_path'))
+
     def model_to_device(self, net, find_unused_parameters=None):
         """Move ``net`` to the model device; wrap it in DDP when distributed (also on CPU, gloo).
 
@@ -99,10 +118,7 @@ class PaniniBaseModel(BaseModel):
         """
         logger = get_root_logger()
         where = f' ({option})' if option else ''
-        load_path = self.resolve_path(load_path)
-        if not osp.isfile(load_path):
-            raise FileNotFoundError(f'Checkpoint {load_path!r}{where} does not exist. Fix the path in the options '
-                                    'file (relative paths are relative to the repository root).')
+        load_path = self.locate_weights(load_path, option)
         try:
             load_net = load_checkpoint_file(load_path)
         except Exception as e:
