@@ -27,7 +27,7 @@ from panininet.allocator import reuse_freed_memory
 from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
-from panininet.image_io import read_image, why_unreadable, write_image
+from panininet.image_io import read_image, read_metadata, why_unreadable, writable_extensions, write_image
 from panininet.restorer import PaniniRestorer
 from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
@@ -66,7 +66,11 @@ def parse_args(argv=None):
     p.add_argument('--only_center_face', action='store_true', help='restore only the centre face')
     p.add_argument('--aligned', action='store_true', help='inputs are aligned faces (no detection, no paste back)')
     p.add_argument('--ext', default='auto', choices=('auto', 'jpg', 'png'),
-                   help='format of restored_imgs: auto keeps the input extension')
+                   help='format of restored_imgs: auto keeps the input format (HEIC, AVIF, ... when they can be '
+                   'written here, else PNG)')
+    p.add_argument('--strip_metadata', action='store_true',
+                   help='restored_imgs without the ICC colour profile and EXIF (date, camera, GPS) of their input; '
+                   'by default both are kept, EXIF orientation reset to 1 since pixels are stored upright')
     p.add_argument('-w', '--weight', type=float, default=0.5,
                    help='fidelity in [0, 1]: 1 keeps the most of the input, 0 takes the most from the GAN prior, '
                    '0.5 is the network as trained')
@@ -194,14 +198,14 @@ def output_ext(args, in_path):
     if args.ext != 'auto':
         return args.ext
     ext = osp.splitext(in_path)[1].lower().lstrip('.')
-    return 'jpg' if ext == 'jpeg' else ext if ext in ('png', 'jpg', 'bmp', 'tif', 'tiff', 'webp') else 'png'
+    return 'jpg' if ext == 'jpeg' else ext if f'.{ext}' in writable_extensions() else 'png'
 
 
 def fit_for_format(img, ext, name):
     """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
 
     Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
-    JPEG, WebP and BMP hold neither alpha nor 16 bits.
+    JPEG, WebP and BMP hold neither alpha nor 16 bits; HEIC and AVIF are written in 8 bits (alpha kept).
     """
     if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
         depth = 16 if ext == 'png' else 8
@@ -209,12 +213,12 @@ def fit_for_format(img, ext, name):
                       '--ext auto to keep them).', stacklevel=2)
         top = 65535 if depth == 16 else 255
         img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
-    if ext in ('jpg', 'jpeg', 'webp', 'bmp'):
+    if ext in ('jpg', 'jpeg', 'webp', 'bmp', 'heic', 'heif', 'avif'):
         if img.dtype == np.uint16:
             warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
                           stacklevel=2)
             img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        if img.ndim == 3 and img.shape[2] == 4:
+        if img.ndim == 3 and img.shape[2] == 4 and ext not in ('heic', 'heif', 'avif'):
             warnings.warn(f'{name}: {ext} cannot hold alpha; dropping it (use --ext png to keep it).', stacklevel=2)
             img = np.ascontiguousarray(img[:, :, :3])
     return img
@@ -335,11 +339,13 @@ def main(argv=None):
     for first in range(0, len(photos), args.batch_size):
         paths = photos[first:first + args.batch_size]
         for (path, _), result in restore_group(restorer, read_group(paths, args, skipped), args, skipped):
+            metadata = None if args.strip_metadata else read_metadata(path)  # ICC profile, EXIF (upright)
             try:
                 for image, dest in output_targets(path, stems[path], result, args, out_root):
                     if dest in inputs_abs:
                         raise OSError(f'{dest} is an input of this run; not overwriting it')
-                    write_image(image, dest)
+                    whole = osp.basename(osp.dirname(dest)) == 'restored_imgs'
+                    write_image(image, dest, metadata=metadata if whole else None)
             except OSError as err:
                 warnings.warn(f'{path}: writing its results failed ({first_line(err)}); skipped.', stacklevel=1)
                 skipped.append(osp.basename(path))
