@@ -354,14 +354,18 @@ def main(argv=None):
             n_faces += len(result[1])
         bar.update(len(paths))
     bar.close()
-    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
+    incomplete = []  # clips that stopped decoding early: written with the frames decoded, exit status 1
+    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped,
+                                                       incomplete)
     elapsed = time.time() - start
     video_part = f'{n_videos} video(s) ({n_frames} frames), ' if videos else ''
-    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored, {len(skipped)} file(s) '
-          f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
+    incomplete_part = f', {len(incomplete)} incomplete ({", ".join(incomplete)})' if incomplete else ''
+    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored{incomplete_part}, '
+          f'{len(skipped)} file(s) skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. '
+          f'Results in {out_root}')
     if skipped:
         return EXIT_SKIPPED if n_images or n_videos else EXIT_USAGE
-    return EXIT_OK
+    return EXIT_SKIPPED if incomplete else EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------------- videos
@@ -390,9 +394,10 @@ def video_output_path(args, out_root, stem):
     return osp.join(out_root, 'restored_videos', f'{stem}{suffix}.{ext}')
 
 
-def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete=None):
     """Each clip through PaniniRestorer.enhance_video with a progress bar in frames; a clip that fails is warned
-    about (one line), added to ``skipped``, and the next one runs.
+    about (one line), added to ``skipped``, and the next one runs; a clip that stops decoding early is written with
+    the frames decoded, warned about (frames decoded / announced) and added to ``incomplete``.
 
     Returns:
         tuple: (clips done, frames, faces).
@@ -401,13 +406,14 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
     if videos and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and remove the partial file, as Ctrl-C
     try:
-        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped)
+        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped,
+                                   [] if incomplete is None else incomplete)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete):
     from tqdm import tqdm
 
     from panininet.video import VideoError
@@ -435,6 +441,9 @@ def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, ski
                 skipped.append(name)
                 continue
         n_videos, n_frames, n_faces = n_videos + 1, n_frames + summary.frames, n_faces + summary.faces
+        if summary.incomplete:
+            warnings.warn(f'{path}: {summary.incomplete}; {dest} holds those {summary.frames} frames.', stacklevel=1)
+            incomplete.append(name)
         audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
         print(f'{name}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
               f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')
