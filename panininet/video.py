@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from basicsr.utils import get_root_logger
 
-from panininet.color import is_gray
+from panininet.color import monochrome_tone
 from panininet.fileio import atomic_path
 from panininet.tracking import FaceTracker
 from panininet.video_io import (  # noqa: F401  (VIDEO_EXTENSIONS, is_video_file, VideoError: the public names here)
@@ -233,8 +233,8 @@ def _restore_stage(restorer, pipe, aligned_q, done_q, weight, summary):
             for pts, tb, duration, img, crops, affines in batch:
                 faces = restored[i:i + len(crops)]
                 i += len(crops)
-                if faces:  # colour fix (--color_fix), gray faces for a black-and-white film
-                    faces = restorer.finish_faces(faces, crops, is_gray(img))
+                if faces:  # colour fix (--color_fix), a black-and-white / tinted film's tone
+                    faces = restorer.finish_faces(faces, crops, monochrome_tone(img))
                 out = restorer.paste_back(img, affines, faces) if faces else restorer.upsample_background(img)
                 summary.faces += len(faces)
                 if not pipe.put(done_q, (pts, tb, duration, out)):
