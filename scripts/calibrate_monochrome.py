@@ -1,4 +1,4 @@
-"""Calibrate and check the monochrome rule (panininet.color.monochrome_tone) on photos nobody here made.
+"""Calibrate and check the monochrome rule (panininet.pipeline.color.monochrome_tone) on photos nobody here made.
 
     python scripts/calibrate_monochrome.py [--testdata ../shared/testdata] [--qualities 50 75 95]
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.color import MONO_MEAN, MONO_Q99, monochrome_stats, monochrome_tone
+from panininet.pipeline.color import MONO_MEAN, MONO_Q99, monochrome_stats, monochrome_tone
 
 HERE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SKIMAGE_COLOUR = ('astronaut', 'chelsea', 'coffee', 'color', 'hubble_deep_field', 'ihc', 'logo', 'motorcycle_left',

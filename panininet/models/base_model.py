@@ -4,9 +4,10 @@
 Differences from ``basicsr.models.base_model.BaseModel``:
 
 * :meth:`model_to_device` wraps in ``DistributedDataParallel`` without ``device_ids`` on CPU (basicsr always
-  passes ``torch.cuda.current_device()``). The process group itself is created by ``panininet.compat.init_dist``.
-* :meth:`load_network` reads through :func:`panininet.checkpoint.load_checkpoint_file` (``weights_only=True``) and
-  fails with a message naming the option and the file.
+  passes ``torch.cuda.current_device()``). The process group itself is created by
+  ``panininet.platform.compat_basicsr.init_dist``.
+* :meth:`load_network` reads through :func:`panininet.weights.checkpoint.load_checkpoint_file` (``weights_only=True``)
+  and fails with a message naming the option and the file.
 * :meth:`save_network` and :meth:`save_training_state` write atomically (temporary file + ``os.replace``), and the
   training state also holds the RNG states of every rank, which :mod:`panininet.resume` restores on resume.
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
@@ -20,15 +21,14 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from panininet.checkpoint import (
+from panininet.atomic import save_checkpoint_file, torch_save_atomic
+from panininet.resume import gather_rng_states
+from panininet.weights.checkpoint import (
     checkpoint_format,
     load_checkpoint_file,
     pick_params,
-    save_checkpoint_file,
     strip_prefix,
 )
-from panininet.fileio import torch_save_atomic
-from panininet.resume import gather_rng_states
 
 
 class PaniniBaseModel(BaseModel):
@@ -53,7 +53,7 @@ class PaniniBaseModel(BaseModel):
     def locate_weights(self, path, option):
         """A weights file the options name: its path (relative: to ``root_path``, then the working directory, as
         basicsr reads it), then its name in the panininet weights folder
-        (:func:`panininet.weights.locate_weights_file`).
+        (:func:`panininet.weights.releases.locate_weights_file`).
 
         Args:
             path (str): Path from the options.
@@ -65,7 +65,7 @@ class PaniniBaseModel(BaseModel):
         Raises:
             FileNotFoundError: One line naming the option, the places looked at and the file's URL when known.
         """
-        from panininet.weights import locate_weights_file
+        from panininet.weights.releases import locate_weights_file
 
         return locate_weights_file(path, option or 'a weights path', self.opt.get('root_path'))
 
@@ -140,7 +140,7 @@ class PaniniBaseModel(BaseModel):
         """Save networks as ``{param_key: state_dict}`` in ``models/{net_label}_{iter}.pth`` (rank 0, atomic).
 
         With ``logger.save_checkpoint_format: safetensors`` in the options the file is
-        ``models/{net_label}_{iter}.safetensors`` (:func:`panininet.checkpoint.save_checkpoint_file`: the
+        ``models/{net_label}_{iter}.safetensors`` (:func:`panininet.atomic.save_checkpoint_file`: the
         ``params_ema`` state dict, else ``params``, under its own key names, the others prefixed, ``arch`` in the
         metadata); resuming finds it in place of the ``.pth`` basicsr names.
 
