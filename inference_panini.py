@@ -26,7 +26,7 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.families import BACKENDS, family_names, family_summary, validate_weight
 from panininet.pipeline.color import COLOR_FIX_METHODS
 from panininet.pipeline.face_detection import DETECTORS
-from panininet.pipeline.image_io import read_image, why_unreadable, write_image
+from panininet.pipeline.image_io import read_image, read_metadata, why_unreadable, writable_extensions, write_image
 from panininet.pipeline.restorer import PaniniRestorer
 from panininet.platform.allocator import reuse_freed_memory
 from panininet.weights.releases import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
@@ -78,7 +78,11 @@ def build_parser():
     io.add_argument('-o', '--output', required=True, help='output folder')
     io.add_argument('--suffix', default=None, help='suffix of the restored faces and photos')
     io.add_argument('--ext', default='auto', choices=('auto', 'jpg', 'png'),
-                    help='format of restored_imgs: auto keeps the input extension')
+                    help='format of restored_imgs: auto keeps the input format (HEIC, AVIF, ... when they can be '
+                    'written here, else PNG)')
+    io.add_argument('--strip_metadata', action='store_true',
+                    help='restored_imgs without the ICC colour profile and EXIF (date, camera, GPS) of their input; '
+                    'by default both are kept, EXIF orientation reset to 1 since pixels are stored upright')
     io.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
                     help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
 
@@ -240,14 +244,14 @@ def output_ext(args, in_path):
     if args.ext != 'auto':
         return args.ext
     ext = osp.splitext(in_path)[1].lower().lstrip('.')
-    return 'jpg' if ext == 'jpeg' else ext if ext in ('png', 'jpg', 'bmp', 'tif', 'tiff', 'webp') else 'png'
+    return 'jpg' if ext == 'jpeg' else ext if f'.{ext}' in writable_extensions() else 'png'
 
 
 def fit_for_format(img, ext, name):
     """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
 
     Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
-    JPEG, WebP and BMP hold neither alpha nor 16 bits.
+    JPEG, WebP and BMP hold neither alpha nor 16 bits; HEIC and AVIF are written in 8 bits (alpha kept).
     """
     if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
         depth = 16 if ext == 'png' else 8
@@ -255,12 +259,12 @@ def fit_for_format(img, ext, name):
                       '--ext auto to keep them).', stacklevel=2)
         top = 65535 if depth == 16 else 255
         img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
-    if ext in ('jpg', 'jpeg', 'webp', 'bmp'):
+    if ext in ('jpg', 'jpeg', 'webp', 'bmp', 'heic', 'heif', 'avif'):
         if img.dtype == np.uint16:
             warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
                           stacklevel=2)
             img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        if img.ndim == 3 and img.shape[2] == 4:
+        if img.ndim == 3 and img.shape[2] == 4 and ext not in ('heic', 'heif', 'avif'):
             warnings.warn(f'{name}: {ext} cannot hold alpha; dropping it (use --ext png to keep it).', stacklevel=2)
             img = np.ascontiguousarray(img[:, :, :3])
     return img
@@ -381,11 +385,13 @@ def main(argv=None):
     for first in range(0, len(photos), args.batch_size):
         paths = photos[first:first + args.batch_size]
         for (path, _), result in restore_group(restorer, read_group(paths, args, skipped), args, skipped):
+            metadata = None if args.strip_metadata else read_metadata(path)  # ICC profile, EXIF (upright)
             try:
                 for image, dest in output_targets(path, stems[path], result, args, out_root):
                     if dest in inputs_abs:
                         raise OSError(f'{dest} is an input of this run; not overwriting it')
-                    write_image(image, dest)
+                    whole = osp.basename(osp.dirname(dest)) == 'restored_imgs'
+                    write_image(image, dest, metadata=metadata if whole else None)
             except OSError as err:
                 warnings.warn(f'{path}: writing its results failed ({first_line(err)}); skipped.', stacklevel=1)
                 skipped.append(osp.basename(path))
@@ -394,14 +400,18 @@ def main(argv=None):
             n_faces += len(result[1])
         bar.update(len(paths))
     bar.close()
-    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
+    incomplete = []  # clips that stopped decoding early: written with the frames decoded, exit status 1
+    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped,
+                                                       incomplete)
     elapsed = time.time() - start
     video_part = f'{n_videos} video(s) ({n_frames} frames), ' if videos else ''
-    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored, {len(skipped)} file(s) '
-          f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. Results in {out_root}')
+    incomplete_part = f', {len(incomplete)} incomplete ({", ".join(incomplete)})' if incomplete else ''
+    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored{incomplete_part}, '
+          f'{len(skipped)} file(s) skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. '
+          f'Results in {out_root}')
     if skipped:
         return EXIT_SKIPPED if n_images or n_videos else EXIT_USAGE
-    return EXIT_OK
+    return EXIT_SKIPPED if incomplete else EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------------- videos
@@ -430,9 +440,10 @@ def video_output_path(args, out_root, stem):
     return osp.join(out_root, 'restored_videos', f'{stem}{suffix}.{ext}')
 
 
-def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete=None):
     """Each clip through PaniniRestorer.enhance_video with a progress bar in frames; a clip that fails is warned
-    about (one line), added to ``skipped``, and the next one runs.
+    about (one line), added to ``skipped``, and the next one runs; a clip that stops decoding early is written with
+    the frames decoded, warned about (frames decoded / announced) and added to ``incomplete``.
 
     Returns:
         tuple: (clips done, frames, faces).
@@ -441,13 +452,14 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
     if videos and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and remove the partial file, as Ctrl-C
     try:
-        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped)
+        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped,
+                                   [] if incomplete is None else incomplete)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
+def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete):
     from tqdm import tqdm
 
     from panininet.pipeline.video import VideoError
@@ -475,6 +487,9 @@ def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, ski
                 skipped.append(name)
                 continue
         n_videos, n_frames, n_faces = n_videos + 1, n_frames + summary.frames, n_faces + summary.faces
+        if summary.incomplete:
+            warnings.warn(f'{path}: {summary.incomplete}; {dest} holds those {summary.frames} frames.', stacklevel=1)
+            incomplete.append(name)
         audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
         print(f'{name}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
               f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')

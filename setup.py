@@ -75,10 +75,14 @@ if __name__ == '__main__':
             'video': ['av>=18'],
             # ONNX export (scripts/export_onnx.py) and the onnxruntime backend (--backend onnxruntime)
             'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
-            # the [offline], [metrics], [gfpgan], [video] and [onnx] extras, so that CI runs the GFPGANer drop-in,
-            # the video and the ONNX export tests too
+            # weights as .safetensors (read by every weights reader; --format safetensors in scripts/convert_*.py)
+            'safetensors': ['safetensors>=0.4'],
+            # HEIC/HEIF photos (iPhone), read and written through Pillow
+            'heif': ['pillow-heif>=0.16'],
+            # the [offline], [metrics], [gfpgan], [video], [onnx], [safetensors] and [heif] extras, so that CI runs the
+            # GFPGANer drop-in, the video, the ONNX export, the safetensors and the HEIC tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
                      'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
-                     'onnxruntime>=1.16'],
+                     'onnxruntime>=1.16', 'safetensors>=0.4', 'pillow-heif>=0.16'],
         },
         zip_safe=False)

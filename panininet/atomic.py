@@ -63,3 +63,27 @@ def save_figure_atomic(fig, path, **kwargs):
     """``fig.savefig`` atomically (format from ``path``'s extension)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, **kwargs)
+
+
+def save_checkpoint_file(obj, path, file_format=None):
+    """Write a checkpoint dict atomically as a PyTorch file or a safetensors file.
+
+    Args:
+        obj (dict): e.g. ``{'params_ema': state_dict, 'params': state_dict, 'arch': {...}}``, or a bare state
+            dict (safetensors: see :func:`panininet.weights.checkpoint.safetensors_payload`).
+        path (str): Destination (folder created).
+        file_format (str | None): 'pth', 'safetensors', or None / 'auto' (by extension:
+            :func:`panininet.weights.checkpoint.checkpoint_format`). Default: None.
+
+    Raises:
+        ValueError: ``obj`` has a value safetensors cannot hold (nothing is written).
+    """
+    from panininet.weights import checkpoint
+
+    if checkpoint.checkpoint_format(path, file_format) == 'pth':
+        torch_save_atomic(obj, path)
+        return
+    safetensors = checkpoint.import_safetensors()
+    tensors, metadata = checkpoint.safetensors_payload(obj, path)
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, tmp, metadata=metadata)

@@ -181,7 +181,23 @@ def load_resume_state(opt):
         map_location = 'cpu'
     resume_state = torch_load_state(resume_state_path, map_location=map_location)
     check_resume(opt, resume_state['iter'])
+    use_safetensors_networks(opt)
     return resume_state
+
+
+def use_safetensors_networks(opt):
+    """Point the ``path.pretrain_network_*`` entries basicsr's ``check_resume`` set to ``models/net_*_{iter}.pth`` at
+    the ``.safetensors`` file of the same name when only that one exists (``logger.save_checkpoint_format:
+    safetensors``).
+
+    Args:
+        opt (dict): Parsed BasicSR options (changed in place).
+    """
+    for key, path in list(opt['path'].items()):
+        if key.startswith('pretrain_network') and isinstance(path, str) and path.endswith('.pth'):
+            twin = path[:-len('.pth')] + '.safetensors'
+            if not osp.isfile(path) and osp.isfile(twin):
+                opt['path'][key] = twin
 
 
 class ResumeHandoff:

@@ -30,7 +30,7 @@ from collections import OrderedDict
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr / gfpgan)
-from panininet.atomic import torch_save_atomic
+from panininet.atomic import save_checkpoint_file
 from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 # GFP-GAN's v1 training options (options/train_gfpgan_v1.yml, network_g) for files that do not record ``arch``
@@ -129,7 +129,7 @@ def trained_arch(obj, overrides=None, src='<checkpoint>'):
     return arch
 
 
-def convert_file(src, dst, overrides=None, approximate=False):
+def convert_file(src, dst, overrides=None, approximate=False, file_format=None):
     """Convert ``src`` and write ``dst`` atomically.
 
     Args:
@@ -137,6 +137,7 @@ def convert_file(src, dst, overrides=None, approximate=False):
         dst (str): Output file (not ``src``).
         overrides (dict | None): ``from_type`` and architecture arguments given on the command line.
         approximate (bool): Convert a GFPGANv1 although the clean network differs from it. Default: False.
+        file_format (str | None): 'pth', 'safetensors', or None (by ``dst``'s extension). Default: None.
 
     Returns:
         tuple[dict, float | None]: The written dict, and for GFPGANv1 the largest output difference (else None).
@@ -164,7 +165,7 @@ def convert_file(src, dst, overrides=None, approximate=False):
                          'give the training arguments (--out_size, --channel_multiplier, --narrow, ...)') from None
     out = {'params_ema': net.state_dict(), 'arch': dict(clean_arch, type='GFPGANv1Clean')}
     diff = None if CONVERTIBLE[arch['type']] else max_difference(state, arch, net)
-    torch_save_atomic(out, dst)
+    save_checkpoint_file(out, dst, file_format)
     return out, diff
 
 
@@ -190,11 +191,14 @@ def main(argv=None):
         p.add_argument(f'--{name}', type=kind, help='only for files without a recorded arch (default: GFP-GAN v1)')
     p.add_argument('--from_type', choices=sorted(CONVERTIBLE), help='trained arch, for files that do not record it')
     p.add_argument('--approximate', action='store_true', help='convert a GFPGANv1 anyway (prints the difference)')
+    p.add_argument('--format', default='auto', choices=('auto', 'pth', 'safetensors'),
+                   help='file format of the output (auto: .safetensors files are safetensors, others pth)')
     args = p.parse_args(argv)
     overrides = {k: getattr(args, k) for k in ('from_type', 'out_size', 'num_style_feat', 'channel_multiplier',
                                                'narrow', 'lr_mlp')}
     try:
-        out, diff = convert_file(args.input, args.output, overrides, approximate=args.approximate)
+        out, diff = convert_file(args.input, args.output, overrides, approximate=args.approximate,
+                                 file_format=args.format)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -19,12 +19,12 @@ import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.atomic import torch_save_atomic
+from panininet.atomic import save_checkpoint_file
 from panininet.weights import gpen_checkpoint as gpen
 from panininet.weights.checkpoint import load_checkpoint_file
 
 
-def convert_file(src, dst):
+def convert_file(src, dst, file_format=None):
     """Convert ``src`` (GPEN generator or discriminator) and write ``dst``; returns the written dict."""
     if osp.abspath(src) == osp.abspath(dst):
         raise ValueError('output path equals input path; choose another output file')
@@ -46,7 +46,7 @@ def convert_file(src, dst):
 
         net, arch = GPENNet.from_gpen_state(sd, src)
         out = {'params_ema': net.state_dict(), 'arch': arch}
-    torch_save_atomic(out, dst)
+    save_checkpoint_file(out, dst, file_format)
     return out
 
 
@@ -54,9 +54,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help='GPEN file (GPEN-BFR-512.pth or GPEN-BFR-512-D.pth)')
     parser.add_argument('output', help='file to write')
+    parser.add_argument('--format', default='auto', choices=('auto', 'pth', 'safetensors'),
+                        help='file format of the output (auto: .safetensors files are safetensors, others pth)')
     args = parser.parse_args(argv)
     try:
-        out = convert_file(args.input, args.output)
+        out = convert_file(args.input, args.output, file_format=args.format)
     except (OSError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -19,13 +19,13 @@ import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.atomic import torch_save_atomic
+from panininet.atomic import save_checkpoint_file
 from panininet.weights import official
 from panininet.weights.checkpoint import load_checkpoint_file
 from panininet.weights.panini_checkpoint import extract_dre_state
 
 
-def convert_file(src, dst, moco=False):
+def convert_file(src, dst, moco=False, file_format=None):
     """Convert ``src`` (official Panini or MoCo checkpoint) and write ``dst``; returns the written dict."""
     if osp.abspath(src) == osp.abspath(dst):
         raise ValueError('output path equals input path; choose another output file')
@@ -40,7 +40,7 @@ def convert_file(src, dst, moco=False):
                              'use --moco for a MoCo file')
         state, arch = official.convert_official_checkpoint(ckpt)
         out = {'params_ema': state, 'arch': arch}
-    torch_save_atomic(out, dst)
+    save_checkpoint_file(out, dst, file_format)
     return out
 
 
@@ -49,9 +49,11 @@ def main(argv=None):
     parser.add_argument('input', help='official checkpoint (.pth / .pth.tar)')
     parser.add_argument('output', help='panininet checkpoint to write')
     parser.add_argument('--moco', action='store_true', help='input is the MoCo (UDRL) checkpoint: write the DRE')
+    parser.add_argument('--format', default='auto', choices=('auto', 'pth', 'safetensors'),
+                        help='file format of the output (auto: .safetensors files are safetensors, others pth)')
     args = parser.parse_args(argv)
     try:
-        out = convert_file(args.input, args.output, moco=args.moco)
+        out = convert_file(args.input, args.output, moco=args.moco, file_format=args.format)
     except (OSError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -21,9 +21,14 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from panininet.atomic import torch_save_atomic
+from panininet.atomic import save_checkpoint_file, torch_save_atomic
 from panininet.resume import gather_rng_states
-from panininet.weights.checkpoint import load_checkpoint_file, pick_params, strip_prefix
+from panininet.weights.checkpoint import (
+    checkpoint_format,
+    load_checkpoint_file,
+    pick_params,
+    strip_prefix,
+)
 
 
 class PaniniBaseModel(BaseModel):
@@ -44,6 +49,25 @@ class PaniniBaseModel(BaseModel):
         if osp.isabs(path):
             return path
         return osp.join(self.opt.get('root_path') or os.getcwd(), path)
+
+    def locate_weights(self, path, option):
+        """A weights file the options name: its path (relative: to ``root_path``, then the working directory, as
+        basicsr reads it), then its name in the panininet weights folder
+        (:func:`panininet.weights.releases.locate_weights_file`).
+
+        Args:
+            path (str): Path from the options.
+            option (str): The option's dotted name, for the message.
+
+        Returns:
+            str: Absolute path of an existing file.
+
+        Raises:
+            FileNotFoundError: One line naming the option, the places looked at and the file's URL when known.
+        """
+        from panininet.weights.releases import locate_weights_file
+
+        return locate_weights_file(path, option or 'a weights path', self.opt.get('root_path'))
 
     def model_to_device(self, net, find_unused_parameters=None):
         """Move ``net`` to the model device; wrap it in DDP when distributed (also on CPU, gloo).
@@ -94,10 +118,7 @@ class PaniniBaseModel(BaseModel):
         """
         logger = get_root_logger()
         where = f' ({option})' if option else ''
-        load_path = self.resolve_path(load_path)
-        if not osp.isfile(load_path):
-            raise FileNotFoundError(f'Checkpoint {load_path!r}{where} does not exist. Fix the path in the options '
-                                    'file (relative paths are relative to the repository root).')
+        load_path = self.locate_weights(load_path, option)
         try:
             load_net = load_checkpoint_file(load_path)
         except Exception as e:
@@ -118,6 +139,11 @@ class PaniniBaseModel(BaseModel):
     def save_network(self, net, net_label, current_iter, param_key='params', extra=None):
         """Save networks as ``{param_key: state_dict}`` in ``models/{net_label}_{iter}.pth`` (rank 0, atomic).
 
+        With ``logger.save_checkpoint_format: safetensors`` in the options the file is
+        ``models/{net_label}_{iter}.safetensors`` (:func:`panininet.atomic.save_checkpoint_file`: the
+        ``params_ema`` state dict, else ``params``, under its own key names, the others prefixed, ``arch`` in the
+        metadata); resuming finds it in place of the ``.pth`` basicsr names.
+
         Args:
             net (nn.Module | list[nn.Module]): Network(s).
             net_label (str): File prefix, e.g. 'net_g'.
@@ -137,7 +163,10 @@ class PaniniBaseModel(BaseModel):
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = strip_prefix(OrderedDict((k, v.cpu()) for k, v in state.items()), 'module.')
         save_dict.update(extra or {})
-        torch_save_atomic(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
+        file_format = checkpoint_format('', self.opt.get('logger', {}).get('save_checkpoint_format', 'pth'))
+        ext = '.safetensors' if file_format == 'safetensors' else '.pth'
+        save_checkpoint_file(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}{ext}'),
+                             file_format)
 
     def extra_training_state(self):
         """Extra entries for the ``*.state`` file (subclasses). Default: none.

@@ -18,7 +18,6 @@ validation and checkpoint layout are unchanged; what changes is what basicsr's `
 * :meth:`get_roi_regions` also works below 512 px: GFP-GAN scales its component crops by ``int(out_size / 512)``,
   which is 0 for smaller faces (``roi_align`` with an output size of 0 fails).
 """
-from os import path as osp
 
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -47,13 +46,8 @@ class PaniniGFPGANModel(GFPGANModel, PaniniBaseModel):
         net_opt = dict(opt['network_g'])
         path = net_opt.get('decoder_load_path')
         if path is not None:
-            self.opt = opt  # resolve_path reads root_path
-            net_opt['decoder_load_path'] = self.resolve_path(path)
-            if not osp.isfile(net_opt['decoder_load_path']):
-                raise FileNotFoundError(f'network_g.decoder_load_path: {net_opt["decoder_load_path"]!r} does not '
-                                        'exist. Fix the path in the options file (relative paths are relative to '
-                                        'the repository root); GFPGANv1 starts from a StyleGAN2 generator '
-                                        '({"params_ema": state_dict}).')
+            self.opt = opt  # locate_weights reads root_path
+            net_opt['decoder_load_path'] = self.locate_weights(path, 'network_g.decoder_load_path')
         opt['network_g'] = net_opt
         super().__init__(opt)
 

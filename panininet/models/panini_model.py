@@ -120,14 +120,11 @@ class PaniniModel(GANPriorPlugins, PaniniBaseModel):
             ema_buffers[name].data.copy_(buf.data)
 
     def _network_opt(self, key):
-        """``opt[key]`` with its ``*_load_path`` entries made absolute (relative to ``root_path``) and checked."""
+        """``opt[key]`` with its ``*_load_path`` entries found (:meth:`locate_weights`) and made absolute."""
         net_opt = dict(self.opt[key])
         for name, value in net_opt.items():
             if name.endswith('_load_path') and value is not None:
-                net_opt[name] = self.resolve_path(value)
-                if not osp.isfile(net_opt[name]):
-                    raise FileNotFoundError(f'{key}.{name}: {net_opt[name]!r} does not exist. Fix the path in the '
-                                            'options file (relative paths are relative to the repository root).')
+                net_opt[name] = self.locate_weights(value, f'{key}.{name}')
         return net_opt
 
     def _build_perceptual(self, opt):

@@ -4,23 +4,54 @@
   per its EXIF orientation (:func:`why_unreadable` names the reason when it cannot); :func:`to_bgr8` makes the
   8-bit BGR view detection, the networks and the metrics work on, and :func:`match_format` brings an 8-bit face
   back to a photo's own channels and depth.
+  HEIC/HEIF (iPhones' default; needs pillow-heif, the ``[heif]`` extra) and AVIF are decoded through Pillow.
+* :func:`read_metadata` gives what a restored photo should carry over from its input: the ICC colour profile and the
+  EXIF block (date taken, camera, GPS), with the EXIF orientation reset to 1 since :func:`read_image` stores the
+  pixels upright.
 * :func:`write_image` encodes by extension and writes atomically (:mod:`panininet.atomic`): never a partial file.
+  With ``metadata`` the ICC profile and EXIF go into the file: spliced into OpenCV's own PNG / JPEG bytes (so 16-bit
+  PNGs keep their depth), through Pillow for WebP, AVIF, HEIC and 8-bit TIFF.
 * :data:`IMAGE_EXTENSIONS` / :func:`is_image_file`: what the dataset lists and the evaluation folders count as an
   image (the CLI decodes every file instead, so a mislabelled image still gets restored).
 """
 import os.path as osp
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from panininet.atomic import write_bytes_atomic
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.heic', '.heif', '.avif')
+# encoded through Pillow (OpenCV's wheels have no HEIF codec; Pillow's AVIF keeps ICC and EXIF)
+PILLOW_WRITTEN = ('.heic', '.heif', '.avif')
+_PILLOW_FORMAT = {'.heic': 'HEIF', '.heif': 'HEIF', '.avif': 'AVIF', '.webp': 'WEBP', '.tif': 'TIFF', '.tiff': 'TIFF'}
+_HEIF_BRANDS = (b'heic', b'heix', b'heim', b'heis', b'hevc', b'hevx', b'mif1', b'msf1')
+_AVIF_BRANDS = (b'avif', b'avis')
 
 # EXIF orientation tag (0x0112) value -> the flip/rotation that shows the image upright
 _EXIF_OPS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
              5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1, ::-1],
              8: lambda a: np.rot90(a, 1)}
+
+
+def writable_extensions():
+    """The image extensions this installation can write: OpenCV's, plus HEIC/HEIF when pillow-heif has an HEVC
+    encoder and AVIF when Pillow has an AVIF encoder."""
+    from PIL import features
+
+    exts = ['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm']
+    if register_heif():
+        import pillow_heif
+
+        if pillow_heif.libheif_info().get('HEIF'):
+            exts += ['.heic', '.heif']
+    if features.check('avif'):
+        exts.append('.avif')
+    return tuple(exts)
 
 
 def is_image_file(path):
@@ -44,6 +75,62 @@ def apply_exif_orientation(img, orientation):
     return np.ascontiguousarray(_EXIF_OPS[orientation](img)) if orientation in _EXIF_OPS else img
 
 
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What a restored photo carries over from its input (see :func:`read_metadata`).
+
+    Attributes:
+        icc_profile (bytes | None): The embedded ICC colour profile (e.g. a phone's Display P3).
+        exif (bytes | None): The EXIF block as a TIFF structure (no ``Exif\\0\\0`` prefix), orientation set to 1.
+    """
+    icc_profile: bytes = None
+    exif: bytes = None
+
+    def __bool__(self):
+        return bool(self.icc_profile or self.exif)
+
+
+def _isobmff_brand(data):
+    """The major brand of an ISO-BMFF file (HEIF, AVIF, MP4) from its first bytes, else None."""
+    return bytes(data[8:12]) if len(data) >= 12 and bytes(data[4:8]) == b'ftyp' else None
+
+
+def register_heif():
+    """Let Pillow open HEIC/HEIF files (pillow-heif); False when pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _pillow_to_array(im):
+    """(h, w) gray, (h, w, 3) BGR or (h, w, 4) BGRA uint8 (uint16 for 16-bit gray) from a Pillow image."""
+    if im.mode in ('I;16', 'I;16L', 'I;16B'):
+        return np.asarray(im, dtype=np.uint16)
+    if im.mode != 'L':
+        has_alpha = 'A' in im.getbands() or 'transparency' in im.info
+        im = im.convert('RGBA' if has_alpha else 'RGB')
+    arr = np.asarray(im)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(arr)
+
+
+def _read_with_pillow(path):
+    from PIL import Image
+
+    register_heif()
+    try:
+        with Image.open(path) as im:
+            im.load()
+            orientation = int(im.getexif().get(0x0112, 1))
+            return apply_exif_orientation(_pillow_to_array(im), orientation)
+    except Exception:  # noqa: BLE001  (truncated or not decodable: the caller reports why_unreadable)
+        return None
+
+
 def read_image(path):
     """Read a photo as stored (depth, alpha, gray kept), upright per its EXIF orientation.
 
@@ -59,6 +146,8 @@ def read_image(path):
     """
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None and _isobmff_brand(data) in _HEIF_BRANDS + _AVIF_BRANDS:
+        return _read_with_pillow(path)  # HEIC (no HEIF codec in OpenCV's wheels), or an AVIF OpenCV cannot decode
     if img is None or img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         return None
     if img.dtype == np.float64:
@@ -78,21 +167,156 @@ def why_unreadable(path):
     if head == EXR_MAGIC:
         return ('an OpenEXR image, which the OpenCV build of opencv-python cannot decode; convert it to a 32-bit '
                 'float TIFF')
+    with open(path, 'rb') as f:
+        brand = _isobmff_brand(f.read(12))
+    if brand in _HEIF_BRANDS and not register_heif():
+        return 'a HEIC/HEIF image, which needs pillow-heif: pip install "panininet[heif]" (or pip install pillow-heif)'
     return 'not an image (or a truncated or corrupt one)'
 
 
-def write_image(img, path, params=None):
+def read_metadata(path):
+    """The ICC profile and EXIF block of an image file, for its restored copy (see :class:`ImageMetadata`).
+
+    Args:
+        path (str): Image file.
+
+    Returns:
+        ImageMetadata: Empty (falsy) when the file has neither, or Pillow cannot read its header.
+    """
+    from PIL import Image
+
+    register_heif()
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get('icc_profile') or None
+            exif = im.info.get('exif')
+            if not exif:
+                tags = im.getexif()
+                exif = tags.tobytes() if len(tags) else None
+    except Exception:  # noqa: BLE001  (Pillow cannot read it: nothing to carry over)
+        return ImageMetadata()
+    return ImageMetadata(icc, exif_upright(exif) if exif else None)
+
+
+def exif_upright(exif):
+    """An EXIF block with its orientation tag (0x0112 in IFD0) set to 1, every other byte unchanged.
+
+    The block is edited in place rather than re-serialised, so maker notes and their offsets survive.
+
+    Args:
+        exif (bytes): TIFF-structured EXIF, with or without the ``Exif\\0\\0`` prefix of JPEG's APP1.
+
+    Returns:
+        bytes | None: TIFF-structured EXIF without the prefix; None when the block is malformed (dropped rather
+        than risk a viewer turning the upright pixels again).
+    """
+    tiff = bytearray(exif[6:] if exif.startswith(b'Exif\x00\x00') else exif)
+    order = {b'II': '<', b'MM': '>'}.get(bytes(tiff[:2]))
+    try:
+        if order is None or struct.unpack(order + 'H', tiff[2:4])[0] != 42:
+            return None
+        ifd = struct.unpack(order + 'I', tiff[4:8])[0]
+        for i in range(struct.unpack(order + 'H', tiff[ifd:ifd + 2])[0]):
+            entry = ifd + 2 + 12 * i
+            tag, kind, count = struct.unpack(order + 'HHI', tiff[entry:entry + 8])
+            if tag == 0x0112 and kind == 3 and count == 1:  # SHORT, stored in the first 2 bytes of the value
+                tiff[entry + 8:entry + 10] = struct.pack(order + 'H', 1)
+    except struct.error:
+        return None
+    return bytes(tiff)
+
+
+def _png_chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_with_metadata(png, metadata):
+    """iCCP and eXIf chunks right after IHDR (both must come before IDAT)."""
+    chunks = b''
+    if metadata.icc_profile:
+        chunks += _png_chunk(b'iCCP', b'icc\x00\x00' + zlib.compress(metadata.icc_profile))
+    if metadata.exif:
+        chunks += _png_chunk(b'eXIf', metadata.exif)
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunks + png[end_of_ihdr:]
+
+
+def _jpeg_segment(marker, payload):
+    return b'\xff' + marker + struct.pack('>H', len(payload) + 2) + payload
+
+
+def _jpeg_with_metadata(jpeg, metadata):
+    """APP1 (EXIF) and APP2 (ICC profile, in chunks of at most 65519 bytes) after SOI and JFIF's APP0."""
+    segments = b''
+    if metadata.exif:
+        if len(metadata.exif) + 8 <= 0xFFFF:
+            segments += _jpeg_segment(b'\xe1', b'Exif\x00\x00' + metadata.exif)
+        else:
+            warnings.warn('EXIF block larger than a JPEG segment (64 KB); not written.', stacklevel=3)
+    if metadata.icc_profile:
+        step = 0xFFFF - 2 - 14
+        parts = [metadata.icc_profile[i:i + step] for i in range(0, len(metadata.icc_profile), step)]
+        for i, part in enumerate(parts):
+            segments += _jpeg_segment(b'\xe2', b'ICC_PROFILE\x00' + bytes([i + 1, len(parts)]) + part)
+    pos = 2
+    if jpeg[2:4] == b'\xff\xe0':  # keep JFIF's APP0 first
+        pos = 4 + struct.unpack('>H', jpeg[4:6])[0]
+    return jpeg[:pos] + segments + jpeg[pos:]
+
+
+def _encode_with_pillow(img, ext, metadata):
+    """HEIC/HEIF, AVIF, WebP or TIFF bytes of an 8-bit image, with the ICC profile and EXIF when given."""
+    import io
+
+    from PIL import Image
+
+    if ext in ('.heic', '.heif') and not register_heif():
+        raise OSError(f'writing {ext} needs pillow-heif: pip install "panininet[heif]"')
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        im = Image.fromarray(img, 'L')
+    else:
+        code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        im = Image.fromarray(cv2.cvtColor(img, code), 'RGBA' if img.shape[2] == 4 else 'RGB')
+    kwargs = {'lossless': True} if ext == '.webp' else {} if ext in ('.tif', '.tiff') else {'quality': 95}
+    if metadata is not None and metadata.icc_profile:
+        kwargs['icc_profile'] = metadata.icc_profile
+    if metadata is not None and metadata.exif:
+        kwargs['exif'] = b'Exif\x00\x00' + metadata.exif if ext in ('.heic', '.heif', '.avif') else metadata.exif
+    buf = io.BytesIO()
+    im.save(buf, format=_PILLOW_FORMAT[ext], **kwargs)
+    return buf.getvalue()
+
+
+def write_image(img, path, params=None, metadata=None):
     """Write ``img`` atomically (temp file in the same folder, then ``os.replace``); never writes a partial file.
 
     Args:
-        img (np.ndarray): Image as cv2 expects it.
+        img (np.ndarray): Image as cv2 expects it (uint8 for HEIC/HEIF and AVIF).
         path (str): Destination; its extension picks the format. The folder is created.
-        params (list | None): cv2.imencode parameters. Default: None.
+        params (list | None): cv2.imencode parameters (formats OpenCV encodes). Default: None.
+        metadata (ImageMetadata | None): ICC profile and EXIF to embed (PNG, JPEG, WebP, AVIF, HEIC, 8-bit TIFF;
+            other files are written without them, with a warning). Default: None.
     """
-    ok, buf = cv2.imencode(osp.splitext(path)[1], img, params or [])
-    if not ok:
-        raise OSError(f'could not encode {path}')
-    write_bytes_atomic(path, buf.tobytes())
+    ext = osp.splitext(path)[1].lower()
+    metadata = metadata if metadata else None
+    by_pillow = ext in PILLOW_WRITTEN or (metadata is not None and ext in _PILLOW_FORMAT and img.dtype == np.uint8)
+    if by_pillow:
+        data = _encode_with_pillow(img, ext, metadata)
+    else:
+        ok, buf = cv2.imencode(osp.splitext(path)[1], img, params or [])
+        if not ok:
+            raise OSError(f'could not encode {path}')
+        data = buf.tobytes()
+        if metadata is not None and ext == '.png':
+            data = _png_with_metadata(data, metadata)
+        elif metadata is not None and ext in ('.jpg', '.jpeg'):
+            data = _jpeg_with_metadata(data, metadata)
+        elif metadata is not None:
+            warnings.warn(f'{osp.basename(path)}: {ext} ({img.dtype}) is written without the ICC profile and EXIF '
+                          'of its input.', stacklevel=2)
+    write_bytes_atomic(path, data)
 
 
 def to_bgr8(img):

@@ -18,8 +18,9 @@ Pipeline (``enhance``), one step per concern:
    the official demo). A batch that fails is retried face by face; a face that still fails falls back to its input
    crop with a warning, as GFPGAN does.
 4. Finishing each face (:mod:`panininet.pipeline.color`): with ``color_fix`` the restored face takes its input crop's
-   low-frequency colour; a gray photo (one channel, or three equal within a small tolerance: :func:`is_gray`) gets
-   gray faces, so it comes back gray.
+   low-frequency colour; a monochrome photo (:func:`panininet.pipeline.color.monochrome_tone`: gray, also with JPEG
+   chroma noise, or tinted such as sepia and cyanotype) gets faces of its own tone: gray, or the restored luminance
+   in the photo's tint.
 5. :meth:`PaniniRestorer.paste_back`: each restored face is blended into the upscaled photo with the exact inverse
    of the alignment (:mod:`panininet.pipeline.paste`).
 
@@ -42,7 +43,7 @@ from panininet.families import (
     select_device,
 )
 from panininet.families.panini_family import MASK_BIAS_RANGE, weight_to_mask_bias
-from panininet.pipeline.color import COLOR_FIX_METHODS, color_fix, is_gray, to_gray_bgr
+from panininet.pipeline.color import COLOR_FIX_METHODS, MonochromeTone, color_fix, monochrome_tone
 from panininet.pipeline.face_detection import FFHQ_TEMPLATE_512, build_face_helper
 from panininet.pipeline.image_io import (
     apply_exif_orientation,
@@ -249,7 +250,7 @@ class PaniniRestorer:
         restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
         results, i = [], 0
         for img, p in zip(imgs, prepared):
-            restored = self.finish_faces(restored_all[i:i + len(p['net_inputs'])], p['crops'], is_gray(img))
+            restored = self.finish_faces(restored_all[i:i + len(p['net_inputs'])], p['crops'], monochrome_tone(img))
             i += len(p['net_inputs'])
             whole = None
             if paste_back and not has_aligned:
@@ -257,19 +258,24 @@ class PaniniRestorer:
             results.append((p['crops'], restored, whole))
         return results
 
-    def finish_faces(self, restored, crops, gray):
-        """The restored faces as they are pasted: colour-fixed to their crops (``color_fix``), gray for a gray photo.
+    def finish_faces(self, restored, crops, tone):
+        """The restored faces as they are pasted: colour-fixed to their crops (``color_fix``), in a monochrome photo's
+        tone.
 
         Args:
             restored (list[np.ndarray]): (r, r, 3) uint8 BGR restored faces.
             crops (list[np.ndarray]): Their (512, 512, 3) uint8 BGR input crops.
-            gray (bool): The photo is gray (:func:`panininet.pipeline.color.is_gray`).
+            tone (panininet.pipeline.color.MonochromeTone | bool | None): The photo's tone
+                (:func:`panininet.pipeline.color.monochrome_tone`): None (or False) for a colour photo, True for gray.
 
         Returns:
-            list[np.ndarray]: (r, r, 3) uint8 BGR faces (three equal channels when ``gray``).
+            list[np.ndarray]: (r, r, 3) uint8 BGR faces (three equal channels for a gray photo, the photo's tint at
+            each pixel's restored luminance for a tinted one).
         """
         faces = [color_fix(face, crop, self.color_fix) for face, crop in zip(restored, crops)]
-        return [to_gray_bgr(face) for face in faces] if gray else faces
+        if tone is True:
+            tone = MonochromeTone([], [], neutral=True)
+        return [tone.apply(face) for face in faces] if tone else faces
 
     def _aligned_input(self, img):
         """One aligned face: its 512 crop, and what goes into the network (a face of in_size goes in untouched)."""

@@ -32,7 +32,7 @@ from basicsr.utils import get_root_logger
 
 from panininet.atomic import atomic_path
 from panininet.families.panini_family import weight_to_mask_bias
-from panininet.pipeline.color import is_gray
+from panininet.pipeline.color import monochrome_tone
 from panininet.pipeline.tracking import FaceTracker
 from panininet.pipeline.video_io import (  # noqa: F401  (VIDEO_EXTENSIONS, is_video_file, VideoError: the public names here)
     CRF_CODECS,
@@ -61,6 +61,9 @@ class VideoSummary:
         audio (list[str]): One entry per audio stream: 'copied <codec>' or 're-encoded <codec> -> aac'.
         dropped (list[str]): Streams not carried over (subtitles, data).
         size (tuple[int, int]): Output width, height.
+        announced (int): Frames the clip's header announces (0 when it does not say).
+        stopped_early (str): Why decoding stopped before the announced frames ('' when it did not): the frames
+            decoded so far are restored and written, and the caller reports the clip as incomplete.
     """
     frames: int = 0
     faces: int = 0
@@ -68,6 +71,16 @@ class VideoSummary:
     audio: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
     size: tuple = (0, 0)
+    announced: int = 0
+    stopped_early: str = ''
+
+    @property
+    def incomplete(self):
+        """One phrase for a clip that stopped decoding early (frames decoded / announced), else ''."""
+        if not self.stopped_early:
+            return ''
+        announced = f'{self.announced} announced' if self.announced else 'the clip announces no frame count'
+        return f'decoding stopped early ({self.stopped_early}): {self.frames} frames decoded, {announced}'
 
 
 def restore_video(restorer, input_path, output_path, weight=0.5, only_center_face=False, smooth=True,
@@ -94,8 +107,9 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
         VideoSummary: Frames, faces, time, what happened to each audio stream.
 
     Raises:
-        VideoError: The input is not a readable video (bad, truncated, no video stream) or the output cannot be
-            written; nothing is left under ``output_path``.
+        VideoError: The input is not a readable video (bad, no video stream, no frame decodable) or the output
+            cannot be written; nothing is left under ``output_path``. A clip that stops decoding early is not an
+            error: its decoded frames are written and :attr:`VideoSummary.incomplete` says how many of how many.
         ImportError: PyAV is not installed.
     """
     av = import_av()
@@ -124,6 +138,8 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
 
     rate = vstream.average_rate or vstream.guessed_rate or 25
 
+    summary.announced = vstream.frames or 0
+
     def decode():
         index = -1
         try:
@@ -135,11 +151,12 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
                 if not pipe.put(frames_q, (pts, tb, frame.duration, img)):
                     return
         except av.error.FFmpegError as err:
-            raise VideoError(f'{input_path}: broken or truncated video ({short_error(err)}).') from err
-        expected = vstream.frames
-        if expected and index + 1 < expected * 0.98:
-            raise VideoError(f'{input_path}: truncated video (decoded {index + 1} of {expected} frames).')
-        pipe.put(frames_q, END)
+            if index < 0:
+                raise VideoError(f'{input_path}: broken or truncated video ({short_error(err)}).') from err
+            summary.stopped_early = f'broken data after frame {index + 1}: {short_error(err)}'
+        if not summary.stopped_early and summary.announced and index + 1 < summary.announced * 0.98:
+            summary.stopped_early = 'truncated file'
+        pipe.put(frames_q, END)  # what was decoded is restored and written; the caller reports the clip
 
     def analyse():
         track = (tracker or FaceTracker()) if smooth else None
@@ -192,6 +209,8 @@ def restore_video(restorer, input_path, output_path, weight=0.5, only_center_fac
                 raise VideoError(f'{input_path}: {short_error(err)}.') from err
             raise err
     summary.seconds = time.time() - start
+    if summary.incomplete:
+        logger.warning(f'{input_path}: {summary.incomplete}; {output_path} holds the frames decoded.')
     return summary
 
 
@@ -214,8 +233,8 @@ def _restore_stage(restorer, pipe, aligned_q, done_q, weight, summary):
             for pts, tb, duration, img, crops, affines in batch:
                 faces = restored[i:i + len(crops)]
                 i += len(crops)
-                if faces:  # colour fix (--color_fix), gray faces for a black-and-white film
-                    faces = restorer.finish_faces(faces, crops, is_gray(img))
+                if faces:  # colour fix (--color_fix), a black-and-white / tinted film's tone
+                    faces = restorer.finish_faces(faces, crops, monochrome_tone(img))
                 out = restorer.paste_back(img, affines, faces) if faces else restorer.upsample_background(img)
                 summary.faces += len(faces)
                 if not pipe.put(done_q, (pts, tb, duration, out)):

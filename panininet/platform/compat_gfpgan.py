@@ -16,16 +16,21 @@ torchvision alias of patch 1 (basicsr's import), so import it after panininet; i
   order (file-system order), while entry ``f'{i:08d}'`` of the file is the i-th FFHQ image (sorted order), so
   boxes could silently land on other faces.
 * :func:`patch_vgg_weights`: basicsr's ``VGGFeatureExtractor`` (GFP-GAN's perceptual and style loss) reads
-  ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to the working directory, for every VGG type, and
-  otherwise downloads torchvision's weights (offline: ``urllib.error.URLError``). It now reads the torchvision
-  file of its VGG type from the weights root (``$PANINI_WEIGHTS_DIR``, else ``~/.cache/panininet``) and refuses
-  with a message naming the file and its URL when it is missing; nothing is downloaded.
+  ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to the working directory, for every VGG type (a
+  vgg16 loss then fails on vgg19 weights), and otherwise downloads torchvision's weights (offline:
+  ``urllib.error.URLError``). It now reads torchvision's file of its own VGG type from basicsr's folder
+  ``experiments/pretrained_models`` under the working directory first (where GFP-GAN's own training test puts it),
+  then from the weights root (``$PANINI_WEIGHTS_DIR``, else ``~/.cache/panininet``), and otherwise refuses with one
+  line naming the places and the URL; nothing is downloaded.
 * :func:`patch_gfpgan_adam_betas`: ``GFPGANModel.setup_optimizers`` gives the generator's Adam
   ``betas=(0**1, 0.99**1) == (0, 0.99)``, an int and a float, which today's ``torch.optim.Adam`` refuses:
   ``ValueError: betas must be either both floats or both Tensors``. Its ``get_optimizer`` now passes floats.
 """
 import importlib.util
 import os.path as osp
+
+# basicsr's folder of pre-trained files, relative to the working directory (basicsr.archs.vgg_arch.VGG_PRETRAIN_PATH)
+BASICSR_PRETRAINED_DIR = osp.join('experiments', 'pretrained_models')
 
 
 def _gfpgan_installed():
@@ -97,8 +102,9 @@ def vgg_from_weights_root(vgg_type, pretrained=True):
 
     Args:
         vgg_type (str): 'vgg11', 'vgg13', 'vgg16', 'vgg19' or a '_bn' variant.
-        pretrained (bool): Load the ImageNet weights (torchvision's file name, e.g. ``vgg19-dcbb9e9d.pth``, in
-            ``$PANINI_WEIGHTS_DIR``, else ``~/.cache/panininet``; its ``features.*`` entries). Default: True.
+        pretrained (bool): Load the ImageNet weights: torchvision's file (e.g. ``vgg19-dcbb9e9d.pth``, its
+            ``features.*`` entries) from ``experiments/pretrained_models`` under the working directory (basicsr's
+            place), else the weights root (``$PANINI_WEIGHTS_DIR``, else ``~/.cache/panininet``). Default: True.
 
     Returns:
         nn.Module: With a ``features`` attribute (torchvision's layers, same indices).
@@ -107,18 +113,19 @@ def vgg_from_weights_root(vgg_type, pretrained=True):
     from torchvision.models import vgg as tv_vgg
 
     from panininet.weights.checkpoint import load_checkpoint_file
-    from panininet.weights.releases import ENV_WEIGHTS_DIR, weights_root
+    from panininet.weights.releases import ENV_WEIGHTS_DIR, locate_weights_file
     cfg = {'vgg11': 'A', 'vgg13': 'B', 'vgg16': 'D', 'vgg19': 'E'}[vgg_type.replace('_bn', '')]
     net = nn.Module()
     net.features = tv_vgg.make_layers(tv_vgg.cfgs[cfg], batch_norm=vgg_type.endswith('_bn'))
     if not pretrained:
         return net
     url = getattr(tv_vgg, f'{vgg_type.upper()}_Weights').IMAGENET1K_V1.url
-    path = osp.join(weights_root(), osp.basename(url))
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'The perceptual loss needs torchvision {vgg_type} weights, not found at {path}. '
-                                f'Download {url} into ${ENV_WEIGHTS_DIR} (else ~/.cache/panininet); nothing is '
-                                'downloaded during training.')
+    basicsr_path = osp.join(BASICSR_PRETRAINED_DIR, osp.basename(url))  # vgg19: basicsr's VGG_PRETRAIN_PATH
+    try:
+        path = locate_weights_file(basicsr_path, f'the perceptual loss (torchvision {vgg_type} weights)')
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'{err} (${ENV_WEIGHTS_DIR} sets the weights folder; nothing is downloaded during '
+                                'training)') from None
     state = load_checkpoint_file(path)
     features = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
     try:
@@ -131,5 +138,5 @@ def vgg_from_weights_root(vgg_type, pretrained=True):
 def patch_vgg_weights():
     """Point basicsr's ``VGGFeatureExtractor`` at :func:`vgg_from_weights_root` (see the module docstring)."""
     import basicsr.archs.vgg_arch as vgg_arch
-    vgg_arch.VGG_PRETRAIN_PATH = ''  # never the working directory's experiments/pretrained_models
+    vgg_arch.VGG_PRETRAIN_PATH = ''  # basicsr's own branch off: vgg_from_weights_root reads that path itself
     vgg_arch.vgg = _TorchvisionVGGFromWeightsRoot()

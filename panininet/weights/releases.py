@@ -66,6 +66,18 @@ RELEASES = {
 REALESRGAN_X2 = Release('RealESRGAN_x2plus.pth',
                         'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth')
 
+# Files that GFP-GAN's and basicsr's training options name under ``experiments/pretrained_models`` (URLs from GFP-GAN's
+# README and torchvision), for the message of :func:`locate_weights_file`
+_GFPGAN_V010 = 'https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/'
+TRAINING_FILE_URLS = {
+    **{name: _GFPGAN_V010 + name for name in (
+        'StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth', 'FFHQ_eye_mouth_landmarks_512.pth', 'arcface_resnet18.pth',
+        'GFPGANv1.pth', 'GFPGANv1_net_d_left_eye.pth', 'GFPGANv1_net_d_right_eye.pth', 'GFPGANv1_net_d_mouth.pth')},
+    **{r.file_name: r.url for r in RELEASES.values()},
+    'vgg19-dcbb9e9d.pth': 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth',
+    'vgg16-397923af.pth': 'https://download.pytorch.org/models/vgg16-397923af.pth',
+}
+
 # facexlib 0.3.0's files (URLs as in facexlib.detection / facexlib.parsing)
 FACEXLIB_RELEASES = {
     'retinaface_resnet50': Release(
@@ -90,6 +102,41 @@ def weights_root(weights_dir=None):
     """
     root = weights_dir or os.environ.get(ENV_WEIGHTS_DIR) or DEFAULT_WEIGHTS_DIR
     return osp.abspath(osp.expanduser(root))
+
+
+def locate_weights_file(path, option, root_path=None, weights_dir=None):
+    """Where a weights file named in training options is: its own path first, then the panininet weights folder.
+
+    basicsr and GFP-GAN read such paths (``path.pretrain_network_*``, ``network_g.decoder_load_path``, basicsr's
+    ``experiments/pretrained_models/vgg19-dcbb9e9d.pth``) as given; a relative one is looked for under
+    ``root_path`` (the repository root, where basicsr's ``train.py`` runs) and the working directory, then by its
+    file name in the weights root (:func:`weights_root`).
+
+    Args:
+        path (str): The path as the options give it.
+        option (str): The option's name, for the message (e.g. 'path.pretrain_network_g').
+        root_path (str | None): The options' ``root_path``. Default: None (working directory only).
+        weights_dir (str | None): Weights root (see :func:`weights_root`). Default: None.
+
+    Returns:
+        str: Absolute path of the first existing file.
+
+    Raises:
+        FileNotFoundError: None exists; the one-line message names the places and, for a known file, its URL.
+    """
+    path = osp.expanduser(path)
+    if osp.isabs(path):
+        places = [path]
+    else:
+        places = [osp.abspath(osp.join(root, path)) for root in (root_path, os.getcwd()) if root]
+    places.append(osp.join(weights_root(weights_dir), osp.basename(path)))
+    places = list(dict.fromkeys(places))
+    found = next((p for p in places if osp.isfile(p)), None)
+    if found is not None:
+        return found
+    url = TRAINING_FILE_URLS.get(osp.basename(path))
+    todo = f'download {url} into one of them' if url else 'fix the path in the options file'
+    raise FileNotFoundError(f'{option}: {osp.basename(path)} not found (looked at {", ".join(places)}); {todo}.')
 
 
 def missing_message(release, folder, reason=None, model_path_hint=True):

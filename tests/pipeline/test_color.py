@@ -66,3 +66,68 @@ def test_delta_e_is_zero_on_identical_faces_and_grows_with_a_cast():
     casts = [mean_delta_e(ref, np.clip(ref.astype(np.int16) + [0, 0, d], 0, 255).astype(np.uint8))
              for d in (5, 15, 30)]
     assert casts[0] < casts[1] < casts[2]
+
+
+# ------------------------------------------------------------------------- monochrome: gray scans and tinted prints
+def _gray_scan(gray3, quality=75, seed=0):
+    """A gray print as a scanner and JPEG give it: 1.5 levels of sensor noise per channel, the red channel half a
+    pixel off (colour fringes at edges), JPEG 4:2:0."""
+    rng = np.random.default_rng(seed)
+    scan = gray3.astype(np.float32) + rng.normal(0, 1.5, gray3.shape)
+    shift = np.float32([[1, 0, 0.5], [0, 1, 0]])
+    scan[:, :, 2] = cv2.warpAffine(scan[:, :, 2], shift, gray3.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    scan = np.clip(np.round(scan), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode('.jpg', scan, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def _tinted(bgr, kind):
+    g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)[:, :, None] / 255
+    if kind == 'sepia':
+        out = np.concatenate([g * 0.78, g * 0.95 + 0.02, g * 1.07 + 0.05], axis=2) * 255
+    else:  # cyanotype: Prussian blue to paper white
+        dark, light = np.float32([90, 45, 20]), np.float32([250, 235, 215])
+        out = dark + (light - dark) * g
+    ok, buf = cv2.imencode('.jpg', np.clip(np.round(out), 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 75])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+@pytest.mark.parametrize('quality', [50, 75, 95])
+def test_gray_scan_with_jpeg_chroma_noise_is_gray(quality):
+    from panininet.pipeline.color import monochrome_tone
+
+    scan = _gray_scan(_read('cropped_faces', 'Julia_Roberts_crop.png'), quality)
+    spread = scan.max(axis=2).astype(int) - scan.min(axis=2)
+    assert np.quantile(spread, 0.99) > 8  # what the channel-spread rule took for colour
+    tone = monochrome_tone(scan)
+    assert tone is not None and tone.neutral and is_gray(scan)
+
+
+@pytest.mark.parametrize('kind', ['sepia', 'cyanotype'])
+def test_tinted_prints_are_monochrome_with_their_own_tint(kind):
+    from panininet.pipeline.color import monochrome_tone
+
+    print_ = _tinted(_read('cropped_faces', 'Adele_crop.png'), kind)
+    tone = monochrome_tone(print_)
+    assert tone is not None and not tone.neutral and not is_gray(print_)
+    a, b = np.median(tone.ab, axis=0)
+    assert (b > 5 and a > 0) if kind == 'sepia' else b < -5  # yellow-brown / blue
+    # a colourful restored face takes that tint at its own luminance
+    face = _read('cropped_faces', 'Justin_Timberlake_crop.png')
+    toned = tone.apply(face)
+    def lightness(img):
+        return cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)[:, :, 0]
+
+    assert np.abs(lightness(toned) - lightness(face)).mean() < 1  # the restored luminance (CIE L*) is kept
+    again = monochrome_tone(toned)
+    assert again is not None and np.abs(np.median(again.ab, axis=0) - (a, b)).max() < 3
+
+
+@pytest.mark.parametrize('name', ['Adele_crop.png', 'Justin_Timberlake_crop.png'])
+def test_colour_photos_are_not_monochrome(name):
+    from panininet.pipeline.color import monochrome_tone
+
+    photo = _read('cropped_faces', name)
+    assert monochrome_tone(photo) is None
+    ok, buf = cv2.imencode('.jpg', photo, [cv2.IMWRITE_JPEG_QUALITY, 50])
+    assert monochrome_tone(cv2.imdecode(buf, cv2.IMREAD_COLOR)) is None

@@ -83,3 +83,19 @@ def test_float_tiff_photo_is_restored_in_float(tiny_model, photo, tmp_path):
     (tmp_path / 'x.exr').write_bytes(b'\x76\x2f\x31\x01' + bytes(60))
     assert read_image(str(tmp_path / 'x.exr')) is None
     assert 'OpenEXR' in why_unreadable(str(tmp_path / 'x.exr'))
+
+
+def test_sepia_photo_comes_back_sepia(tiny_model, photo):
+    from panininet.pipeline.color import monochrome_tone
+
+    g = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32)[:, :, None] / 255
+    sepia = np.clip(np.round(np.concatenate([g * 0.78, g * 0.95 + 0.02, g * 1.07 + 0.05], axis=2) * 255), 0,
+                    255).astype(np.uint8)
+    tone = monochrome_tone(sepia)
+    assert tone is not None and not tone.neutral
+    _, faces, out = restorer(tiny_model).enhance(sepia)
+    assert len(faces) == 1
+    face_tone = monochrome_tone(faces[0])  # the random network's colours replaced by the photo's tint
+    assert face_tone is not None and not face_tone.neutral
+    assert np.abs(np.median(face_tone.ab, axis=0) - np.median(tone.ab, axis=0)).max() < 4
+    assert monochrome_tone(out) is not None  # the whole photo is still a sepia print

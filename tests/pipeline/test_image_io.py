@@ -5,13 +5,13 @@ import pytest
 
 from panininet import metrics
 from panininet.data.data_util import hq_paths
-from panininet.pipeline.image_io import IMAGE_EXTENSIONS, is_image_file, match_format, read_image, to_bgr8
+from panininet.pipeline.image_io import IMAGE_EXTENSIONS, is_image_file, match_format, read_image, to_bgr8, write_image
 
 
 def test_datasets_and_metrics_count_the_same_files(tmp_path):
     img = np.full((8, 8, 3), 100, np.uint8)
     for ext in IMAGE_EXTENSIONS:
-        cv2.imwrite(str(tmp_path / f'a{ext.replace(".", "_")}{ext.upper() if ext == ".png" else ext}'), img)
+        write_image(img, str(tmp_path / f'a{ext.replace(".", "_")}{ext.upper() if ext == ".png" else ext}'))
     (tmp_path / 'notes.txt').write_text('not an image')
     (tmp_path / 'b.PPM.bak').write_text('not an image either')
     listed = sorted(p.name for p in tmp_path.iterdir() if is_image_file(p))

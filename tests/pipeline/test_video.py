@@ -50,10 +50,10 @@ def frames_of(shared_dir):
     return frames
 
 
-def write_clip(path, frames, fmt, vcodec, acodec, rotation=0, subtitles=False):
+def write_clip(path, frames, fmt, vcodec, acodec, rotation=0, subtitles=False, options=None):
     """Encode ``frames`` (BGR) at FPS with a 440 Hz tone lasting exactly the clip's duration (and an empty SubRip
-    subtitle stream when ``subtitles``)."""
-    out = av.open(path, 'w', format=fmt)
+    subtitle stream when ``subtitles``); ``options`` go to the muxer (e.g. ``{'movflags': 'faststart'}``)."""
+    out = av.open(path, 'w', format=fmt, options=options or {})
     if subtitles:
         sub = out.add_stream('subrip')
         sub.time_base = sub.codec_context.time_base = fractions.Fraction(1, 1000)
@@ -378,3 +378,27 @@ def test_kill_leaves_no_partial_file(clips, tiny_model, tmp_path):
     assert proc.returncode == 130
     assert 'Interrupted' in err and 'Traceback' not in err
     assert os.listdir(folder) == []
+
+
+def test_clip_that_stops_decoding_early_is_written_warned_and_exit_1(cli, shared_dir, tiny_model, tmp_path, capsys):
+    """A phone clip cut off in the middle (its header, written first, announces every frame): the frames decoded are
+    restored and written, the warning gives frames decoded / announced, and the run exits with status 1."""
+    frames = frames_of(shared_dir)
+    full = write_clip(str(tmp_path / 'full.mp4'), frames, 'mp4', 'libx264', 'aac', options={'movflags': 'faststart'})
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    data = open(full, 'rb').read()
+    (folder / 'cut.mp4').write_bytes(data[:int(len(data) * 0.6)])
+    with av.open(str(folder / 'cut.mp4')) as c:
+        announced = c.streams.video[0].frames
+    assert announced == len(frames)
+    out = tmp_path / 'out'
+    with pytest.warns(UserWarning, match='decoding stopped early') as record:
+        rc = cli.main(['-i', str(folder), '-o', str(out), '--model_path', tiny_model, '-s', '1', '--no_smooth',
+                       '--detector', 'dlib', '--device', 'cpu', '--no_download'])
+    assert rc == cli.EXIT_SKIPPED
+    written = probe(str(out / 'restored_videos' / 'cut.mp4'))[0]
+    assert 0 < len(written) < announced
+    line = next(str(w.message) for w in record if 'decoding stopped early' in str(w.message))
+    assert f'{len(written)} frames decoded, {announced} announced' in line and '\n' not in line.strip()
+    assert 'incomplete (cut.mp4)' in capsys.readouterr().out

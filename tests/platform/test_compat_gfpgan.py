@@ -92,21 +92,26 @@ def _vgg_file(folder, seed):
     return state
 
 
-def test_perceptual_loss_vgg_from_weights_root_never_cwd_or_download(tmp_path, monkeypatch):
+def test_perceptual_loss_vgg_basicsr_path_first_then_weights_root_never_download(tmp_path, monkeypatch):
     from basicsr.losses.basic_loss import PerceptualLoss
     layers = {'conv1_2': 0.1, 'conv2_2': 0.1}
-    wanted = _vgg_file(tmp_path / 'weights', 1)
-    _vgg_file(tmp_path / 'cwd' / 'experiments' / 'pretrained_models', 2)  # basicsr's working-directory path
+    in_root = _vgg_file(tmp_path / 'weights', 1)
+    in_cwd = _vgg_file(tmp_path / 'cwd' / 'experiments' / 'pretrained_models', 2)  # where GFP-GAN's test puts it
     monkeypatch.chdir(tmp_path / 'cwd')
     monkeypatch.setenv('PANINI_WEIGHTS_DIR', str(tmp_path / 'weights'))
     loss = PerceptualLoss(layers, vgg_type='vgg19', style_weight=50, range_norm=True)
-    assert torch.equal(loss.vgg.vgg_net.conv1_1.weight, wanted['features.0.weight'])
+    assert torch.equal(loss.vgg.vgg_net.conv1_1.weight, in_cwd['features.0.weight'])  # basicsr's own path first
     percep, style = loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
     assert percep > 0 and style > 0
 
+    monkeypatch.chdir(tmp_path)  # no experiments/ here: the weights root
+    loss = PerceptualLoss(layers, vgg_type='vgg19')
+    assert torch.equal(loss.vgg.vgg_net.conv1_1.weight, in_root['features.0.weight'])
+
     monkeypatch.setenv('PANINI_WEIGHTS_DIR', str(tmp_path / 'empty'))
-    with pytest.raises(FileNotFoundError, match=r'vgg19-dcbb9e9d.pth.*download.pytorch.org'):
+    with pytest.raises(FileNotFoundError, match=r'vgg19-dcbb9e9d.pth.*download.pytorch.org') as err:
         PerceptualLoss(layers, vgg_type='vgg19')
+    assert len(str(err.value).splitlines()) == 1 and 'experiments/pretrained_models' in str(err.value)
 
     # without the patch basicsr reads the working directory's file or else downloads torchvision's weights
     def no_download(url, *args, **kwargs):

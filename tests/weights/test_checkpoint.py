@@ -194,3 +194,94 @@ def test_mmgen_stylegan2_checkpoint_loads_into_gpm(tmp_path):
     ours = net.state_dict()
     for k, v in gpm_sd.items():
         assert torch.equal(ours[k], v + 1), k
+
+
+# ---------------------------------------------------------------------------------------------- numpy 1.x pickles
+# Byte streams as numpy 1.x writes them under torch.save's pickle protocol 2 (the opcodes of GFP-GAN's
+# test_eye_mouth_landmarks.pth): numpy's callables are named ``numpy.core.multiarray.*``, raw bytes go through
+# ``_codecs.encode(str, 'latin1')``. Built here opcode by opcode, so numpy 1 need not be installed.
+def _op_global(module, name):
+    return b'c' + f'{module}\n{name}\n'.encode()
+
+
+def _op_str(text):
+    data = text.encode('utf-8')
+    return b'X' + len(data).to_bytes(4, 'little') + data
+
+
+def _op_int(value):
+    return b'J' + int(value).to_bytes(4, 'little', signed=True)
+
+
+def _op_bytes(raw):  # protocol 2 has no bytes opcode: _codecs.encode(latin-1 text, 'latin1')
+    return _op_global('_codecs', 'encode') + _op_str(raw.decode('latin1')) + _op_str('latin1') + b'\x86R'
+
+
+def _op_dtype(code, core):  # numpy.dtype('f8', False, True) with its BUILD state
+    state = b'(' + _op_int(3) + _op_str('<') + b'NNN' + _op_int(-1) + _op_int(-1) + _op_int(0) + b't'
+    return _op_global('numpy', 'dtype') + _op_str(code) + b'\x89\x88\x87R' + state + b'b'
+
+
+def _op_scalar(value, core='numpy.core'):  # numpy.core.multiarray.scalar(dtype, raw bytes)
+    return _op_global(f'{core}.multiarray', 'scalar') + _op_dtype('f8', core) + _op_bytes(np.float64(value).tobytes()) \
+        + b'\x86R'
+
+
+def _op_array(values, core='numpy.core'):  # _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, False, raw)
+    arr = np.asarray(values, dtype='<f8')
+    head = _op_global(f'{core}.multiarray', '_reconstruct') + _op_global('numpy', 'ndarray') + b'(' + _op_int(0) \
+        + b't' + _op_bytes(b'b') + b'\x87R'
+    state = b'(' + _op_int(1) + b'(' + _op_int(arr.size) + b't' + _op_dtype('f8', core) + b'\x89' \
+        + _op_bytes(arr.tobytes()) + b't'
+    return head + state + b'b'
+
+
+def _numpy1_stream(*items):
+    """A protocol-2 pickle of ``{'k0': item0, 'k1': item1, ...}``."""
+    body = b''.join(_op_str(f'k{i}') + item for i, item in enumerate(items))
+    return b'\x80\x02}(' + body + b'u.'
+
+
+def _torch_zip(path, pickle_bytes):
+    """A torch.save zip checkpoint whose data.pkl is ``pickle_bytes`` (no tensors), as GFP-GAN's file is."""
+    import zipfile
+    with zipfile.ZipFile(path, 'w') as z:
+        z.writestr('archive/data.pkl', pickle_bytes)
+        z.writestr('archive/byteorder', 'little')
+        z.writestr('archive/version', '3\n')
+    return str(path)
+
+
+def test_hand_built_numpy1_stream_is_what_numpy_reads():
+    import pickle
+    obj = pickle.loads(_numpy1_stream(_op_scalar(187.5), _op_array([1.5, -2.0, 3.25])))  # the full unpickler
+    assert obj['k0'] == 187.5 and isinstance(obj['k0'], np.float64)
+    assert obj['k1'].tolist() == [1.5, -2.0, 3.25]
+
+
+@pytest.mark.parametrize('core', ['numpy.core', 'numpy._core'])
+def test_numpy_scalars_and_arrays_of_either_numpy_are_read(tmp_path, core):
+    path = _torch_zip(tmp_path / 'landmarks.pth', _numpy1_stream(_op_scalar(187.5, core), _op_array([1.5, 2.0], core)))
+    obj = load_checkpoint_file(path)
+    assert obj['k0'] == 187.5 and isinstance(obj['k0'], np.floating)
+    assert isinstance(obj['k1'], np.ndarray) and obj['k1'].tolist() == [1.5, 2.0]
+
+
+def test_gfpgan_component_file_of_the_numpy1_era_is_read(tmp_path):
+    from panininet.data.face_components import load_component_landmarks
+
+    entry = b'}(' + b''.join(_op_str(part) + b']' + b'(' + _op_scalar(100.0 + i) + _op_scalar(200.0 + i)
+                             + _op_scalar(10.0) + b'e' for i, part in enumerate(('left_eye', 'right_eye', 'mouth')))
+    stream = b'\x80\x02}(' + _op_str('00000000') + entry + b'uu.'
+    path = _torch_zip(tmp_path / 'FFHQ_eye_mouth_landmarks_512.pth', stream)
+    comps = load_component_landmarks(path)
+    assert [float(v) for v in comps['00000000']['mouth']] == [102.0, 202.0, 10.0]
+
+
+@pytest.mark.parametrize('name', ['fromfile', 'set_typeDict', '_vec_string'])
+def test_other_numpy_core_callables_stay_refused(tmp_path, name):
+    stream = b'\x80\x02}(' + _op_str('k0') + _op_global('numpy.core.multiarray', name) + _op_str('/etc/passwd') \
+        + b'\x85R' + b'u.'
+    path = _torch_zip(tmp_path / 'evil.pth', stream)
+    with pytest.raises(RuntimeError, match=f'numpy.core.multiarray.{name}'):
+        load_checkpoint_file(path)

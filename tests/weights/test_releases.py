@@ -110,3 +110,41 @@ def test_explicit_model_path(tmp_path):
     sd, arch = prepare_model_file(str(f), weights_dir=str(tmp_path / 'root'))
     assert torch.equal(sd['w'], torch.ones(2)) and arch == {'in_size': 64}
     assert not os.path.exists(tmp_path / 'root')  # our format is not cached again
+
+
+def test_training_weights_paths_own_path_first_then_weights_folder_then_url(tmp_path, monkeypatch):
+    import torch
+
+    from panininet.models.base_model import PaniniBaseModel
+    from panininet.weights.releases import locate_weights_file
+
+    root, cwd, wroot = (tmp_path / n for n in ('repo', 'cwd', 'weights'))
+    for folder in (root, cwd, wroot):
+        (folder / 'experiments' / 'pretrained_models').mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv('PANINI_WEIGHTS_DIR', str(wroot))
+    rel = 'experiments/pretrained_models/arcface_resnet18.pth'
+    net = torch.nn.Linear(2, 2)
+    torch.save({'params': net.state_dict()}, wroot / 'arcface_resnet18.pth')
+    assert locate_weights_file(rel, 'path.pretrain_network_identity', str(root)) == str(wroot / 'arcface_resnet18.pth')
+    torch.save({'params': net.state_dict()}, cwd / rel)  # basicsr reads it relative to the working directory
+    assert locate_weights_file(rel, 'x', str(root)) == str(cwd / rel)
+    torch.save({'params': net.state_dict()}, root / rel)
+    assert locate_weights_file(rel, 'x', str(root)) == str(root / rel)
+    absent = 'experiments/pretrained_models/StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth'
+    with pytest.raises(FileNotFoundError) as err:
+        locate_weights_file(absent, 'network_g.decoder_load_path', str(root))
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith('network_g.decoder_load_path: StyleGAN2_512')
+    assert 'releases/download/v0.1.0/StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth' in msg and str(wroot) in msg
+    with pytest.raises(FileNotFoundError, match='fix the path in the options file'):
+        locate_weights_file('mine/unknown.pth', 'path.pretrain_network_g', str(root))
+
+    # a model's load_network takes the weights folder's copy of a pretrain_network_* file
+    (root / rel).unlink()
+    (cwd / rel).unlink()
+    model = PaniniBaseModel.__new__(PaniniBaseModel)
+    model.opt = {'root_path': str(root)}
+    fresh = torch.nn.Linear(2, 2)
+    model.load_network(fresh, rel, option='path.pretrain_network_identity')
+    assert torch.equal(fresh.weight, net.weight)
