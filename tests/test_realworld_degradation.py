@@ -93,15 +93,17 @@ def test_noise_stage_is_basicsrs_function_from_the_recorded_seed(kind, gray):
     out = RW.add_noise_np(img, params, 'n')
     assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
     from basicsr.data import degradations as bd
-    np.random.seed(1234)
-    if kind == 'gaussian':
-        ref = bd.add_gaussian_noise(img, sigma=12.0, clip=True, rounds=False, gray_noise=gray)
+    x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
+    if kind == 'gaussian':  # the torch function on the array in RGB order (the torch backend's noise, exactly)
+        torch.manual_seed(1234)
+        ref = bd.add_gaussian_noise_pt(x.flip(1), 12.0, gray_noise=float(gray), clip=True)
+        ref = ref.flip(1)[0].numpy().transpose(1, 2, 0)
     else:
+        np.random.seed(1234)
         ref = bd.add_poisson_noise(img, scale=1.5, clip=True, rounds=False, gray_noise=gray)
     np.testing.assert_array_equal(out, ref.astype(np.float32))
     assert np.abs(out - img).mean() > 1e-3  # it is noisy
     # torch twin: add_*_noise_pt from torch.manual_seed(seed)
-    x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
     out_pt = RW._noise_pt(x, params, 'n')
     torch.manual_seed(1234)
     fn = bd.add_gaussian_noise_pt if kind == 'gaussian' else bd.add_poisson_noise_pt
@@ -117,6 +119,9 @@ def test_blur_and_jpeg_stages_are_basicsrs():
     k = RW.build_kernel(p, 'k1_')
     ref = filter2D(torch.from_numpy(img.transpose(2, 0, 1).copy())[None], torch.from_numpy(k)[None])
     np.testing.assert_allclose(RW.filter2d_np(img, k), ref[0].numpy().transpose(1, 2, 0), atol=2e-6)
+    # the CPU path's unpadded kernel (the padding's zero taps change nothing)
+    np.testing.assert_allclose(RW.filter2d_np(img, RW.build_kernel(p, 'k1_', 0)), ref[0].numpy().transpose(1, 2, 0),
+                               atol=2e-6)
     # the JPEG stage calls basicsr's add_jpg_compression (ours installed there: float quality rounded)
     assert np.array_equal(bd.add_jpg_compression(img, 47.6), bd.add_jpg_compression(img, 48))
 
@@ -141,8 +146,9 @@ def test_second_order_and_final_sinc_in_published_order(monkeypatch, order, blur
             out = _fn(*a)
             if _name == 'filter2d_np':
                 k = a[1]
-                tag = ('k1' if np.array_equal(k, RW.build_kernel(p, 'k1_')) else
-                       'k2' if np.array_equal(k, RW.build_kernel(p, 'k2_')) else 'sinc')
+                tag = ('k1' if np.array_equal(k, RW.build_kernel(p, 'k1_', 0)) else
+                       'k2' if np.array_equal(k, RW.build_kernel(p, 'k2_', 0)) else
+                       'sinc' if np.array_equal(k, RW.build_kernel(p, 'sinc_', 0)) else 'unknown')
             elif _name == 'add_noise_np':
                 tag = a[2]
             else:
@@ -194,13 +200,15 @@ def test_options_override_and_bad_options_fail():
 
 
 def _no_noise(p):
-    return dict(p, noise1_level=0.0, noise2_level=0.0, noise1_kind='gaussian', noise2_kind='gaussian')
+    """Gaussian noise only (the same realisation on both backends); Poisson's differs (NumPy vs torch RNG)."""
+    return dict(p, noise1_kind='gaussian', noise2_kind='gaussian')
 
 
 def test_torch_backend_matches_cpu_backend(monkeypatch):
     """degrade_batch (feed_data's torch path; here on CPU tensors) and the dataset's NumPy path give the same image
     for the same parameters: exactly without the JPEG steps (libjpeg vs DiffJPEG, which differ in their chroma
-    resampling), closely with them. Noise off: the realisations differ by design."""
+    resampling), closely with them. Gaussian noise only: both draw it with add_gaussian_noise_pt from the recorded
+    seed (Poisson's realisations differ: NumPy vs torch RNG)."""
     d = SecondOrderDegradation()
     imgs = [face(i, 64) for i in range(3)]
     params = [_no_noise(d.sample(seeded_rng(3, i))) for i in range(3)]
@@ -222,7 +230,8 @@ def test_torch_backend_matches_cpu_backend(monkeypatch):
         m.setattr(RW, '_jpeg_pt', lambda jpeger, img, q: img)
         m.setattr(RW._basicsr(), 'add_jpg_compression', lambda img, q: img)
         got, ref = both()
-    np.testing.assert_allclose(got, ref, atol=1e-6)
+    diff = np.abs(got - ref)  # equal but for a float ulp at a rounding boundary of the final 8-bit levels
+    assert diff.max() <= 1 / 255 + 1e-6 and (diff > 1e-6).mean() < 1e-3, ((diff > 1e-6).mean(), diff.max())
     assert np.abs(ref - np.stack(imgs)).mean() > 5 / 255  # and it did degrade
 
 

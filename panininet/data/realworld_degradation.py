@@ -8,8 +8,8 @@ Each stage is one of basicsr's own functions, driven by parameters drawn here:
 * blur kernels: ``bivariate_Gaussian``, ``bivariate_generalized_Gaussian``, ``bivariate_plateau`` (the kernels of
   basicsr's ``random_mixed_kernels``) and ``circular_lowpass_kernel`` (sinc), padded to 21 x 21 as
   ``RealESRGANDataset`` does;
-* noise: ``add_gaussian_noise`` / ``add_poisson_noise`` (CPU) and ``add_gaussian_noise_pt`` /
-  ``add_poisson_noise_pt`` (torch), colour or gray;
+* noise: ``add_gaussian_noise_pt`` (both backends) and ``add_poisson_noise`` (CPU) / ``add_poisson_noise_pt``
+  (torch), colour or gray;
 * JPEG: ``add_jpg_compression`` (OpenCV, CPU; the int-quality fix of :mod:`panininet.compat`) and ``DiffJPEG``
   (torch, as ``RealESRNetModel``);
 * the convolution: ``cv2.filter2D`` (CPU; the numpy twin of basicsr's ``filter2D``, reflected borders, same taps)
@@ -117,10 +117,11 @@ def build_kernel(params, prefix, pad_to=PAD_TO):
     Args:
         params (dict): Holds the ``prefix``-ed keys.
         prefix (str): 'k1_', 'k2_' or 'sinc_'.
-        pad_to (int): Output side (odd). Default: 21.
+        pad_to (int): Output side (odd), or 0 for the kernel's own size (the CPU path: the zero taps of the padding
+            change nothing but the cost). Default: 21 (a batch of kernels has one size).
 
     Returns:
-        ndarray: (pad_to, pad_to) float32, sums to 1.
+        ndarray: (pad_to, pad_to) (or (size, size)) float32, sums to 1.
     """
     bd = _basicsr()
     kind, size = params[prefix + 'type'], int(params[prefix + 'size'])
@@ -137,7 +138,7 @@ def build_kernel(params, prefix, pad_to=PAD_TO):
     else:
         raise ValueError(f'Unknown blur kernel type {kind!r}.')
     kernel = kernel / np.sum(kernel)  # as basicsr's random_bivariate_* (the builders leave plateau unnormalised)
-    pad = (pad_to - size) // 2
+    pad = max(0, (pad_to - size) // 2)
     return np.pad(kernel, ((pad, pad), (pad, pad))).astype(np.float32)
 
 
@@ -298,22 +299,26 @@ class SecondOrderDegradation:
         bd = _basicsr()
         h, w = img.shape[:2]
         s = int(params['degradation_scale'])
-        out = filter2d_np(img, build_kernel(params, 'k1_'))
+        out = filter2d_np(img, build_kernel(params, 'k1_', pad_to=0))
         out = resize_np(out, _scaled(out.shape[:2], params['resize1_scale']), params['resize1_mode'])
         out = add_noise_np(out, params, 'noise1')
-        out = bd.add_jpg_compression(np.clip(out, 0, 1), params['jpeg1_q'])
+        out = bd.add_jpg_compression(out, params['jpeg1_q'])  # clips to [0, 1] first
         if params['blur2_applied']:
-            out = filter2d_np(out, build_kernel(params, 'k2_'))
+            out = filter2d_np(out, build_kernel(params, 'k2_', pad_to=0))
         size2 = (int(h / s * params['resize2_scale']), int(w / s * params['resize2_scale']))
         out = resize_np(out, size2, params['resize2_mode'])
         out = add_noise_np(out, params, 'noise2')
-        sinc = final_sinc_kernel(params)
+        # the final sinc, or nothing (Real-ESRGAN convolves with a 21 x 21 pulse then, the identity)
+        sinc = build_kernel(params, 'sinc_', pad_to=0) if params['sinc_applied'] else None
+
+        def back_and_sinc(x):
+            x = resize_np(x, (h // s, w // s), params['resize3_mode'])
+            return x if sinc is None else filter2d_np(x, sinc)
+
         if params['final_order'] == FINAL_ORDERS[0]:
-            out = filter2d_np(resize_np(out, (h // s, w // s), params['resize3_mode']), sinc)
-            out = bd.add_jpg_compression(np.clip(out, 0, 1), params['jpeg2_q'])
+            out = bd.add_jpg_compression(back_and_sinc(out), params['jpeg2_q'])
         else:
-            out = bd.add_jpg_compression(np.clip(out, 0, 1), params['jpeg2_q'])
-            out = filter2d_np(resize_np(out, (h // s, w // s), params['resize3_mode']), sinc)
+            out = back_and_sinc(bd.add_jpg_compression(out, params['jpeg2_q']))
         return (np.clip((out * 255.).round(), 0, 255) / 255.).astype(np.float32)
 
     def __repr__(self):
@@ -340,16 +345,24 @@ def resize_np(img, size, mode):
 
 
 def add_noise_np(img, params, key):
-    """basicsr's ``add_gaussian_noise`` / ``add_poisson_noise`` (clip, no rounding) from the recorded seed."""
+    """basicsr's noise (clip, no rounding) on an HWC array from the recorded seed.
+
+    Gaussian: ``generate_gaussian_noise_pt`` (the noise ``add_gaussian_noise_pt`` adds, so the same noise as the
+    torch backend draws, in RGB channel order, and 2.5x faster than the NumPy twin), added and clipped as
+    ``add_gaussian_noise_pt(clip=True)`` does. Poisson: ``add_poisson_noise`` (3x faster than its torch twin).
+    """
     bd = _basicsr()
     level, gray = params[f'{key}_level'], bool(params[f'{key}_gray'])
     img = np.ascontiguousarray(img, dtype=np.float32)
+    if params[f'{key}_kind'] == 'gaussian':
+        x = torch.from_numpy(img).permute(2, 0, 1)[None]  # only its shape, dtype and device are read
+        with seeded_global_rngs(params[f'{key}_seed']):
+            noise = bd.generate_gaussian_noise_pt(x, sigma=float(level), gray_noise=1.0 if gray else 0.0)
+        noise_bgr = noise[0].permute(1, 2, 0).numpy()[:, :, ::-1]  # RGB -> BGR, a view
+        return np.clip(img + noise_bgr, 0, 1)
     with seeded_global_rngs(params[f'{key}_seed']):
-        if params[f'{key}_kind'] == 'gaussian':
-            out = bd.add_gaussian_noise(img, sigma=level, clip=True, rounds=False, gray_noise=gray)
-        else:
-            out = bd.add_poisson_noise(img, scale=level, clip=True, rounds=False, gray_noise=gray)
-    return out.astype(np.float32)
+        out = bd.add_poisson_noise(img, scale=level, clip=True, rounds=False, gray_noise=gray)
+    return out.astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
