@@ -335,3 +335,30 @@ def test_make_degraded_set_records_every_drawn_parameter(faces_dir, tmp_path):
         png = cv2.imread(osp.join(out, row['file'])).astype(np.float32) / 255
         assert np.abs(png - lq).max() <= 0.5 / 255 + 1e-6  # the recorded parameters reproduce the image
     assert os.path.isfile(osp.join(out, 'params.csv'))
+
+
+@pytest.mark.parametrize(('name', 'base'), [('train_panini_mfr_realworld.yml', 'train_panini_mfr.yml'),
+                                            ('train_mmrb_realworld.yml', 'train_mmrb.yml')])
+def test_realworld_options_files(faces_dir, name, base):
+    """The realworld options files are their base files with the realworld preset in both dataset blocks (nothing
+    else differs but the name), and those blocks build at a tiny size."""
+    import yaml
+    from basicsr.utils.registry import DATASET_REGISTRY
+    with open(osp.join(REPO, 'options', name)) as f:
+        opt = yaml.safe_load(f)
+    with open(osp.join(REPO, 'options', base)) as f:
+        ref = yaml.safe_load(f)
+    first_order = ('degradation_preset', 'blur_sigma', 'downsample_range', 'r_base', 'noise_range', 'jpeg_range',
+                   'blur_kernel_size', 'motion_prob', 'motion_length_range', 'upsample_last')
+    ours = ('degradation_preset', 'degradation_scale', 'gt_usm', 'degrade_in_model')
+    for phase in ('train', 'val'):
+        assert opt['datasets'][phase]['degradation_preset'] == 'realworld'
+        assert ({k: v for k, v in opt['datasets'][phase].items() if k not in ours}
+                == {k: v for k, v in ref['datasets'][phase].items() if k not in first_order})
+    assert {k: v for k, v in opt.items() if k not in ('name', 'datasets')} == \
+        {k: v for k, v in ref.items() if k not in ('name', 'datasets')}
+    for phase in ('train', 'val'):
+        ds_opt = dict(opt['datasets'][phase], dataroot_gt=faces_dir, out_size=64, in_size=32, phase=phase,
+                      component_path=None)
+        item = DATASET_REGISTRY.get(ds_opt['type'])(ds_opt)[0]
+        assert item['lq'].shape == (3, 32, 32) and item['params']['preset'] == 'realworld'
