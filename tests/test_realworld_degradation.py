@@ -204,6 +204,22 @@ def _no_noise(p):
     return dict(p, noise1_kind='gaussian', noise2_kind='gaussian')
 
 
+@pytest.mark.parametrize(('mode', 'hw'), [('bilinear', (37, 80)), ('bicubic', (37, 80)), ('area', (80, 90)),
+                                         ('area', (37, 21))])
+def test_resize_is_f_interpolate(mode, hw):
+    """The CPU resize gives F.interpolate's values (RealESRNetModel's resize): exactly, except OpenCV's area
+    average when shrinking (torch averages whole-pixel bins there)."""
+    from torch.nn import functional as F
+    img = cv2.GaussianBlur(face(6, 64), (0, 0), 1.0)  # a photo's smoothness (the grain of face() aliases)
+    ref = F.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None], size=hw, mode=mode)[0].permute(1, 2, 0)
+    out = RW.resize_np(img, hw, mode)
+    assert out.shape == (*hw, 3)
+    if mode == 'area' and hw[0] < 64:
+        assert np.abs(out - ref.numpy()).mean() < 1.5 / 255  # about 1 grey level on real faces too
+    else:
+        np.testing.assert_allclose(out, ref.numpy(), atol=1e-5)
+
+
 def test_torch_backend_matches_cpu_backend(monkeypatch):
     """degrade_batch (feed_data's torch path; here on CPU tensors) and the dataset's NumPy path give the same image
     for the same parameters: exactly without the JPEG steps (libjpeg vs DiffJPEG, which differ in their chroma
