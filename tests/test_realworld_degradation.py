@@ -378,3 +378,19 @@ def test_realworld_options_files(faces_dir, name, base):
                       component_path=None)
         item = DATASET_REGISTRY.get(ds_opt['type'])(ds_opt)[0]
         assert item['lq'].shape == (3, 32, 32) and item['params']['preset'] == 'realworld'
+
+
+def test_gt_usm_is_basicsrs_usm_sharp(faces_dir):
+    """gt_usm: the GT (and the chain's input) is basicsr's usm_sharp of the HQ face, as Real-ESRNet's gt_usm."""
+    from basicsr.utils.img_process_util import usm_sharp
+
+    from panininet.data.data_util import to_tensor
+    img = np.rint(face(7, 64) * 255).astype(np.uint8)
+    sharp = SecondOrderDegradation(gt_usm=True).prepare_gt(img)
+    np.testing.assert_allclose(sharp, usm_sharp(img.astype(np.float32) / 255), atol=1e-6)
+    assert np.abs(sharp - img / 255).max() > 0.01  # it did sharpen
+    assert SecondOrderDegradation().prepare_gt(img) is img
+    ds = _dataset('PaniniMFRDataset', faces_dir, gt_usm=True, mean=None, std=None, out_size=64)
+    gt = cv2.imread(ds.paths[0])
+    assert torch.allclose(ds[0]['gt'], to_tensor(usm_sharp(gt.astype(np.float32) / 255).astype(np.float32)),
+                          atol=1e-6)
