@@ -266,7 +266,7 @@ def test_gpu_batch_matches_cpu_batch():
 # ---------------------------------------------------------------------------------------------------------------------
 def _dataset(kind, root, **extra):
     from basicsr.utils.registry import DATASET_REGISTRY
-    opt = dict(dataroot_gt=root, phase='val', seed=3, degradation_preset='realworld', **extra)
+    opt = dict(dataroot_gt=root, phase='val', seed=3, degradation_preset='realworld')
     if kind == 'PaniniMFRDataset':
         opt.update(out_size=64, in_size=32, mean=0.5, std=0.5)
     elif kind == 'GFPGAN-eq10':  # options/data_gfpgan_eq10.yml's dataset: MFR pairs with the component boxes
@@ -276,6 +276,7 @@ def _dataset(kind, root, **extra):
         opt.update(out_size=64, in_size=16, degradation_scale=4)
     else:
         opt.update(degrade_size=32, out_size=16)
+    opt.update(extra)
     return DATASET_REGISTRY.get(kind)(opt)
 
 
