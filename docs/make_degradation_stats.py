@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.atomic import write_bytes_atomic
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
 from panininet.data.degradation_sampler import make_lq, sampler_from_opt, seeded_rng
-from panininet.fileio import write_bytes_atomic
 
 HERE = osp.dirname(osp.abspath(__file__))
 PRESETS = ('panini_mfr', 'realworld')

@@ -10,8 +10,8 @@ Each stage is one of basicsr's own functions, driven by parameters drawn here:
   ``RealESRGANDataset`` does;
 * noise: ``add_gaussian_noise_pt`` (both backends) and ``add_poisson_noise`` (CPU) / ``add_poisson_noise_pt``
   (torch), colour or gray;
-* JPEG: ``add_jpg_compression`` (OpenCV, CPU; the int-quality fix of :mod:`panininet.compat`) and ``DiffJPEG``
-  (torch, as ``RealESRNetModel``);
+* JPEG: ``add_jpg_compression`` (OpenCV, CPU; the int-quality fix of :mod:`panininet.platform.compat_basicsr`)
+  and ``DiffJPEG`` (torch, as ``RealESRNetModel``);
 * the convolution: ``cv2.filter2D`` (CPU; the numpy twin of basicsr's ``filter2D``, reflected borders, same taps)
   and ``basicsr.utils.img_process_util.filter2D`` (torch); GT sharpening: ``usm_sharp`` / ``USMSharp``.
 
@@ -70,7 +70,7 @@ _CV2_MODES = {'area': cv2.INTER_AREA, 'bilinear': cv2.INTER_LINEAR, 'bicubic': c
 
 
 def _basicsr():
-    from basicsr.data import degradations  # after panininet.compat (functional_tensor alias)
+    from basicsr.data import degradations  # after panininet.platform.compat_basicsr (functional_tensor alias)
     return degradations
 
 
