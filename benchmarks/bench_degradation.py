@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Throughput of PaniniMFRDataset (1024 HQ PNG -> 512 LQ with eq. (10) + 1024 GT tensors), per CPU core.
+"""Throughput of PaniniMFRDataset (1024 HQ PNG -> 512 LQ + 1024 GT tensors), per CPU core, per degradation preset.
 
-Runs single-threaded (OpenCV and torch limited to one thread) and counts CPU time (``time.process_time``), so the
-figure is samples/s per core even on a busy machine: a DataLoader with W workers delivers about W times this.
+The presets (default: panini_mfr, eq. (10), and realworld, Real-ESRGAN's second-order model) are timed in
+alternating rounds in one process, so a busy machine slows both alike. Runs single-threaded (OpenCV and torch
+limited to one thread) and counts CPU time (``time.process_time``), so the figure is samples/s per core even on a
+busy machine: a DataLoader with W workers delivers about W times this.
 Prints the end-to-end rate of ``dataset[i]`` in training mode (wall clock too) and a breakdown of where the time
-goes (the same steps timed one by one).
+goes (panini_mfr: the same steps timed one by one; realworld: the time inside each kind of stage).
 
     python benchmarks/bench_degradation.py                  # synthetic 1024 PNG faces in a temp folder
     python benchmarks/bench_degradation.py --source DIR     # re-save DIR's images as 1024 PNGs first
+    python benchmarks/bench_degradation.py --presets realworld
 """
 import argparse
 import os
@@ -22,7 +25,9 @@ import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.data import degradations as D
+from panininet.data import realworld_degradation as RW
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq, to_tensor
+from panininet.data.degradation_sampler import make_lq
 from panininet.data.mfr_pair_dataset import PaniniMFRDataset
 
 
@@ -86,39 +91,99 @@ def breakdown(ds, n, clock):
     return {k: 1000 * v / n for k, v in steps.items()}
 
 
+def realworld_breakdown(ds, n, clock):
+    """CPU time inside each kind of stage of the realworld chain over ``n`` items (ms per sample)."""
+    steps = {}
+    bd = RW._basicsr()
+    originals = {('RW', 'filter2d_np'): RW.filter2d_np, ('RW', 'resize_np'): RW.resize_np,
+                 ('RW', 'add_noise_np'): RW.add_noise_np, ('bd', 'add_jpg_compression'): bd.add_jpg_compression}
+    names = {'filter2d_np': 'blur / sinc (filter2D)', 'resize_np': 'resizes', 'add_noise_np': 'noise (basicsr)',
+             'add_jpg_compression': 'JPEG (basicsr)'}
+
+    def timed(fn, name):
+        def wrapper(*a, **k):
+            t = clock()
+            out = fn(*a, **k)
+            steps[name] = steps.get(name, 0.0) + clock() - t
+            return out
+        return wrapper
+
+    try:
+        for (mod, attr), fn in originals.items():
+            setattr(RW if mod == 'RW' else bd, attr, timed(fn, names[attr]))
+        t = clock()
+        for i in range(n):
+            ds[i % len(ds)]
+        total = clock() - t
+    finally:
+        for (mod, attr), fn in originals.items():
+            setattr(RW if mod == 'RW' else bd, attr, fn)
+    steps['everything else (read, kernels, tensors)'] = total - sum(steps.values())
+    return {k: 1000 * v / n for k, v in steps.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--source', default=None, help='folder of face images to re-save as 1024 PNGs (default: synthetic)')
     p.add_argument('--num-images', type=int, default=8)
-    p.add_argument('--samples', type=int, default=60, help='timed samples')
+    p.add_argument('--samples', type=int, default=60, help='timed samples per preset')
+    p.add_argument('--rounds', type=int, default=3, help='alternating rounds the samples are split into')
+    p.add_argument('--presets', nargs='+', default=['panini_mfr', 'realworld'], choices=['panini_mfr', 'gfpgan',
+                                                                                         'mmrb', 'realworld'])
     args = p.parse_args(argv)
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix='panini_bench_') as folder:
         prepare_folder(folder, args.source, args.num_images)
-        ds = PaniniMFRDataset(dict(dataroot_gt=folder, out_size=1024, in_size=512, mean=0.5, std=0.5,
-                                   use_hflip=True, phase='train'))
-        mb = sum(osp.getsize(pth) for pth in ds.paths) / len(ds.paths) / 2**20
-        for i in range(3):  # warm-up
-            ds[i % len(ds)]
-        w0, c0 = time.perf_counter(), time.process_time()
-        for i in range(args.samples):
-            ds[i % len(ds)]
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        steps = breakdown(ds, args.samples, time.process_time)
+        sets = {name: PaniniMFRDataset(dict(dataroot_gt=folder, out_size=1024, in_size=512, mean=0.5, std=0.5,
+                                             use_hflip=True, phase='train', degradation_preset=name))
+                for name in args.presets}
+        mb = sum(osp.getsize(pth) for pth in next(iter(sets.values())).paths) / args.num_images / 2**20
+        for ds in sets.values():
+            for i in range(3):  # warm-up
+                ds[i % len(ds)]
+        cpu = dict.fromkeys(sets, 0.0)
+        wall = dict.fromkeys(sets, 0.0)
+        per_round = max(1, args.samples // args.rounds)
+        for _ in range(args.rounds):
+            for name, ds in sets.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                for i in range(per_round):
+                    ds[i % len(ds)]
+                wall[name] += time.perf_counter() - w0
+                cpu[name] += time.process_time() - c0
+        n = per_round * args.rounds
+        # the LQ synthesis alone (parameters + make_lq of a 1024 uint8 HQ at 512), alternating too
+        hq = [prepare_hq(cv2.imread(pth), 1024, None, False)[0] for pth in next(iter(sets.values())).paths]
+        lq_cpu = dict.fromkeys(sets, 0.0)
+        for r in range(args.rounds):
+            for name, ds in sets.items():
+                c0 = time.process_time()
+                for i in range(per_round):
+                    rng = np.random.default_rng([r, i])
+                    make_lq(hq[i % len(hq)], 512, ds.sampler.sample(rng), ds.sampler, rng)
+                lq_cpu[name] += time.process_time() - c0
+        steps = {name: (breakdown(ds, n, time.process_time) if name != 'realworld'
+                        else realworld_breakdown(ds, n, time.process_time)) for name, ds in sets.items()}
 
     print(f'PaniniMFRDataset, 1024 PNG HQ ({mb:.2f} MiB each, {"--source" if args.source else "synthetic"}) '
-          f'-> 512 LQ (panini_mfr ranges) + 1024 GT, 1 thread, {args.samples} samples')
-    print(f'  {args.samples / cpu:.1f} samples/s per core (CPU time: {1000 * cpu / args.samples:.1f} ms/sample; '
-          'goal >= 10)')
-    print(f'  {args.samples / wall:.1f} samples/s wall clock (lower when other processes share the cores; '
-          f'load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)')
-    total = sum(steps.values())
-    print('  where the time goes (CPU time, same steps timed separately):')
-    for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
-        print(f'    {name:<24s} {ms:7.2f} ms  {100 * ms / total:5.1f} %')
-    print(f'    {"sum":<24s} {total:7.2f} ms')
+          f'-> 512 LQ + 1024 GT, 1 thread, {n} samples per preset in {args.rounds} alternating rounds')
+    for name in sets:
+        print(f'  {name:<11s} {n / cpu[name]:6.1f} pairs/s per core (CPU time {1000 * cpu[name] / n:6.1f} ms/pair; '
+              f'goal >= 10), {n / wall[name]:.1f} pairs/s wall clock; LQ synthesis alone (no PNG decode, no '
+              f'tensors) {n / lq_cpu[name]:.1f} LQ/s per core')
+    if len(sets) > 1:
+        first = next(iter(sets))
+        for name in list(sets)[1:]:
+            print(f'  {name} / {first} CPU time per pair: {cpu[name] / cpu[first]:.2f}x')
+    print(f'  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)')
+    for name, parts in steps.items():
+        total = sum(parts.values())
+        print(f'  where the time goes, {name} (CPU time, timed separately):')
+        for step, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
+            print(f'    {step:<40s} {ms:7.2f} ms  {100 * ms / total:5.1f} %')
+        print(f'    {"sum":<40s} {total:7.2f} ms')
     return 0
 
 

@@ -3,8 +3,10 @@
 
 Modes:
   random  (default) each image gets its own (sigma, r, delta, q) drawn from a preset's ranges, from a generator
-          seeded by (seed, index) only. With all images selected this is exactly what ``PaniniMFRDataset`` in its
-          deterministic mode (same seed) produces for the sorted folder, up to the 8-bit PNG rounding.
+          seeded by (seed, index) only (``--preset realworld``: Real-ESRGAN's second-order model, every drawn
+          kernel, resize, noise (with its seed), JPEG and final-sinc parameter recorded). With all images selected
+          this is exactly what ``PaniniMFRDataset`` in its deterministic mode (same seed) produces for the sorted
+          folder, up to the 8-bit PNG rounding.
   table4  the paper's Table-4 protocol: fixed sigma, delta, q, and r = 16, 32, 64, 128 (one sub-folder per r,
           ``r016`` ...). The noise realisation of an image is the same for every r, so r is the only difference.
 
@@ -34,11 +36,13 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.atomic import write_bytes_atomic
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
 from panininet.data.degradation_sampler import (
+    PRESET_NAMES,
     PRESETS,
     TABLE4_FIXED,
     TABLE4_RATES,
     DegradationSampler,
     make_lq,
+    sampler_from_opt,
     seeded_rng,
 )
 
@@ -56,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0, help='base seed; image i is degraded from (seed, i) only')
     p.add_argument('--size', type=int, default=512, help='LQ side (network input). Default: 512')
     p.add_argument('--hq-size', type=int, default=1024, help='HQ side the images are brought to first. Default: 1024')
-    p.add_argument('--preset', choices=sorted(PRESETS), default='panini_mfr', help='ranges for --mode random')
+    p.add_argument('--preset', choices=sorted(PRESET_NAMES), default='panini_mfr', help='ranges for --mode random')
     p.add_argument('--sigma', type=float, default=None,
                    help=f'table4: fixed blur sigma (input px). Default: {TABLE4_DEFAULTS["sigma"]}')
     p.add_argument('--delta', type=float, default=None,
@@ -129,7 +133,7 @@ def main(argv=None):
     input_files = {osp.realpath(p) for p in paths}
 
     if args.mode == 'random':
-        sampler = DegradationSampler(args.preset)
+        sampler = sampler_from_opt({'degradation_preset': args.preset})
         jobs = [('', None)]
     else:
         fixed = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in TABLE4_DEFAULTS.items()}
@@ -153,17 +157,25 @@ def main(argv=None):
             if osp.realpath(out_path) in input_files:  # unreachable given the folder check; never risk it
                 sys.exit(f'error: {out_path!r} is an input file; refusing to overwrite it.')
             write_png(out_path, lq)
-            rows.append(dict(file=osp.join(sub, name) if sub else name, source=path, index=index, seed=args.seed,
-                             sigma=params['sigma'], r=params['r'], r_base=params['r_base'], scale=params['scale'],
-                             delta=params['delta'], q=-1 if params['q'] is None else params['q'],
-                             **{k: params[k] for k in MOTION_FIELDS if k in params}))
+            row = dict(file=osp.join(sub, name) if sub else name, source=path, index=index, seed=args.seed)
+            if args.mode == 'random' and args.preset == 'realworld':
+                row.update(params)  # every drawn value (flat scalars)
+            else:
+                row.update(sigma=params['sigma'], r=params['r'], r_base=params['r_base'], scale=params['scale'],
+                           delta=params['delta'], q=-1 if params['q'] is None else params['q'],
+                           **{k: params[k] for k in MOTION_FIELDS if k in params})
+            rows.append(row)
             if index == 0 and args.preview:
-                strip.append(label(np.clip(np.rint(lq * 255), 0, 255).astype(np.uint8), f'r = {params["r"]:g}'))
+                text = f'r = {params["r"]:g}' if 'r' in params else args.preset
+                strip.append(label(np.clip(np.rint(lq * 255), 0, 255).astype(np.uint8), text))
         if index == 0 and args.preview:
             strip.insert(0, label(cv2.resize(hq, (args.size, args.size), interpolation=cv2.INTER_AREA), 'HQ'))
 
-    fields = ['file', 'source', 'index', 'seed', 'sigma', 'r', 'r_base', 'scale', 'delta', 'q']
-    fields += [k for k in MOTION_FIELDS if rows and k in rows[0]]  # preset mmrb: which blur, and the motion
+    if args.mode == 'random' and args.preset == 'realworld':
+        fields = list(rows[0])
+    else:
+        fields = ['file', 'source', 'index', 'seed', 'sigma', 'r', 'r_base', 'scale', 'delta', 'q']
+        fields += [k for k in MOTION_FIELDS if rows and k in rows[0]]  # preset mmrb: which blur, and the motion
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
@@ -171,7 +183,9 @@ def main(argv=None):
     write_bytes_atomic(osp.join(args.output, 'params.csv'), buf.getvalue().encode())
     meta = dict(mode=args.mode, seed=args.seed, size=args.size, hq_size=args.hq_size,
                 preset=args.preset if args.mode == 'random' else None, sampler=repr(sampler),
-                equation='X = [(Y * k_sigma) down_r + N_delta]_JPEG_q (Panini-Net eq. 10), run at the LQ size',
+                equation=('Real-ESRGAN second-order model (panininet.data.realworld_degradation)'
+                          if args.preset == 'realworld' and args.mode == 'random' else
+                          'X = [(Y * k_sigma) down_r + N_delta]_JPEG_q (Panini-Net eq. 10), run at the LQ size'),
                 r_meaning='downsampling factor = r / r_base (paper: r in [10, 200], r_base 10)',
                 q_note='q = -1 means JPEG off', items=rows)
     write_bytes_atomic(osp.join(args.output, 'params.json'), json.dumps(meta, indent=1).encode())

@@ -2,6 +2,8 @@
 
 * :data:`PRESETS`: Panini-Net's MFR ranges (eq. 10), GFP-GAN's, and MMRB-Net's eq. (17) (Gaussian and motion blur,
   kernel 41); :data:`TABLE4_RATES` / :data:`TABLE4_FIXED`: the paper's Table 4 setting.
+* ``'realworld'``: Real-ESRGAN's second-order model, :class:`~panininet.data.realworld_degradation.
+  SecondOrderDegradation` (same interface); :func:`sampler_from_opt` builds either from dataset options.
 * :class:`DegradationSampler` draws one parameter set per pair from an explicit ``numpy.random.Generator`` and
   applies it with :func:`panininet.data.degradations.degrade`; :func:`make_lq` is the LQ of an HQ face at the
   network's input size; :func:`seeded_rng` the RNG of item i in the reproducible mode.
@@ -33,6 +35,9 @@ PRESETS = {
     'mmrb': dict(sigma_range=(0.2, 10.0), r_range=(0.4, 8.0), delta_range=(0.0, 25.0), q_range=(5, 50), r_base=1.0,
                  kernel_size=41, motion_prob=0.5, motion_length_range=(1.0, 41.0), upsample_last=True),
 }
+
+#: Every preset name a dataset's ``degradation_preset`` accepts.
+PRESET_NAMES = (*PRESETS, 'realworld')
 
 #: The paper's Table 4 rates (fixed sigma, delta, q; only r changes).
 TABLE4_RATES = (16, 32, 64, 128)
@@ -80,13 +85,20 @@ class DegradationSampler:
     Every draw is uniform (the paper says "randomly chosen from" the ranges); q is a uniform integer.
     """
 
+    #: The chain runs at the LQ size (the realworld preset may run at a multiple of it).
+    degradation_scale = 1
+    #: No GT sharpening (see :meth:`prepare_gt`).
+    gt_usm = False
+
     def __init__(self, preset='panini_mfr', sigma_range=None, r_range=None, delta_range=None, q_range=None,
                  r_base=None, jpeg=True, down='area', up='linear', kernel_size=None, motion_prob=None,
                  motion_length_range=None, upsample_last=None):
         base = {}
         if preset is not None:
             if preset not in PRESETS:
-                raise ValueError(f'Unknown degradation preset {preset!r}; choose one of {sorted(PRESETS)} or None.')
+                hint = " ('realworld' is built by sampler_from_opt)" if preset == 'realworld' else ''
+                raise ValueError(f'Unknown degradation preset {preset!r}; choose one of {sorted(PRESETS)} or None'
+                                 f'{hint}.')
             base = dict(PRESETS[preset])
         given = dict(sigma_range=sigma_range, r_range=r_range, delta_range=delta_range, q_range=q_range,
                      r_base=r_base, kernel_size=kernel_size, motion_prob=motion_prob,
@@ -141,6 +153,15 @@ class DegradationSampler:
         params.update(_sample_motion(self.motion_prob, self.motion_length_range, rng))
         return params
 
+    def prepare_gt(self, img):
+        """The GT the chain starts from: ``img`` itself (the realworld preset may sharpen it)."""
+        return img
+
+    def reseed_noise(self, params, rng):
+        """``params`` for a second image that shares the degradation (UDRL): unchanged, since the noise
+        realisation here comes from the ``rng`` passed to :meth:`apply`, never from ``params``."""
+        return params
+
     def apply(self, img, params, rng=None):
         """:func:`degrade` ``img`` with ``params`` (as returned by :meth:`sample`); ``rng`` draws the noise."""
         motion = (params['length'], params['angle']) if params.get('blur') == 'motion' else None
@@ -156,22 +177,54 @@ class DegradationSampler:
                    if self.motion_prob else '') + (', upsample_last' if self.upsample_last else '') + ')')
 
 
+def sampler_from_opt(opt):
+    """The degradation of a dataset's options: :class:`DegradationSampler` or, for ``degradation_preset:
+    realworld``, :class:`~panininet.data.realworld_degradation.SecondOrderDegradation`.
+
+    Args:
+        opt (dict): Dataset options (see :meth:`DegradationSampler.from_opt` and
+            :meth:`SecondOrderDegradation.from_opt`).
+
+    Returns:
+        DegradationSampler | SecondOrderDegradation
+    """
+    if opt.get('degradation_preset') == 'realworld':
+        from panininet.data.realworld_degradation import SecondOrderDegradation
+        return SecondOrderDegradation.from_opt(opt)
+    return DegradationSampler.from_opt(opt)
+
+
+def degradation_source(img_hq, size, sampler):
+    """The image the chain starts from: ``img_hq`` area-resized to ``size * sampler.degradation_scale``, float32.
+
+    Args:
+        img_hq (ndarray): HQ image (H, W, 3), uint8 (0..255) or float32 in [0, 1].
+        size (int): LQ side.
+        sampler (DegradationSampler | SecondOrderDegradation): Supplies ``degradation_scale``.
+
+    Returns:
+        ndarray: contiguous float32 (size * scale, size * scale, 3) in [0, 1].
+    """
+    img = resize(img_hq, size * int(sampler.degradation_scale), 'area')
+    img = img.astype(np.float32) * np.float32(1 / 255.) if img.dtype == np.uint8 else img
+    return np.ascontiguousarray(img, dtype=np.float32)
+
+
 def make_lq(img_hq, size, params, sampler, rng=None):
-    """HQ face -> LQ input: area-resize to ``size``, then eq. (10) with ``params``.
+    """HQ face -> LQ input: area-resize to ``size`` (times the sampler's ``degradation_scale``), then the
+    sampler's chain (eq. (10), or the realworld preset's, which ends at ``size``) with ``params``.
 
     Args:
         img_hq (ndarray): HQ image (H, W, 3), uint8 (0..255) or float32 in [0, 1].
         size (int): LQ side length (the network input size, e.g. 512).
-        params (dict): From :meth:`DegradationSampler.sample`.
-        sampler (DegradationSampler): Supplies r_base and the interpolations.
-        rng (numpy.random.Generator | None): For the noise.
+        params (dict): From the sampler's ``sample``.
+        sampler (DegradationSampler | SecondOrderDegradation): The chain.
+        rng (numpy.random.Generator | None): For the noise (eq. 10).
 
     Returns:
         ndarray: float32 (size, size, 3) in [0, 1].
     """
-    img = resize(img_hq, size, 'area')
-    img = img.astype(np.float32) * np.float32(1 / 255.) if img.dtype == np.uint8 else img
-    return sampler.apply(np.ascontiguousarray(img, dtype=np.float32), params, rng)
+    return sampler.apply(degradation_source(img_hq, size, sampler), params, rng)
 
 
 def seeded_rng(seed, index):

@@ -1,4 +1,5 @@
 """Multi-degradation face restoration (MFR) pairs: HQ face and its eq.-(10) degradation, made on the fly."""
+import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from panininet.data.data_util import (
@@ -9,7 +10,7 @@ from panininet.data.data_util import (
     to_gray3,
     to_tensor,
 )
-from panininet.data.degradation_sampler import DegradationSampler, make_lq
+from panininet.data.degradation_sampler import degradation_source, make_lq, sampler_from_opt
 
 
 @DATASET_REGISTRY.register()
@@ -34,8 +35,10 @@ class PaniniMFRDataset(HQFaceDataset):
         color_jitter_shift (float): Shift on the 0..255 scale. Default: 20.
         gray_prob (float): Probability of a grayscale LQ. Default: 0 (off).
         gt_gray (bool): Also make the GT gray when the LQ is. Default: True (as GFP-GAN's options).
-        degradation_preset (str): 'panini_mfr' (default), 'gfpgan' or 'mmrb' (MMRB-Net eq. 17); the options below
-            override it.
+        degradation_preset (str): 'panini_mfr' (default), 'gfpgan', 'mmrb' (MMRB-Net eq. 17) or 'realworld'
+            (Real-ESRGAN's second-order model, :mod:`panininet.data.realworld_degradation`, with the options
+            ``degradation_scale``, ``gt_usm`` and ``realworld``: a dict of its ranges to override); the options
+            below override the first-order presets.
         blur_sigma, downsample_range, noise_range, jpeg_range ([low, high] or one fixed number), r_base (float),
             use_jpeg (bool), down_interpolation, up_interpolation (str), blur_kernel_size (int), motion_prob
             (float), motion_length_range ([low, high]), upsample_last (bool): see
@@ -54,19 +57,30 @@ class PaniniMFRDataset(HQFaceDataset):
             data). Default: None.
         component_coord_size (int): Side the file's coordinates refer to. Default: 512 (GFP-GAN's file).
         eye_enlarge_ratio (float): Eye box enlargement, as GFP-GAN. Default: 1.
+        degrade_in_model (bool): realworld only: return the chain's input (``lq_source``) instead of ``lq`` and let
+            the model's ``feed_data`` degrade the batch on its device (as BasicSR's ``RealESRGANModel``), with the
+            same drawn ``params``. Default: False (degraded here, in the data-loader workers).
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size) and ``gt`` (3, out_size, out_size) RGB float32 tensors (range [-1, 1]
         with mean = std = 0.5, else [0, 1]); ``lq_path``, ``gt_path`` (str, the HQ path / lmdb key);
         ``params`` dict: ``sigma``, ``r``, ``delta``, ``q`` (-1 = JPEG off), ``r_base``, ``scale``, ``hflip``,
-        ``gray`` (and ``blur``, ``length``, ``angle`` when motion blur is on); with ``crop_components`` also
+        ``gray`` (and ``blur``, ``length``, ``angle`` when motion blur is on; the realworld preset's own keys
+        instead, see :meth:`~panininet.data.realworld_degradation.SecondOrderDegradation.sample`); with
+        ``degrade_in_model``: ``lq_source`` (3, in * s, in * s) RGB in [0, 1] instead of ``lq``, and ``lq_mean``,
+        ``lq_std`` (3,) when mean and std are set; with ``crop_components`` also
         ``loc_left_eye``, ``loc_right_eye``, ``loc_mouth``: (4,) float32 boxes ``(x0, y0, x1, y1)`` on the GT
         (GFP-GAN's convention, :meth:`~panininet.data.data_util.ComponentLocations.locations`; mirrored and swapped
         when the pair is flipped).
     """
 
     def __init__(self, opt):
-        self.sampler = DegradationSampler.from_opt(opt)  # bad degradation options fail before the folder is listed
+        self.sampler = sampler_from_opt(opt)  # bad degradation options fail before the folder is listed
+        self.degrade_in_model = bool(opt.get('degrade_in_model', False))
+        if self.degrade_in_model and (opt.get('degradation_preset') != 'realworld' or opt.get('color_jitter_prob')
+                                      or opt.get('gray_prob')):
+            raise ValueError('degrade_in_model needs degradation_preset: realworld and no color_jitter_prob / '
+                             'gray_prob (those act on the finished LQ in the dataset).')
         super().__init__(opt)
         self.out_size = int(opt.get('out_size', 1024))
         self.in_size = int(opt.get('in_size', 512))
@@ -86,6 +100,9 @@ class PaniniMFRDataset(HQFaceDataset):
         path = self.paths[index]
         img_gt, flipped = self.read_hq(path, self.out_size, rng)
         params = self.sampler.sample(rng)
+        img_gt = self.sampler.prepare_gt(img_gt)
+        if self.degrade_in_model:
+            return self._undegraded_item(index, path, img_gt, flipped, params)
         img_lq = make_lq(img_gt, self.in_size, params, self.sampler, rng)
         if self.color_jitter_prob > 0 and rng.random() < self.color_jitter_prob:
             img_lq = color_jitter(img_lq, self.color_jitter_shift, rng)
@@ -101,6 +118,19 @@ class PaniniMFRDataset(HQFaceDataset):
             'gt_path': path,
             'params': params_for_batch(params, hflip=flipped, gray=gray),
         }
+        if self.components is not None:
+            item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio,
+                                                  self.component_coord_size))
+        return item
+
+    def _undegraded_item(self, index, path, img_gt, flipped, params):
+        """The item of ``degrade_in_model``: the chain's input and its parameters, degraded by the model."""
+        item = {'lq_source': to_tensor(degradation_source(img_gt, self.in_size, self.sampler)),
+                'gt': to_tensor(img_gt, self.mean, self.std), 'lq_path': path, 'gt_path': path,
+                'params': params_for_batch(params, hflip=flipped, gray=False)}
+        if self.mean is not None and self.std is not None:
+            item['lq_mean'] = torch.as_tensor(self.mean, dtype=torch.float32).expand(3).clone()
+            item['lq_std'] = torch.as_tensor(self.std, dtype=torch.float32).expand(3).clone()
         if self.components is not None:
             item.update(self.components.locations(index, self.out_size, flipped, self.eye_enlarge_ratio,
                                                   self.component_coord_size))

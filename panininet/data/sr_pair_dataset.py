@@ -3,7 +3,8 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.nn import functional as F
 
-from panininet.data.data_util import HQFaceDataset, to_tensor
+from panininet.data.data_util import HQFaceDataset, params_for_batch, to_tensor
+from panininet.data.degradation_sampler import make_lq, sampler_from_opt
 
 _MODES = {
     # name: (F.interpolate mode, antialias)
@@ -51,6 +52,10 @@ class PaniniSRDataset(HQFaceDataset):
         mean, std: Normalisation (0.5 / 0.5 gives [-1, 1]). Default: None ([0, 1]).
         use_hflip (bool): Random horizontal flip of the pair. Default: False.
         deterministic (bool), seed (int): as :class:`PaniniMFRDataset` (only the flip is random).
+        degradation_preset (str | None): None (default): the bilinear LQ above. A preset name ('realworld',
+            'panini_mfr', ...; with its options, as :class:`PaniniMFRDataset`): the LQ is that degradation of the GT
+            at ``in_size`` (the realworld chain at ``degradation_scale`` x ``in_size``, e.g. 4 as Real-ESRGAN's x4)
+            instead, and ``params`` holds its drawn parameters.
 
     Returns (``__getitem__``):
         dict: ``lq`` (3, in_size, in_size), ``gt`` (3, out_size, out_size) RGB float32; ``lq_path``, ``gt_path``;
@@ -61,6 +66,7 @@ class PaniniSRDataset(HQFaceDataset):
         mode = opt.get('lq_interpolation', 'bilinear')
         if mode not in _MODES:  # before the HQ folder is listed
             raise ValueError(f'Unknown lq_interpolation {mode!r}; choose one of {sorted(_MODES)}.')
+        self.sampler = sampler_from_opt(opt) if opt.get('degradation_preset') else None
         super().__init__(opt)
         self.out_size = int(opt.get('out_size', 1024))
         self.in_size = int(opt.get('in_size', 64))
@@ -71,6 +77,8 @@ class PaniniSRDataset(HQFaceDataset):
         rng = self.item_rng(index)
         path = self.paths[index]
         img_gt, flipped = self.read_hq(path, self.out_size, rng)
+        if self.sampler is not None:
+            return self._degraded_item(path, img_gt, flipped, rng)
         gt = to_tensor(img_gt)  # [0, 1]
         lq = downsample(gt, self.in_size, self.mode).clamp_(0, 1)
         if self.quantize:
@@ -80,3 +88,11 @@ class PaniniSRDataset(HQFaceDataset):
             std = torch.as_tensor(self.std, dtype=torch.float32).reshape(-1, 1, 1)
             gt, lq = (gt - mean) / std, (lq - mean) / std
         return {'lq': lq, 'gt': gt, 'lq_path': path, 'gt_path': path, 'params': {'hflip': flipped}}
+
+    def _degraded_item(self, path, img_gt, flipped, rng):
+        """The item of a ``degradation_preset``: the LQ is that degradation of the GT at ``in_size``."""
+        params = self.sampler.sample(rng)
+        img_gt = self.sampler.prepare_gt(img_gt)
+        lq = make_lq(img_gt, self.in_size, params, self.sampler, rng)
+        return {'lq': to_tensor(lq, self.mean, self.std), 'gt': to_tensor(img_gt, self.mean, self.std),
+                'lq_path': path, 'gt_path': path, 'params': params_for_batch(params, hflip=flipped)}

@@ -11,6 +11,8 @@ Differences from ``basicsr.models.base_model.BaseModel``:
 * :meth:`save_network` and :meth:`save_training_state` write atomically (temporary file + ``os.replace``), and the
   training state also holds the RNG states of every rank, which :mod:`panininet.resume` restores on resume.
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
+* :meth:`lq_on_device`: the realworld preset's second-order degradation of a batch on the model's device, for
+  datasets with ``degrade_in_model`` (as BasicSR's ``RealESRGANModel.feed_data``).
 """
 import os
 import os.path as osp
@@ -68,6 +70,31 @@ class PaniniBaseModel(BaseModel):
         from panininet.weights.releases import locate_weights_file
 
         return locate_weights_file(path, option or 'a weights path', self.opt.get('root_path'))
+
+    @torch.no_grad()
+    def lq_on_device(self, data):
+        """``data`` with ``lq`` made here when the dataset left it to the model (``degrade_in_model``).
+
+        Args:
+            data (dict): A batch. With ``lq_source`` (b, 3, h, w) RGB in [0, 1] and the realworld ``params`` (and
+                optional ``lq_mean`` / ``lq_std`` (b, 3)) and no ``lq``, the LQ is
+                :func:`panininet.data.realworld_degradation.degrade_batch` of it on ``self.device``, normalised.
+
+        Returns:
+            dict: ``data`` itself when it has ``lq`` (or no ``lq_source``), else a copy with ``lq``
+            (b, 3, h // s, w // s) on ``self.device``.
+        """
+        if 'lq' in data or 'lq_source' not in data:
+            return data
+        from basicsr.utils import DiffJPEG
+
+        from panininet.data.realworld_degradation import degrade_batch
+        if getattr(self, '_jpeger', None) is None:
+            self._jpeger = DiffJPEG(differentiable=False).to(self.device)
+        lq = degrade_batch(data['lq_source'].to(self.device), data['params'], self._jpeger)
+        if 'lq_mean' in data:
+            lq = (lq - data['lq_mean'].to(lq)[:, :, None, None]) / data['lq_std'].to(lq)[:, :, None, None]
+        return dict(data, lq=lq.contiguous())
 
     def model_to_device(self, net, find_unused_parameters=None):
         """Move ``net`` to the model device; wrap it in DDP when distributed (also on CPU, gloo).

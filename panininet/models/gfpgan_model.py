@@ -65,6 +65,10 @@ class PaniniGFPGANModel(GFPGANModel, PaniniBaseModel):
             extra = dict(extra or {}, arch=self.arch())
         super().save_network(net, net_label, current_iter, param_key, extra)
 
+    def feed_data(self, data):
+        """GFP-GAN's ``feed_data``, after :meth:`~PaniniBaseModel.lq_on_device` (``degrade_in_model`` data)."""
+        super().feed_data(self.lq_on_device(data))
+
     def get_roi_regions(self, eye_out_size=80, mouth_out_size=120):
         """Crop eyes and mouth of ``self.gt`` and ``self.output`` with ``roi_align``, as GFP-GAN, at any face size.
 

@@ -153,8 +153,10 @@ class PaniniModel(GANPriorPlugins, PaniniBaseModel):
 
     def feed_data(self, data):
         """Args:
-            data (dict): 'lq' (b, 3, in, in) and, when training, 'gt' (b, 3, out, out), RGB in [-1, 1].
+            data (dict): 'lq' (b, 3, in, in) and, when training, 'gt' (b, 3, out, out), RGB in [-1, 1]; or
+                'lq_source' and 'params' instead of 'lq' (:meth:`lq_on_device`).
         """
+        data = self.lq_on_device(data)
         self.lq = data['lq'].to(self.device)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)

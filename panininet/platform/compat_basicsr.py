@@ -27,7 +27,13 @@ else). Nothing in site-packages is edited; every patch is idempotent.
    unconditionally and unpickles with ``weights_only=False``, and basicsr's train pipeline restarts the epoch and
    restores no RNG on resume. The machinery that fixes this is :mod:`panininet.resume`; this patch installs its
    sampler and its loader into ``basicsr.train``.
-7. ``patch_vgg_weights``, ``patch_gfpgan_component_file``, ``patch_gfpgan_adam_betas``: GFP-GAN 1.3.8's
+7. :func:`patch_realesrgan_degradations`: two defects of the second-order degradation functions (used by the
+   ``realworld`` preset, :mod:`panininet.data.realworld_degradation`): ``DiffJPEG.forward`` overwrites the caller's
+   per-image quality tensor with its quantisation factors (a second call with it compresses with different
+   qualities, and a recorded quality is lost), and ``generate_gaussian_noise_pt`` draws *one* gray-noise image
+   for the whole batch (every gray-noise image of a batch gets the same pattern). The first gets a copy of the
+   tensor; the second draws (b, 1, h, w) gray noise.
+8. ``patch_vgg_weights``, ``patch_gfpgan_component_file``, ``patch_gfpgan_adam_betas``: GFP-GAN 1.3.8's
    training path (basicsr's VGG perceptual loss, GFP-GAN's dataset and optimisers), in
    :mod:`panininet.platform.compat_gfpgan`.
 """
@@ -270,6 +276,51 @@ def patch_exact_resume():
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# 7. Real-ESRGAN's degradation functions in basicsr
+# ---------------------------------------------------------------------------------------------------------------------
+def generate_gaussian_noise_pt(img, sigma=10, gray_noise=0):
+    """``basicsr.data.degradations.generate_gaussian_noise_pt`` with one gray-noise image per batch item.
+
+    Args:
+        img (Tensor): (b, c, h, w) in [0, 1].
+        sigma (float | Tensor): Noise std on the 0..255 scale; a tensor has one value per image, shape (b,).
+        gray_noise (float | Tensor): 0/1 (or a (b,) tensor of them): gray (channel-shared) noise.
+
+    Returns:
+        Tensor: (b, c, h, w) noise (the gray noise drawn before the colour noise, as basicsr does).
+    """
+    b, _, h, w = img.size()
+    if not isinstance(sigma, (float, int)):
+        sigma = sigma.view(b, 1, 1, 1)
+    if isinstance(gray_noise, (float, int)):
+        cal_gray_noise = gray_noise > 0
+    else:
+        gray_noise = gray_noise.view(b, 1, 1, 1)
+        cal_gray_noise = torch.sum(gray_noise) > 0
+    if cal_gray_noise:
+        noise_gray = torch.randn(b, 1, h, w, dtype=img.dtype, device=img.device) * sigma / 255.
+    noise = torch.randn(*img.size(), dtype=img.dtype, device=img.device) * sigma / 255.
+    if cal_gray_noise:
+        noise = noise * (1 - gray_noise) + noise_gray * gray_noise
+    return noise
+
+
+def patch_realesrgan_degradations():
+    """Install :func:`generate_gaussian_noise_pt` into basicsr and make ``DiffJPEG.forward`` copy its quality."""
+    import basicsr.data.degradations as basicsr_degradations
+    from basicsr.utils.diffjpeg import DiffJPEG
+
+    basicsr_degradations.generate_gaussian_noise_pt = generate_gaussian_noise_pt
+    forward = getattr(DiffJPEG.forward, '_panininet_original', DiffJPEG.forward)
+
+    def diffjpeg_forward(self, x, quality):
+        return forward(self, x, quality.clone() if isinstance(quality, torch.Tensor) else quality)
+
+    diffjpeg_forward._panininet_original = forward
+    DiffJPEG.forward = diffjpeg_forward
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 def apply():
     """Apply every patch above once. Called by ``panininet/__init__.py`` before anything else.
 
@@ -284,9 +335,10 @@ def apply():
     OP_PATH = patch_fused_act()
     install_fast_ops(fast=True)
     patch_jpeg_quality()
+    patch_realesrgan_degradations()
     patch_init_dist()
     patch_exact_resume()
-    from panininet.platform import compat_gfpgan  # 7-9: GFP-GAN's training path (does nothing without gfpgan)
+    from panininet.platform import compat_gfpgan  # 8: GFP-GAN's training path (does nothing without gfpgan)
 
     compat_gfpgan.patch_vgg_weights()
     compat_gfpgan.patch_gfpgan_component_file()
@@ -302,4 +354,4 @@ def apply():
 
 __all__ = ['apply', 'OP_PATH', 'install_functional_tensor_alias', 'patch_fused_act', 'install_fast_ops',
            'fast_ops_installed', 'reference_upfirdn2d', 'patch_jpeg_quality', 'init_dist', 'patch_init_dist',
-           'patch_exact_resume']
+           'patch_exact_resume', 'patch_realesrgan_degradations', 'generate_gaussian_noise_pt']

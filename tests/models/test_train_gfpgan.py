@@ -162,6 +162,20 @@ def test_exact_resume(assets, straight):
     assert ta['schedulers'] == tb['schedulers']
 
 
+def test_gfpgan_trains_on_realworld_pairs(assets):
+    """options/data_gfpgan_eq10.yml's dataset with degradation_preset realworld feeds GFPGANModel: one iteration."""
+    with open(osp.join(REPO, 'options', 'data_gfpgan_eq10.yml')) as f:
+        train = yaml.safe_load(f)['datasets']['train']
+    train.update(dataroot_gt=assets['faces'], component_path=assets['components'], component_coord_size=SIZE,
+                 out_size=SIZE, in_size=SIZE, num_worker_per_gpu=0, batch_size_per_gpu=2,
+                 degradation_preset='realworld')
+    opt = tiny_opt(assets, 'gfpgan_realworld', train__total_iter=1, logger__save_checkpoint_freq=1)
+    opt['datasets']['train'] = train
+    lines = run_training(assets['root'], write_opt(assets, opt))
+    for name in ('l_g_pix', 'l_g_gan_left_eye', 'l_identity'):
+        assert logged(lines, name) and all(math.isfinite(v) for v in logged(lines, name)), name
+
+
 def test_gfpgan_trains_on_our_eq10_pairs(assets):
     """options/data_gfpgan_eq10.yml's train block (PaniniMFRDataset with component boxes) at the tiny size feeds
     GFPGANModel: lq, gt and the three boxes, which follow a flip; one real iteration with every loss on."""

@@ -22,6 +22,7 @@ from basicsr.models import build_model
 from facexlib.recognition.arcface_arch import Backbone
 from gpen_layout import discriminator_layout, full_generator_layout, random_state
 from helpers import exp_dir, load, load_script, logged, one_thread, run_training, save_options, set_option  # noqa: F401  (one_thread)
+from torch.utils.data import default_collate
 
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.data.face_components import COMPONENTS
@@ -114,7 +115,8 @@ def build(assets, config, **changes):
     model = build_model(opt)
     ds = build_dataset(opt['datasets']['train'])
     items = [ds[i] for i in (0, 4)]
-    batch = {k: torch.stack([it[k] for it in items]) for k in ('lq', 'gt', *[f'loc_{p}' for p in COMPONENTS])}
+    keep = ('lq', 'gt', 'lq_source', 'lq_mean', 'lq_std', 'params', *[f'loc_{p}' for p in COMPONENTS])
+    batch = {k: v for k, v in default_collate(items).items() if k in keep}
     return model, batch
 
 
@@ -132,6 +134,19 @@ def stepped(assets, request):
         logs.append(dict(model.log_dict))
     return dict(kind=request.param, model=model, batch=batch, start_g=start_g, before=before,
                 parts_before=parts_before, logs=logs)
+
+
+@pytest.mark.parametrize('in_model', [False, True])
+def test_realworld_preset_one_iteration(assets, in_model):
+    """options/train_mmrb_realworld.yml's preset in the tiny config: one real optimize_parameters, the LQ made in the
+    dataset, or (degrade_in_model) by feed_data from the dataset's drawn parameters."""
+    model, batch = build(assets, 'mmrb', datasets__train__degradation_preset='realworld',
+                         datasets__train__degrade_in_model=in_model)
+    assert ('lq' in batch) != in_model and batch['params']['preset'] == ['realworld', 'realworld']
+    model.feed_data(batch)
+    assert model.lq.shape == batch['gt'].shape and -1 <= model.lq.min() and model.lq.max() <= 1
+    model.optimize_parameters(1)
+    assert model.log_dict and all(math.isfinite(v) for v in model.log_dict.values())
 
 
 def test_fine_tuning_starts_from_gpen_files(assets, stepped):

@@ -174,8 +174,8 @@ def test_sr16_run(assets):
     assert len(images) == 8
 
 
-def _model(assets, config):
-    with open(write_opt(assets, config, f'model_{config}')) as f:
+def _model(assets, config, name=None, **changes):
+    with open(write_opt(assets, config, name or f'model_{config}', **changes)) as f:
         opt = yaml.safe_load(f)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, root_path=assets['root'], auto_resume=False)
     for phase, ds in opt['datasets'].items():
@@ -199,6 +199,26 @@ def test_l1_decreases_on_training_batch(assets, config):
         l1.append(model.log_dict['l_g_pix'])
         assert all(math.isfinite(v) for v in model.log_dict.values())
     assert l1[-1] < 0.8 * l1[0], l1
+
+
+@pytest.mark.parametrize(('config', 'in_model'), [('mfr', False), ('mfr', True), ('sr16', False)])
+def test_realworld_preset_one_iteration(assets, config, in_model):
+    """options/train_panini_mfr_realworld.yml's preset in the tiny configs (the SR one at degradation_scale 4): one
+    real optimize_parameters, the LQ made in the dataset or (degrade_in_model) by feed_data."""
+    from basicsr.data import build_dataset
+    from torch.utils.data import default_collate
+    changes = dict(datasets__train__degradation_preset='realworld', datasets__train__degrade_in_model=in_model)
+    if config == 'sr16':
+        changes = dict(datasets__train__degradation_preset='realworld', datasets__train__degradation_scale=4)
+    model, opt = _model(assets, config, f'realworld_{config}_{in_model}', **changes)
+    ds = build_dataset(opt['datasets']['train'])
+    batch = {k: v for k, v in default_collate([ds[0], ds[5]]).items()
+             if k in ('lq', 'gt', 'lq_source', 'lq_mean', 'lq_std', 'params')}
+    assert ('lq' in batch) != in_model and batch['params']['preset'] == ['realworld', 'realworld']
+    model.feed_data(batch)
+    assert model.lq.shape[-1] == opt['datasets']['train']['in_size'] and -1 <= model.lq.min() <= model.lq.max() <= 1
+    model.optimize_parameters(1)
+    assert model.log_dict and all(math.isfinite(v) for v in model.log_dict.values())
 
 
 def test_missing_pretrained_file_names_option(assets):

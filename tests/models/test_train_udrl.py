@@ -171,3 +171,12 @@ def test_udrl_exact_resume_restores_queue(udrl_data):
     for i, st in sa['optimizers'][0]['state'].items():
         for k, v in st.items():
             assert torch.equal(v, sb['optimizers'][0]['state'][i][k]), (i, k)
+
+
+def test_realworld_preset_one_iteration(udrl_data):
+    """The tiny UDRL config with the realworld preset (same drawn parameters for query and key): one iteration."""
+    opt_path, _ = write_opt(udrl_data, 'tiny_udrl_realworld', datasets__train__degradation_preset='realworld',
+                            datasets__train__batch_size_per_gpu=4, train__total_iter=1, logger__save_checkpoint_freq=1,
+                            logger__print_freq=1)
+    lines = run_training(udrl_data['root'], opt_path)
+    assert logged(lines, 'l_infonce') and all(math.isfinite(v) for v in logged(lines, 'l_infonce'))

@@ -148,3 +148,25 @@ def test_exact_resume_is_installed_into_basicsr():
     # the data-loader wrapper arms the sampler from the same handoff that loaded the state
     handoff = train_mod.load_resume_state.__self__
     assert handoff in [c.cell_contents for c in train_mod.create_train_val_dataloader.__closure__]
+
+
+def test_diffjpeg_keeps_the_callers_quality_tensor():
+    """basicsr's DiffJPEG.forward overwrote its quality argument with the quantisation factors (compat fix 7)."""
+    from basicsr.utils import DiffJPEG
+    quality = torch.tensor([50., 80.])
+    out = DiffJPEG(differentiable=False)(torch.rand(2, 3, 16, 16), quality=quality)
+    assert out.shape == (2, 3, 16, 16)
+    assert quality.tolist() == [50., 80.]
+
+
+def test_gray_gaussian_noise_pt_is_drawn_per_image():
+    """basicsr's generate_gaussian_noise_pt gave every gray-noise image of a batch the same pattern (compat fix 7)."""
+    from basicsr.data.degradations import add_gaussian_noise_pt, generate_gaussian_noise_pt
+    noise = generate_gaussian_noise_pt(torch.zeros(2, 3, 8, 8), sigma=torch.tensor([10., 10.]),
+                                       gray_noise=torch.tensor([1., 1.]))
+    assert torch.equal(noise[0, 0], noise[0, 2]) and torch.equal(noise[1, 0], noise[1, 1])  # gray: one per image
+    assert not torch.allclose(noise[0], noise[1])
+    assert 5 / 255 < noise.std() < 15 / 255
+    out = add_gaussian_noise_pt(torch.full((2, 3, 8, 8), 0.5), sigma=torch.tensor([10., 10.]),
+                                gray_noise=torch.tensor([1., 1.]), clip=False)  # looks the fixed function up
+    assert not torch.allclose(out[0], out[1])
