@@ -10,9 +10,12 @@ Differences from ``basicsr.models.base_model.BaseModel``:
 * :meth:`save_network` and :meth:`save_training_state` write atomically (temporary file + ``os.replace``), and the
   training state also holds the RNG states of every rank, which :mod:`panininet.resume` restores on resume.
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
+* Progress (:mod:`panininet.progress`): the time left at every validation and checkpoint, and
+  ``models/progress.png`` (losses and validation metrics; with matplotlib); its history is in the training state.
 """
 import os
 import os.path as osp
+import time
 from collections import OrderedDict
 
 import torch
@@ -22,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from panininet.checkpoint import load_checkpoint_file, pick_params, strip_prefix
 from panininet.fileio import torch_save_atomic
+from panininet.progress import TrainingProgress
 from panininet.resume import gather_rng_states
 
 
@@ -138,6 +142,54 @@ class PaniniBaseModel(BaseModel):
         save_dict.update(extra or {})
         torch_save_atomic(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
+    # progress (panininet.progress) ---------------------------------------------------------------------------------
+    @property
+    def progress(self):
+        """The run's :class:`~panininet.progress.TrainingProgress` (made on first use)."""
+        if getattr(self, '_progress', None) is None:
+            val = self.opt.get('val') or {}
+            self._progress = TrainingProgress(int(self.opt['train']['total_iter']), val.get('val_freq'))
+        return self._progress
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        """BasicSR's schedule step; also times the iteration before (basicsr calls it once per iteration)."""
+        super().update_learning_rate(current_iter, warmup_iter)
+        self.progress.tick(current_iter)
+
+    def get_current_log(self):
+        """BasicSR's log dict (called at every ``print_freq``); its losses also go to the progress history."""
+        log = super().get_current_log()
+        self.progress.record_losses(self.progress.current_iter, log)
+        return log
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """BasicSR's validation, timed; its metrics go to the progress history, then the progress is reported."""
+        start = time.perf_counter()
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+        if self.opt['rank'] == 0:
+            self.progress.record_validation(current_iter, dataloader.dataset.opt['name'],
+                                            getattr(self, 'metric_results', None), time.perf_counter() - start)
+            self.report_progress(current_iter)
+
+    def report_progress(self, current_iter):
+        """Log the progress line and rewrite ``models/progress.png`` (rank 0; the plot needs matplotlib)."""
+        if self.opt['rank'] != 0 or not self.opt.get('is_train', True):
+            return
+        path = osp.join(self.opt['path']['models'], 'progress.png')
+        current_iter = self.progress.current_iter if current_iter == -1 else current_iter
+        title = f"{self.opt['name']}: iter {current_iter}/{self.progress.total_iter}"
+        if not self.progress.plot(path, title):
+            if not getattr(self, '_told_no_plot', False):
+                get_root_logger().info('Progress plot off: it needs matplotlib (pip install -e ".[metrics]").')
+                self._told_no_plot = True
+            path = None
+        get_root_logger().info(self.progress.summary(current_iter, path))
+
+    def resume_training(self, resume_state):
+        """BasicSR's optimiser and scheduler states, and the progress history up to the resumed iteration."""
+        super().resume_training(resume_state)
+        self.progress.load_state_dict(resume_state.get('progress'), resume_state['iter'])
+
     def extra_training_state(self):
         """Extra entries for the ``*.state`` file (subclasses). Default: none.
 
@@ -156,6 +208,7 @@ class PaniniBaseModel(BaseModel):
             current_iter (int): Current iteration; -1 writes nothing.
         """
         if current_iter == -1:
+            self.report_progress(current_iter)  # the end of the run (basicsr's final save)
             return
         rng = gather_rng_states()
         if self.opt['rank'] != 0:
@@ -167,8 +220,10 @@ class PaniniBaseModel(BaseModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'rng': rng,
         }
+        state['progress'] = self.progress.state_dict()
         state.update(self.extra_training_state())
         torch_save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        self.report_progress(current_iter)
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """Validation runs on rank 0 only (as basicsr's SRModel)."""
