@@ -71,7 +71,9 @@ class TrainingProgress:
                 self.losses.setdefault(name, []).append([int(current_iter), float(value)])
 
     def record_validation(self, current_iter, dataset_name, results, seconds):
-        """The metrics of one validation (``{'psnr': 23.1, ...}``) and how long it took."""
+        """The metrics of one validation (``{'psnr': 23.1, ...}``) and how long it took (BasicSR's final
+        validation, past ``total_iter``, counts as at ``total_iter``)."""
+        current_iter = min(current_iter, self.total_iter)
         for name, value in (results or {}).items():
             self.metrics.setdefault(f'{dataset_name}/{name}', []).append([int(current_iter), float(value)])
         self.val_seconds = seconds

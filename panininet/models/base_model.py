@@ -172,18 +172,22 @@ class PaniniBaseModel(BaseModel):
             self.report_progress(current_iter)
 
     def report_progress(self, current_iter):
-        """Log the progress line and rewrite ``models/progress.png`` (rank 0; the plot needs matplotlib)."""
+        """Rewrite ``models/progress.png`` (needs matplotlib) and log the progress line once per iteration (rank 0)."""
         if self.opt['rank'] != 0 or not self.opt.get('is_train', True):
             return
         path = osp.join(self.opt['path']['models'], 'progress.png')
-        current_iter = self.progress.current_iter if current_iter == -1 else current_iter
+        # -1: basicsr's final save; past total_iter: its final validation
+        current_iter = self.progress.current_iter if current_iter == -1 else min(current_iter,
+                                                                                 self.progress.total_iter)
         title = f"{self.opt['name']}: iter {current_iter}/{self.progress.total_iter}"
         if not self.progress.plot(path, title):
             if not getattr(self, '_told_no_plot', False):
                 get_root_logger().info('Progress plot off: it needs matplotlib (pip install -e ".[metrics]").')
                 self._told_no_plot = True
             path = None
-        get_root_logger().info(self.progress.summary(current_iter, path))
+        if getattr(self, '_reported_iter', None) != current_iter:  # a checkpoint and a validation at one iteration
+            get_root_logger().info(self.progress.summary(current_iter, path))
+            self._reported_iter = current_iter
 
     def resume_training(self, resume_state):
         """BasicSR's optimiser and scheduler states, and the progress history up to the resumed iteration."""
