@@ -75,10 +75,12 @@ if __name__ == '__main__':
             'video': ['av>=18'],
             # ONNX export (scripts/export_onnx.py) and the onnxruntime backend (--backend onnxruntime)
             'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
-            # the [offline], [metrics], [gfpgan], [video] and [onnx] extras, so that CI runs the GFPGANer drop-in,
-            # the video and the ONNX export tests too
+            # the training demo's faces (scripts/make_demo_faces.py: skimage.data.astronaut(), public domain)
+            'demo': ['scikit-image>=0.19'],
+            # the [offline], [metrics], [gfpgan], [video], [onnx] and [demo] extras, so that CI runs the GFPGANer
+            # drop-in, the video, the ONNX export and the training demo tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
                      'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
-                     'onnxruntime>=1.16'],
+                     'onnxruntime>=1.16', 'scikit-image>=0.19'],
         },
         zip_safe=False)

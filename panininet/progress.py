@@ -12,11 +12,8 @@ With matplotlib (the ``[metrics]`` extra) ``progress.png`` next to the checkpoin
 (``l_*``) and every validation metric against the iteration; it is rewritten at each validation and checkpoint. The
 history travels in the training state, so a resumed run continues the same curves.
 """
-import logging
 import time
 from collections import deque
-
-logger = logging.getLogger('basicsr')
 
 
 def format_seconds(seconds):
