@@ -275,7 +275,7 @@ class _Checker:
         if not osp.isdir(path):
             self.add(key, f'folder {shown} not found.', hint, path)
             return None
-        from panininet.image_io import is_image_file
+        from panininet.pipeline.image_io import is_image_file
         count = sum(1 for e in os.scandir(path) if e.is_file() and is_image_file(e.name))
         if count == 0:
             self.add(key, f'folder {path} holds no images.', hint)
@@ -348,7 +348,7 @@ class _Checker:
         """basicsr's VGGFeatureExtractor reads torchvision's file from the weights root (compat_gfpgan)."""
         from torchvision.models import vgg as tv_vgg
 
-        from panininet.weights import ENV_WEIGHTS_DIR, weights_root
+        from panininet.weights.releases import ENV_WEIGHTS_DIR, weights_root
         weights = getattr(tv_vgg, f'{vgg_type.upper()}_Weights', None)
         if weights is None:
             self.add(f'{key}.vgg_type', f'unknown VGG type {vgg_type!r}.')

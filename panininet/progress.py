@@ -154,7 +154,7 @@ class TrainingProgress:
             from matplotlib.figure import Figure
         except ImportError:
             return False
-        from panininet.fileio import save_figure_atomic
+        from panininet.atomic import save_figure_atomic
         panels = [('losses', self.losses)] + [(name, {name: rows}) for name, rows in sorted(self.metrics.items())]
         cols = min(len(panels), 3)
         rows_n = (len(panels) + cols - 1) // cols

@@ -23,7 +23,7 @@ import os.path as osp
 import re
 import sys
 
-from panininet.weights import Release, WeightsNotFoundError, download_release, sha256sum
+from panininet.weights.releases import Release, WeightsNotFoundError, download_release, sha256sum
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_DIR = osp.join(REPO, 'experiments', 'pretrained_models')

@@ -22,7 +22,7 @@ import sys
 import cv2
 import numpy as np
 
-from panininet.fileio import write_bytes_atomic
+from panininet.atomic import write_bytes_atomic
 
 # the face of skimage.data.astronaut(): centre and side (px) of an FFHQ-like crop around dlib's box (175, 76)-(265, 166)
 FACE_CENTRE = (220.0, 128.0)

@@ -30,7 +30,7 @@ import sys
 
 import cv2
 
-from panininet.fileio import atomic_path, write_bytes_atomic
+from panininet.atomic import atomic_path, write_bytes_atomic
 
 # NVlabs' download_ffhq.py: the metadata file of the release
 JSON_SPEC = {'file_url': 'https://drive.google.com/uc?id=16N0RV4fHI6joBuKbQAoG34V_cQk7vxSA',

@@ -13,12 +13,16 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from helpers import REPO_ROOT as REPO
 
 from panininet.preflight import check_options, load_options, world_size_from_argv
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHIPPED = sorted(glob.glob(osp.join(REPO, 'options', 'train_*.yml')))
-TINY = sorted(glob.glob(osp.join(REPO, 'tests', 'data', 'train_*_tiny.yml')))
+TINY = sorted(glob.glob(osp.join(REPO, 'tests', 'models', 'options', 'train_*_tiny.yml')))
+
+
+def test_the_options_are_found():
+    assert len(SHIPPED) >= 7 and len(TINY) >= 5, (SHIPPED, TINY)
 
 
 def needed_files(opt):
@@ -142,7 +146,7 @@ def tiny_mfr(tmp_path, edit):
         cv2.imwrite(str(faces / f'{i}.png'), np.zeros((8, 8, 3), np.uint8))
     weights = tmp_path / 'w.pth'
     weights.touch()
-    with open(osp.join(REPO, 'tests', 'data', 'train_panini_mfr_tiny.yml')) as f:
+    with open(osp.join(REPO, 'tests', 'models', 'options', 'train_panini_mfr_tiny.yml')) as f:
         text = f.read().replace('dataroot_gt: TEST', f'dataroot_gt: {faces}').replace('TEST', str(weights))
     text = edit(text)
     path = tmp_path / 'opt.yml'
@@ -187,7 +191,7 @@ def test_stddev_group_and_moco_queue_against_the_processes(tmp_path):
     assert 'minibatch-stddev' in problems[0].text
     # MoCo: the queue takes the batch of every process
     faces = tmp_path / 'faces'
-    with open(osp.join(REPO, 'tests', 'data', 'train_udrl_dre_tiny.yml')) as f:
+    with open(osp.join(REPO, 'tests', 'models', 'options', 'train_udrl_dre_tiny.yml')) as f:
         opt = yaml.safe_load(f.read().replace('TEST', str(faces)))
     opt['network_g']['K'] = 24
     opt['datasets']['train']['batch_size_per_gpu'] = 4
