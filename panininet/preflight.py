@@ -341,7 +341,7 @@ class _Checker:
             for name, v in block.items():
                 if name.endswith('_load_path') and v is not None:
                     self.need_file(f'train.{k}.{name}', v)
-            if block['type'] in ('PerceptualLoss', 'WeightedTVLoss') or cls.__name__ == 'PerceptualLoss':
+            if cls.__module__.startswith('basicsr.') and cls.__name__ == 'PerceptualLoss':  # basicsr's own VGG
                 self.check_basicsr_vgg(f'train.{k}', block.get('vgg_type', 'vgg19'))
 
     def check_basicsr_vgg(self, key, vgg_type):
