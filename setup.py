@@ -79,10 +79,12 @@ if __name__ == '__main__':
             'safetensors': ['safetensors>=0.4'],
             # HEIC/HEIF photos (iPhone), read and written through Pillow
             'heif': ['pillow-heif>=0.16'],
-            # the [offline], [metrics], [gfpgan], [video], [onnx], [safetensors] and [heif] extras, so that CI runs the
-            # GFPGANer drop-in, the video, the ONNX export, the safetensors and the HEIC tests too
+            # the training demo's faces (scripts/make_demo_faces.py: skimage.data.astronaut(), public domain)
+            'demo': ['scikit-image>=0.19'],
+            # every extra above, so that CI runs the GFPGANer drop-in, the video, ONNX, safetensors, HEIC and
+            # training demo tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
                      'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
-                     'onnxruntime>=1.16', 'safetensors>=0.4', 'pillow-heif>=0.16'],
+                     'onnxruntime>=1.16', 'safetensors>=0.4', 'pillow-heif>=0.16', 'scikit-image>=0.19'],
         },
         zip_safe=False)

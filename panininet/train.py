@@ -5,6 +5,9 @@ whatever the working directory, exactly as BasicSR and GFPGAN do.
 
 GFP-GAN's own training (``-opt options/train_gfpgan_v1.yml``) needs the gfpgan package (the ``[gfpgan]`` extra);
 without it the run stops at once with one line saying so.
+
+Before BasicSR creates any folder, :mod:`panininet.preflight` checks the options (every input file, the output
+places, the option values) and reports all that is missing or wrong in one message (exit status 2).
 """
 import os.path as osp
 import sys
@@ -39,4 +42,10 @@ if __name__ == '__main__':
               'pip install --no-build-isolation -e ".[gfpgan]"', file=sys.stderr)
         sys.exit(2)
     root_path = osp.abspath(osp.join(__file__, osp.pardir, osp.pardir))
+    from panininet.preflight import PreflightError, check_training_options
+    try:
+        check_training_options(sys.argv[1:], root_path)
+    except PreflightError as err:
+        print(err, file=sys.stderr)
+        sys.exit(2)
     train_pipeline(root_path)

@@ -13,9 +13,12 @@ Differences from ``basicsr.models.base_model.BaseModel``:
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
 * :meth:`lq_on_device`: the realworld preset's second-order degradation of a batch on the model's device, for
   datasets with ``degrade_in_model`` (as BasicSR's ``RealESRGANModel.feed_data``).
+* Progress (:mod:`panininet.progress`): the time left at every validation and checkpoint, and
+  ``models/progress.png`` (losses and validation metrics; with matplotlib); its history is in the training state.
 """
 import os
 import os.path as osp
+import time
 from collections import OrderedDict
 
 import torch
@@ -24,6 +27,7 @@ from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from panininet.atomic import save_checkpoint_file, torch_save_atomic
+from panininet.progress import TrainingProgress
 from panininet.resume import gather_rng_states
 from panininet.weights.checkpoint import (
     checkpoint_format,
@@ -195,6 +199,58 @@ class PaniniBaseModel(BaseModel):
         save_checkpoint_file(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}{ext}'),
                              file_format)
 
+    # progress (panininet.progress) ---------------------------------------------------------------------------------
+    @property
+    def progress(self):
+        """The run's :class:`~panininet.progress.TrainingProgress` (made on first use)."""
+        if getattr(self, '_progress', None) is None:
+            val = self.opt.get('val') or {}
+            self._progress = TrainingProgress(int(self.opt['train']['total_iter']), val.get('val_freq'))
+        return self._progress
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        """BasicSR's schedule step; also times the iteration before (basicsr calls it once per iteration)."""
+        super().update_learning_rate(current_iter, warmup_iter)
+        self.progress.tick(current_iter)
+
+    def get_current_log(self):
+        """BasicSR's log dict (called at every ``print_freq``); its losses also go to the progress history."""
+        log = super().get_current_log()
+        self.progress.record_losses(self.progress.current_iter, log)
+        return log
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """BasicSR's validation, timed; its metrics go to the progress history, then the progress is reported."""
+        start = time.perf_counter()
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+        if self.opt['rank'] == 0:
+            self.progress.record_validation(current_iter, dataloader.dataset.opt['name'],
+                                            getattr(self, 'metric_results', None), time.perf_counter() - start)
+            self.report_progress(current_iter)
+
+    def report_progress(self, current_iter):
+        """Rewrite ``models/progress.png`` (needs matplotlib) and log the progress line once per iteration (rank 0)."""
+        if self.opt['rank'] != 0 or not self.opt.get('is_train', True):
+            return
+        path = osp.join(self.opt['path']['models'], 'progress.png')
+        # -1: basicsr's final save; past total_iter: its final validation
+        current_iter = self.progress.current_iter if current_iter == -1 else min(current_iter,
+                                                                                 self.progress.total_iter)
+        title = f"{self.opt['name']}: iter {current_iter}/{self.progress.total_iter}"
+        if not self.progress.plot(path, title):
+            if not getattr(self, '_told_no_plot', False):
+                get_root_logger().info('Progress plot off: it needs matplotlib (pip install -e ".[metrics]").')
+                self._told_no_plot = True
+            path = None
+        if getattr(self, '_reported_iter', None) != current_iter:  # a checkpoint and a validation at one iteration
+            get_root_logger().info(self.progress.summary(current_iter, path))
+            self._reported_iter = current_iter
+
+    def resume_training(self, resume_state):
+        """BasicSR's optimiser and scheduler states, and the progress history up to the resumed iteration."""
+        super().resume_training(resume_state)
+        self.progress.load_state_dict(resume_state.get('progress'), resume_state['iter'])
+
     def extra_training_state(self):
         """Extra entries for the ``*.state`` file (subclasses). Default: none.
 
@@ -213,6 +269,7 @@ class PaniniBaseModel(BaseModel):
             current_iter (int): Current iteration; -1 writes nothing.
         """
         if current_iter == -1:
+            self.report_progress(current_iter)  # the end of the run (basicsr's final save)
             return
         rng = gather_rng_states()
         if self.opt['rank'] != 0:
@@ -224,8 +281,10 @@ class PaniniBaseModel(BaseModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'rng': rng,
         }
+        state['progress'] = self.progress.state_dict()
         state.update(self.extra_training_state())
         torch_save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        self.report_progress(current_iter)
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """Validation runs on rank 0 only (as basicsr's SRModel)."""

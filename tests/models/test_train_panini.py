@@ -372,4 +372,5 @@ def test_train_cli_as_documented(assets):
                           cwd=osp.join(assets['root'], 'cli'), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     models = osp.join(assets['root'], 'cli', 'experiments', 'cli_run', 'models')
-    assert sorted(os.listdir(models)) == ['net_d_1.pth', 'net_d_latest.pth', 'net_g_1.pth', 'net_g_latest.pth']
+    assert sorted(os.listdir(models)) == ['net_d_1.pth', 'net_d_latest.pth', 'net_g_1.pth', 'net_g_latest.pth',
+                                          'progress.png']  # the progress plot beside the checkpoints (matplotlib)
