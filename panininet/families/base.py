@@ -15,6 +15,7 @@ import os.path as osp
 import torch
 from basicsr.utils import get_root_logger
 
+from panininet.cpu_bf16 import cpu_has_bf16, store_convs_in_bf16
 from panininet.weights import resolve_model_path
 
 # network arithmetic -> autocast dtype (None: fp32, no autocast); weights stay fp32 in every mode
@@ -160,8 +161,7 @@ def check_precision(precision, device, warn=True):
         raise ValueError(f'Unknown precision {precision!r}; choose one of {tuple(PRECISIONS)}.')
     if precision == 'fp16' and device.type == 'cpu':
         raise ValueError('fp16 (--fp16) needs a GPU; on the CPU use bf16 (--bf16) or fp32.')
-    bf16_native = getattr(getattr(torch.ops, 'mkldnn', None), '_is_mkldnn_bf16_supported', lambda: True)
-    if warn and precision == 'bf16' and device.type == 'cpu' and not bf16_native():
+    if warn and precision == 'bf16' and device.type == 'cpu' and not cpu_has_bf16():
         # measured on an AVX2 CPU: a 3x3 conv runs ~100x slower in bf16 than in fp32
         get_root_logger().warning('bf16 on this CPU (no AVX512-BF16/AMX) is far slower than fp32; '
                                   'drop --bf16 unless the CPU has native bf16.')
@@ -207,7 +207,9 @@ class RestorationFamily:
 
     Subclasses implement :meth:`from_file`, :meth:`with_random_weights` and :meth:`forward`, set ``in_size`` and
     ``out_size`` and say whether the fidelity weight acts (``supports_weight``); this base moves the network to its
-    device, checks the precision and runs :meth:`forward` under the precision's autocast.
+    device, checks the precision and runs :meth:`forward` under the precision's autocast. In bf16 on the CPU it
+    also stores the network's plain convolutions in bf16 once (:func:`panininet.cpu_bf16.store_convs_in_bf16`, the
+    cast autocast would repeat per call) and runs a batch face by face in channels_last (docs/cpu_bf16.md).
 
     Args:
         net (torch.nn.Module): The network (moved to ``device``, eval mode).
@@ -226,8 +228,15 @@ class RestorationFamily:
         check_precision(precision, self.device)
         self.precision = precision
         self.net = net.to(self.device).eval()
+        if self.cpu_bf16:
+            store_convs_in_bf16(self.net)
         self.in_size = int(getattr(net, 'in_size', DEFAULT_SIZE))
         self.out_size = int(getattr(net, 'out_size', DEFAULT_SIZE))
+
+    @property
+    def cpu_bf16(self):
+        """Whether the network runs in bf16 on the CPU."""
+        return self.device.type == 'cpu' and self.precision == 'bf16'
 
     @classmethod
     def from_file(cls, name, path, device=None, precision='fp32', weights_dir=None):
@@ -268,4 +277,8 @@ class RestorationFamily:
         """
         self.check_weight(weight)
         with autocast(self.device, self.precision):
-            return self.forward(faces, weight).float()
+            if not self.cpu_bf16:
+                return self.forward(faces, weight).float()
+            # oneDNN's bf16 kernels want channels_last; the modulated convs allow it one face at a time
+            return torch.cat([self.forward(face.contiguous(memory_format=torch.channels_last), weight).float()
+                              for face in faces.split(1)])
