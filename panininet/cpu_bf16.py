@@ -1,8 +1,9 @@
 """CPU bfloat16 inference: whether this CPU has bf16 units, and a network's convolutions stored in bf16 once.
 
-A CPU with AVX-512 BF16 (``avx512_bf16``) or AMX (``amx_bf16``) runs oneDNN's bf16 convolutions several times faster
-than fp32 ones (docs/cpu_bf16.md); elsewhere oneDNN emulates them and bf16 is far slower than fp32. :func:`cpu_bf16_units`
-reads which units the CPU has (``/proc/cpuinfo`` flags on Linux, else oneDNN's own answer), once per process.
+A CPU with AVX-512 BF16 (``avx512_bf16``) or AMX (``amx_bf16``) runs oneDNN's bf16 convolutions several times
+faster than fp32 ones (docs/cpu_bf16.md); elsewhere oneDNN emulates them and bf16 is far slower than fp32.
+:func:`cpu_bf16_units` reads which units the CPU has (``/proc/cpuinfo`` flags on Linux, else oneDNN's own answer),
+once per process.
 
 The families run a CPU bf16 network under ``torch.autocast('cpu', torch.bfloat16)``, which casts every conv's fp32
 weight to bf16 on every call (a copy, plus a second one into the channels_last layout oneDNN wants).
@@ -32,7 +33,7 @@ def _cpu_flags(path=CPUINFO):
     return set()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_bf16_units(path=CPUINFO):
     """The CPU's native bf16 units, best first, e.g. ``('AMX', 'AVX-512 BF16')``; empty where it has none.
 
@@ -63,7 +64,7 @@ def cpu_has_bf16(path=CPUINFO):
 CONV_TYPES = (nn.Conv2d, nn.ConvTranspose2d)
 
 
-def store_convs_in_bf16(net):
+def store_convs_in_bf16(net, channels_last=True):
     """Store the weights and biases of ``net``'s plain convolutions as bf16 (weights channels_last), in place.
 
     For a network that runs under CPU bf16 autocast only, for inference (a family built with ``precision='bf16'``
@@ -73,6 +74,8 @@ def store_convs_in_bf16(net):
 
     Args:
         net (nn.Module): Modified in place.
+        channels_last (bool): Store 2-D conv weights channels_last (a conv with such a weight gives a channels_last
+            output, also for an NCHW input: False for a network that views its features as NCHW). Default: True.
 
     Returns:
         int: The number of convolutions converted.
@@ -82,7 +85,7 @@ def store_convs_in_bf16(net):
         if type(module) not in CONV_TYPES:
             continue
         weight = module.weight.detach().to(torch.bfloat16)
-        if weight.ndim == 4:
+        if weight.ndim == 4 and channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
         module.weight = nn.Parameter(weight, requires_grad=False)
         if module.bias is not None:

@@ -220,8 +220,10 @@ class RestorationFamily:
         in_size (int): Side of the faces the call takes.
         out_size (int): Side of the faces it returns.
         supports_weight (bool): Whether ``weight`` changes the output.
+        cpu_channels_last (bool): Whether the network takes a channels_last face (CPU bf16 passes one).
     """
     supports_weight = False
+    cpu_channels_last = True
 
     def __init__(self, net, device=None, precision='fp32'):
         self.device = select_device(device)
@@ -229,7 +231,7 @@ class RestorationFamily:
         self.precision = precision
         self.net = net.to(self.device).eval()
         if self.cpu_bf16:
-            store_convs_in_bf16(self.net)
+            store_convs_in_bf16(self.net, channels_last=self.cpu_channels_last)
         self.in_size = int(getattr(net, 'in_size', DEFAULT_SIZE))
         self.out_size = int(getattr(net, 'out_size', DEFAULT_SIZE))
 
@@ -279,6 +281,8 @@ class RestorationFamily:
         with autocast(self.device, self.precision):
             if not self.cpu_bf16:
                 return self.forward(faces, weight).float()
-            # oneDNN's bf16 kernels want channels_last; the modulated convs allow it one face at a time
-            return torch.cat([self.forward(face.contiguous(memory_format=torch.channels_last), weight).float()
+            # one face at a time, in channels_last where the network allows it (oneDNN's bf16 kernels want it;
+            # BasicSR's modulated convs allow it for one face)
+            layout = torch.channels_last if self.cpu_channels_last else torch.contiguous_format
+            return torch.cat([self.forward(face.contiguous(memory_format=layout), weight).float()
                               for face in faces.split(1)])

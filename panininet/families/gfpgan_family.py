@@ -83,6 +83,7 @@ class GFPGANFamily(RestorationFamily):
         net (GFPGANv1Clean): The network.
         device, precision: See :class:`~panininet.families.base.RestorationFamily`.
     """
+    cpu_channels_last = False  # GFPGANv1Clean views its 4x4 features as NCHW (``feat.view(b, -1)``)
 
     def __init__(self, net, device=None, precision='fp32'):
         super().__init__(net, device, precision)
