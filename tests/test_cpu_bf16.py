@@ -43,9 +43,10 @@ def _open_noise(net):
                 p.fill_(0.3)
 
 
-@pytest.mark.parametrize('flags, units', [('fpu avx512f avx512_bf16 amx_bf16 amx_tile', ('AMX', 'AVX-512 BF16')),
-                                          ('fpu avx512f avx512_bf16', ('AVX-512 BF16',)),
-                                          ('fpu avx2 fma', ())])
+@pytest.mark.parametrize(('flags', 'units'), [
+    ('fpu avx512f avx512_bf16 amx_bf16 amx_tile', ('AMX', 'AVX-512 BF16')),
+    ('fpu avx512f avx512_bf16', ('AVX-512 BF16',)),
+    ('fpu avx2 fma', ())])
 def test_bf16_units_are_read_off_cpuinfo(tmp_path, flags, units):
     path = tmp_path / 'cpuinfo'
     path.write_text(f'processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n')
