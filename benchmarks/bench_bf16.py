@@ -6,9 +6,10 @@
 
 **Speed.** PaniniNet MFR (512 -> 1024) and GFPGANv1Clean (512 -> 512, needs the gfpgan package), random weights,
 each built through the family interface twice (``random_family(..., precision='fp32' | 'bf16')``: the networks the
-CLI runs, ``--bf16`` included), with freed memory reused for the whole process (:mod:`panininet.allocator`, as the
-CLI on a CPU) and timed in alternating rounds with the conv peak probe (and onnxruntime with ``--onnx``), so load
-from other processes hits every row alike; best round each. Printed per row: ms/face (wall clock), CPU ms/face
+CLI runs, ``--bf16`` included), with freed memory reused for the whole process
+(:mod:`panininet.platform.allocator`, as the CLI on a CPU) and timed in alternating rounds with the conv peak probe
+(and onnxruntime with ``--onnx``), so load from other processes hits every row alike; best round each. Printed per
+row: ms/face (wall clock), CPU ms/face
 (``time.process_time``: less sensitive to other processes on a shared machine), GFLOP/s (FLOPs as
 ``bench_network.py`` counts them: 448.2 / 396.0 GFLOP per face), the ratio to GFPGAN's GFLOP/s in the same
 precision, the fraction of the measured peak of that precision, and bf16's speed-up over fp32.
@@ -19,7 +20,7 @@ fp32 and in bf16, measured in the same rounds.
 
 **Accuracy.** PSNR (outputs mapped to [0, 1] and clamped, as the restorer does) and max abs difference of the
 bf16 output against the fp32 output: MFR and SR16 with the official reference recipe weights
-(``../shared/official_reference``, ``tests/official_recipe.py``) on the official input and on the test photos'
+(``../shared/official_reference``, ``tests/weights/official_recipe.py``) on the official input and on the test photos'
 aligned faces (``../shared/testdata/cropped_faces``; SR16 gets them area-resized to 64 x 64).
 """
 import argparse
@@ -39,8 +40,8 @@ import torch
 from torch.nn import functional as F
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
-from panininet.cpu_bf16 import cpu_bf16_units
+from panininet.platform.allocator import reuse_freed_memory
+from panininet.platform.cpu_bf16 import cpu_bf16_units
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GFLOP = {'mfr': 448.2, 'gfpgan1.3': 396.0}  # per face, benchmarks/bench_network.py's FlopCounterMode count
@@ -72,12 +73,12 @@ def psnr(a, b):
 # ---------------------------------------------------------------------------------------------------------------------
 def recipe_families(shared, tag):
     """fp32 and bf16 PaniniFamily of the official recipe weights of ``tag`` ('mfr' | 'sr'), and the official input."""
-    sys.path.insert(0, osp.join(REPO, 'tests'))  # the recipe is test material
+    sys.path.insert(0, osp.join(REPO, "tests", "weights"))  # the recipe is test material
     from official_recipe import make_recipe_state_dict
 
     from panininet.archs.panini_arch import PaniniNet
     from panininet.families.panini_family import PaniniFamily
-    from panininet.official import convert_official_state_dict
+    from panininet.weights.official import convert_official_state_dict
 
     ref = osp.join(shared, 'official_reference')
     with open(osp.join(ref, f'manifest_panini_{tag}.json')) as f:
@@ -144,8 +145,8 @@ def onnx_runner(threads):
     import onnxruntime as ort
 
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.export import export_onnx
-    from panininet.variants import variant_kwargs
+    from panininet.families.variants import variant_kwargs
+    from panininet.platform.onnx_export import export_onnx
 
     torch.manual_seed(0)
     net = PaniniNet(**variant_kwargs('mfr')).eval()
@@ -238,7 +239,7 @@ def main():
         return
     print(f'\nconv peak measured (3x3, channels_last, best shape): fp32 {peak["fp32"]:.0f} GFLOP/s, '
           f'bf16 {peak["bf16"]:.0f} GFLOP/s ({peak["bf16"] / peak["fp32"]:.2f}x)')
-    print(f'best of {args.rounds} alternating rounds, batch 1, freed memory reused (panininet.allocator)')
+    print(f'best of {args.rounds} alternating rounds, batch 1, freed memory reused (panininet.platform.allocator)')
     print('| network | precision | ms/face | CPU ms/face | GFLOP/s | vs GFPGAN (same precision) | fraction of peak | '
           'bf16 speed-up |')
     print('|---|---|---:|---:|---:|---:|---:|---:|')
