@@ -11,16 +11,19 @@ The loop itself is :func:`synthesis_loop`, a function over any module with those
 whose style blocks have other widths (MMRB-Net's concatenated noise branches) runs the same loop.
 
 On CPU, for one face without autograd, the GPM's style convs and ToRGBs run :class:`StyleConvCPU` /
-:class:`ToRGBCPU` forwards (BasicSR's modules, same parameters and keys): the modulated convolution in channels_last
-(oneDNN's faster kernels; BasicSR's grouped-conv reshape allows only NCHW) and noise, bias, leaky ReLU and gain in
-place on the conv output instead of a fresh full-size tensor per step. The weight modulation and every elementwise
-step are BasicSR's, in BasicSR's order; only the convolution's summation order differs (~1e-7 relative).
+:class:`ToRGBCPU` forwards (BasicSR's modules, same parameters and keys): the modulated convolution as
+modulate-the-activations (:func:`modulated_conv_cpu`: the input scaled by the style, the stored weight, the
+demodulation applied to the output), in channels_last (oneDNN's faster kernels; BasicSR's grouped-conv reshape allows
+only NCHW), and demodulation, noise, bias, leaky ReLU and gain in place on the conv output instead of a fresh
+full-size tensor per step. The same products as BasicSR's, regrouped (~1e-7 relative). Under CPU bf16 autocast the
+same forwards keep the features in bfloat16 between layers (the convolutions, the FIR smoothing, noise, bias and
+activation in bf16) and the style modulation, the demodulation sums and the RGB image in float32.
 """
 import torch
 from basicsr.archs.stylegan2_arch import StyleConv, StyleGAN2Generator, ToRGB, UpFirDnSmooth, UpFirDnUpsample
 from torch.nn import functional as F
 
-from panininet.platform.native_ops import eager_cpu_inference, fused_leaky_relu_
+from panininet.platform.native_ops import cpu_inference_dtype
 
 
 def stylegan2_channels(channel_multiplier=2, narrow=1.0):
@@ -91,49 +94,120 @@ def synthesis_loop(gen, latent, noise=None, fuse=None):
     return skip
 
 
-def _one_face_cpu_inference(module, x):
-    """Whether the CPU fast forward applies: one face and :func:`panininet.platform.native_ops.eager_cpu_inference`."""
-    return x.shape[0] == 1 and eager_cpu_inference(x, params=module.parameters())
+def _one_face_cpu_dtype(module, x):
+    """The dtype of the CPU fast forward (one face, :func:`~panininet.platform.native_ops.cpu_inference_dtype`).
+
+    None where it does not apply.
+    """
+    return cpu_inference_dtype(x, params=module.parameters()) if x.shape[0] == 1 else None
 
 
-def modulated_conv_channels_last(conv, x, style):
-    """BasicSR's ``ModulatedConv2d.forward`` for one face, with the convolution in channels_last.
+def _conv_weights(conv, dtype):
+    """``conv``'s stored weight as the CPU forward convolves with it, and its squared sums over the kernel window.
 
-    The modulated (and demodulated) weight is computed exactly as BasicSR's; the convolution (or the stride-2
-    transposed convolution and the FIR smoothing after it) runs on a channels_last input, which BasicSR's
-    ``(1, b * c, h, w)`` grouped-conv view does not allow.
+    Cached on the module, keyed by the weight's storage, version and ``dtype``, so an inference run converts the
+    weight (to ``dtype``, channels_last, transposed for an up-sampling conv) and sums its squares once, not per
+    face; a changed or reloaded weight is seen.
+
+    Returns:
+        tuple[Tensor, Tensor]: (c_out, c_in, k, k) in ``dtype`` ((c_in, c_out, k, k) for 'upsample'),
+        channels_last; and ``sum_{k, k} weight^2``, (c_out, c_in) float32.
+    """
+    weight = conv.weight
+    key = (weight.data_ptr(), weight._version, dtype)
+    cached = conv.__dict__.get('_cpu_weights')
+    if cached is None or cached[0] != key:
+        with torch.no_grad(), torch.autocast('cpu', enabled=False):
+            w = weight[0].float()
+            conv_w = w.transpose(0, 1) if conv.sample_mode == 'upsample' else w
+            cached = (key, conv_w.to(dtype=dtype, memory_format=torch.channels_last), w.pow(2).sum([2, 3]))
+        conv.__dict__['_cpu_weights'] = cached
+    return cached[1], cached[2]
+
+
+def _style(conv, style):
+    """``conv.modulation(style)`` (EqualLinear), float32, as one ``addmm`` without a scaled copy of its weight."""
+    lin = conv.modulation
+    style = style.float()
+    if lin.activation is not None or lin.bias is None:
+        return lin(style)
+    return torch.addmm(lin.bias * lin.lr_mul, style, lin.weight.t(), alpha=lin.scale)
+
+
+def modulated_conv_cpu(conv, x, style, dtype=torch.float32, gain=1.0, bias=None):
+    """``gain * (ModulatedConv2d(x, style) + bias)`` for one face on CPU, channels_last, in ``dtype``.
+
+    BasicSR's ``ModulatedConv2d`` convolves with ``w * s * d`` (``s = scale * modulation(style)`` per input channel,
+    ``d = rsqrt(sum_{c_in,k,k} (w s)^2 + eps)`` per output channel). The same products in one of two groupings,
+    chosen per layer by which touches fewer values:
+
+    * modulate-the-activations where the input has fewer values than the weight (low resolutions, 512 channels):
+      ``conv(x * s, w) * (gain * d)`` with the stored weight (converted once, :func:`_conv_weights`) and ``d`` from
+      its cached squared sums, ``bias / d`` given to the conv so that the scaling adds ``gain * bias``;
+    * modulate-the-weight (high resolutions, few channels): ``conv(x, gain * w * s * d, gain * bias)``.
+
+    An up-sampling conv (stride-2 transposed conv + FIR smoothing) gets its bias added after the smoothing. The
+    style, its modulation and the demodulation sums are float32 (also under CPU bf16 autocast); the convolution
+    runs in ``dtype`` on a channels_last input, which oneDNN runs fastest and BasicSR's ``(1, b * c, h, w)``
+    grouped-conv view does not allow.
 
     Args:
         conv (ModulatedConv2d): BasicSR's module, ``sample_mode`` None or 'upsample'.
         x (Tensor): (1, c_in, h, w).
         style (Tensor): (1, num_style_feat).
+        dtype (torch.dtype): Of the convolution and its output: float32, or bfloat16. Default: float32.
+        gain (float): Output gain (> 0). Default: 1.
+        bias (Tensor | None): (c_out,), added before the gain. Default: None.
 
     Returns:
-        Tensor: (1, c_out, h', w'), channels_last.
+        Tensor: (1, c_out, h', w'), channels_last, ``dtype``.
     """
-    b, c, _, _ = x.shape
-    k = conv.kernel_size
-    style = conv.modulation(style).view(b, 1, c, 1, 1)
-    weight = conv.scale * conv.weight * style  # (1, c_out, c_in, k, k)
-    if conv.demodulate:
-        demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + conv.eps)
-        weight = weight * demod.view(b, conv.out_channels, 1, 1, 1)
-    weight = weight.view(conv.out_channels, c, k, k)
-    x = x.contiguous(memory_format=torch.channels_last)
-    if conv.sample_mode == 'upsample':
-        return conv.smooth(F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2))
-    return F.conv2d(x, weight, padding=conv.padding)
+    weight, weight_sq = _conv_weights(conv, dtype)
+    upsample = conv.sample_mode == 'upsample'
+    with torch.autocast('cpu', enabled=False):
+        s = _style(conv, style).view(-1) * conv.scale  # (c_in,)
+        demod = torch.rsqrt(weight_sq @ s.square() + conv.eps) if conv.demodulate else None
+        post = gain if demod is None else demod * gain  # what the conv output is still to be scaled by
+        modulate_input = x[0].numel() < weight.numel()
+        if not modulate_input:  # BasicSR's modulated (and demodulated) weight, gain folded in, rounded once
+            w = conv.weight[0].float() * (s.view(1, -1, 1, 1) * gain)
+            if demod is not None:
+                w.mul_(demod.view(-1, 1, 1, 1))
+            weight = (w.transpose(0, 1) if upsample else w).to(dtype=dtype, memory_format=torch.channels_last)
+            post = None
+        conv_bias = None
+        if bias is not None and not upsample:
+            conv_bias = (bias * gain if post is None else bias / demod if demod is not None else bias).to(dtype)
+    x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    if modulate_input:
+        x = x * s.to(dtype).view(1, -1, 1, 1)
+    if upsample:
+        out = conv.smooth(F.conv_transpose2d(x, weight, padding=0, stride=2))
+    else:
+        out = F.conv2d(x, weight, conv_bias, padding=conv.padding)
+    with torch.autocast('cpu', enabled=False):  # small operands cast to the output's dtype: a mixed-dtype in-place
+        # op runs ~20x slower than a bf16 one
+        if post is not None:
+            out.mul_(post.to(dtype).view(1, -1, 1, 1) if torch.is_tensor(post) else post)
+        if bias is not None and upsample:
+            out.add_((bias * gain).to(dtype).view(1, -1, 1, 1))
+    return out
 
 
 class StyleConvCPU(StyleConv):
     """BasicSR's ``StyleConv`` with a fast forward for one face on CPU without autograd (see the module docstring).
 
     Same arguments, parameters and keys; :class:`GPM` gives its style convs this class. Elsewhere (a batch, a GPU,
-    training, random noise, a down-sampling conv) BasicSR's forward runs.
+    training, random noise, a down-sampling conv) BasicSR's forward runs. Under CPU bf16 autocast the output is
+    bfloat16.
     """
 
     def forward(self, x, style, noise=None):
-        """``activate(modulated_conv(x, style) + weight * noise)``.
+        """``activate(modulated_conv(x, style) + weight * noise)`` (activate: bias, leaky ReLU, gain ``g``).
+
+        As ``lrelu(g * (modulated_conv(x, style) + bias) + g * weight * noise)`` (``g * lrelu(y) = lrelu(g * y)``
+        for ``g > 0``), the gain and bias folded into the convolution (:func:`modulated_conv_cpu`), the noise and
+        the leaky ReLU applied in place.
 
         Args:
             x (Tensor): (b, c_in, h, w).
@@ -143,19 +217,23 @@ class StyleConvCPU(StyleConv):
         Returns:
             Tensor: (b, c_out, h', w').
         """
-        if (noise is None or self.modulated_conv.sample_mode == 'downsample'
-                or not _one_face_cpu_inference(self, x)):
+        dtype = None if noise is None or self.modulated_conv.sample_mode == 'downsample' else \
+            _one_face_cpu_dtype(self, x)
+        if dtype is None:
             return super().forward(x, style, noise=noise)
-        out = modulated_conv_channels_last(self.modulated_conv, x, style)
-        out.add_(self.weight * noise)
         act = self.activate
-        return fused_leaky_relu_(out, act.bias, act.negative_slope, act.scale)
+        out = modulated_conv_cpu(self.modulated_conv, x, style, dtype, gain=act.scale, bias=act.bias)
+        with torch.autocast('cpu', enabled=False):
+            out.add_((self.weight * act.scale * noise).to(dtype))
+        return F.leaky_relu_(out, act.negative_slope)
 
 
 class ToRGBCPU(ToRGB):
     """BasicSR's ``ToRGB`` with a fast forward for one face on CPU without autograd (see the module docstring).
 
-    Same arguments, parameters and keys; :class:`GPM` gives its ToRGBs this class.
+    Same arguments, parameters and keys; :class:`GPM` gives its ToRGBs this class. The image (the skip sum) is
+    float32 also under CPU bf16 autocast: the 1x1 conv reads bf16 features, its output, the bias and the
+    up-sampled skip are added in fp32.
     """
 
     def forward(self, x, style, skip=None):
@@ -169,12 +247,14 @@ class ToRGBCPU(ToRGB):
         Returns:
             Tensor: (b, 3, h, w).
         """
-        if not _one_face_cpu_inference(self, x):
+        dtype = _one_face_cpu_dtype(self, x)
+        if dtype is None:
             return super().forward(x, style, skip=skip)
-        out = modulated_conv_channels_last(self.modulated_conv, x, style)
-        out.add_(self.bias)
-        if skip is not None:
-            out.add_(self.upsample(skip) if self.upsample else skip)
+        out = modulated_conv_cpu(self.modulated_conv, x, style, dtype).float()
+        with torch.autocast('cpu', enabled=False):  # the RGB skip path in fp32
+            out.add_(self.bias)
+            if skip is not None:
+                out.add_(self.upsample(skip.float()) if self.upsample else skip)
         return out
 
 
@@ -245,7 +325,7 @@ class GPM(StyleGAN2Generator):
         Returns:
             bool
         """
-        return latent.shape[0] > 1 and _one_face_cpu_inference(self, latent[:1])
+        return latent.shape[0] > 1 and _one_face_cpu_dtype(self, latent[:1]) is not None
 
     def load_prior(self, state_dict):
         """Load a BasicSR ``StyleGAN2Generator`` state dict (strict), keeping our FIR kernels if it lacks them.
@@ -295,5 +375,5 @@ def load_gpm_state(gpm, state_dict):
     gpm.load_state_dict(state_dict, strict=True)
 
 
-__all__ = ['GPM', 'StyleConvCPU', 'ToRGBCPU', 'modulated_conv_channels_last', 'synthesis_loop', 'fir_kernel_keys',
+__all__ = ['GPM', 'StyleConvCPU', 'ToRGBCPU', 'modulated_conv_cpu', 'synthesis_loop', 'fir_kernel_keys',
            'register_fir_kernels', 'load_gpm_state']

@@ -257,7 +257,10 @@ class ConcatStyleConv(nn.Module):
         if noise.shape[1:] != out.shape[1:]:
             raise ValueError(f'noise branch of shape {tuple(noise.shape)} does not fit the style block output '
                              f'{tuple(out.shape)}')
-        return self.activate(torch.cat([out, self.noise_weight * noise], dim=1))
+        branch = self.noise_weight * noise
+        if out.device.type == 'cpu' and branch.dtype != out.dtype:  # CPU bf16: the features stay bf16
+            branch = branch.to(out.dtype)
+        return self.activate(torch.cat([out, branch], dim=1))
 
 
 class ConcatStyleGAN2(nn.Module):

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
 from panininet.archs.rrdb import RRDB
+from panininet.platform.native_ops import cpu_inference_dtype
 from panininet.weights.checkpoint import load_checkpoint_file
 from panininet.weights.panini_checkpoint import extract_dre_state, extract_gpm_state
 
@@ -182,8 +183,16 @@ class LCE(nn.Module):
         self.fc = nn.Linear(mid * 16, num_latent * num_style_feat)
 
     def forward(self, x):
-        """(b, c, 4, 4) -> w+ (b, num_latent, num_style_feat)."""
+        """(b, c, 4, 4) -> w+ (b, num_latent, num_style_feat).
+
+        Under CPU bf16 autocast (:func:`panininet.platform.native_ops.cpu_inference_dtype`) the fully connected
+        layer runs in fp32: w+ is the style of every GPM layer, and the one matrix-vector product costs less than
+        the bf16 copy of its weight autocast would make per call.
+        """
         y = F.leaky_relu(self.conv(x), 0.2).flatten(1)
+        if cpu_inference_dtype(y, params=self.fc.parameters()) == torch.bfloat16:
+            with torch.autocast('cpu', enabled=False):
+                return self.fc(y.float()).view(-1, self.num_latent, self.num_style_feat)
         return self.fc(y).view(-1, self.num_latent, self.num_style_feat)
 
 

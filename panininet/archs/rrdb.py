@@ -10,8 +10,8 @@ its parts with the matching slices of the weight, so :class:`DenseBlock` compute
 conv with a fused add): the same multiply-adds, no concatenation, no extra pass. Only the summation order differs
 (float rounding, ~1e-7 relative); ``tests/archs/test_rrdb.py`` checks it against BasicSR's forward.
 
-The accumulating forward is used for eager float32 inference on CPU
-(:func:`panininet.platform.native_ops.eager_cpu_inference`);
+The accumulating forward is used for eager inference on CPU in float32 or bfloat16 (CPU bf16 autocast: the block's
+features stay bf16, oneDNN accumulates each sum in fp32; :func:`panininet.platform.native_ops.cpu_inference_dtype`);
 training, other devices, autocast and tracing / ONNX export run BasicSR's forward unchanged (cuDNN handles
 concatenated inputs well, autograd needs the graph, an exported graph must hold standard ops).
 """
@@ -21,7 +21,7 @@ from basicsr.archs.rrdbnet_arch import ResidualDenseBlock
 from torch import nn
 from torch.nn import functional as F
 
-from panininet.platform.native_ops import conv2d_accumulate_, eager_cpu_inference
+from panininet.platform.native_ops import conv2d_accumulate_, cpu_inference_dtype
 
 
 class DenseBlock(ResidualDenseBlock):
@@ -41,13 +41,15 @@ class DenseBlock(ResidualDenseBlock):
         Returns:
             Tensor: (b, num_feat, h, w).
         """
-        if not eager_cpu_inference(x, params=self.parameters()):
+        dtype = cpu_inference_dtype(x, params=self.parameters())
+        if dtype is None:
             return super().forward(x)
+        x = x.to(dtype)  # bf16 (CPU bf16 autocast): the block computes and keeps its features in bf16
         feats = [x]  # block input, then x1 .. x4
         for j, conv in enumerate((self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)):
-            weight = conv.weight
+            weight = conv.weight.to(dtype)
             lo, hi = 0, x.shape[1]
-            acc = F.conv2d(x, weight[:, lo:hi], conv.bias, padding=1)
+            acc = F.conv2d(x, weight[:, lo:hi], conv.bias.to(dtype), padding=1)
             for feat in feats[1:]:
                 lo, hi = hi, hi + feat.shape[1]
                 conv2d_accumulate_(acc, feat, weight[:, lo:hi], padding=1)

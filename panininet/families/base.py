@@ -15,6 +15,7 @@ import os.path as osp
 import torch
 from basicsr.utils import get_root_logger
 
+from panininet.platform.cpu_bf16 import cpu_has_bf16, store_convs_in_bf16
 from panininet.weights.releases import resolve_model_path
 
 # network arithmetic -> autocast dtype (None: fp32, no autocast); weights stay fp32 in every mode
@@ -166,8 +167,7 @@ def check_precision(precision, device, warn=True):
         raise ValueError(f'Unknown precision {precision!r}; choose one of {tuple(PRECISIONS)}.')
     if precision == 'fp16' and device.type == 'cpu':
         raise ValueError('fp16 (--fp16) needs a GPU; on the CPU use bf16 (--bf16) or fp32.')
-    bf16_native = getattr(getattr(torch.ops, 'mkldnn', None), '_is_mkldnn_bf16_supported', lambda: True)
-    if warn and precision == 'bf16' and device.type == 'cpu' and not bf16_native():
+    if warn and precision == 'bf16' and device.type == 'cpu' and not cpu_has_bf16():
         # measured on an AVX2 CPU: a 3x3 conv runs ~100x slower in bf16 than in fp32
         get_root_logger().warning('bf16 on this CPU (no AVX512-BF16/AMX) is far slower than fp32; '
                                   'drop --bf16 unless the CPU has native bf16.')
@@ -213,7 +213,10 @@ class RestorationFamily:
 
     Subclasses implement :meth:`from_file`, :meth:`with_random_weights` and :meth:`forward`, set ``in_size`` and
     ``out_size`` and say whether the fidelity weight acts (``supports_weight``); this base moves the network to its
-    device, checks the precision and runs :meth:`forward` under the precision's autocast.
+    device, checks the precision and runs :meth:`forward` under the precision's autocast. In bf16 on the CPU it
+    also stores the network's plain convolutions in bf16 once
+    (:func:`panininet.platform.cpu_bf16.store_convs_in_bf16`, the cast autocast would repeat per call) and runs a
+    batch face by face in channels_last (docs/cpu_bf16.md).
 
     Args:
         net (torch.nn.Module): The network (moved to ``device``, eval mode).
@@ -224,16 +227,25 @@ class RestorationFamily:
         in_size (int): Side of the faces the call takes.
         out_size (int): Side of the faces it returns.
         supports_weight (bool): Whether ``weight`` changes the output.
+        cpu_channels_last (bool): Whether the network takes a channels_last face (CPU bf16 passes one).
     """
     supports_weight = False
+    cpu_channels_last = True
 
     def __init__(self, net, device=None, precision='fp32'):
         self.device = select_device(device)
         check_precision(precision, self.device)
         self.precision = precision
         self.net = net.to(self.device).eval()
+        if self.cpu_bf16:
+            store_convs_in_bf16(self.net, channels_last=self.cpu_channels_last)
         self.in_size = int(getattr(net, 'in_size', DEFAULT_SIZE))
         self.out_size = int(getattr(net, 'out_size', DEFAULT_SIZE))
+
+    @property
+    def cpu_bf16(self):
+        """Whether the network runs in bf16 on the CPU."""
+        return self.device.type == 'cpu' and self.precision == 'bf16'
 
     @classmethod
     def from_file(cls, name, path, device=None, precision='fp32', weights_dir=None):
@@ -274,4 +286,10 @@ class RestorationFamily:
         """
         self.check_weight(weight)
         with autocast(self.device, self.precision):
-            return self.forward(faces, weight).float()
+            if not self.cpu_bf16:
+                return self.forward(faces, weight).float()
+            # one face at a time, in channels_last where the network allows it (oneDNN's bf16 kernels want it;
+            # BasicSR's modulated convs allow it for one face)
+            layout = torch.channels_last if self.cpu_channels_last else torch.contiguous_format
+            return torch.cat([self.forward(face.contiguous(memory_format=layout), weight).float()
+                              for face in faces.split(1)])

@@ -87,6 +87,7 @@ class GFPGANFamily(RestorationFamily):
         'gfpgan1.3': "GFPGAN v1.3, 512->512 (GFPGAN's release; needs the [gfpgan] extra)",
         'gfpgan1.4': "GFPGAN v1.4, 512->512 (GFPGAN's release; needs the [gfpgan] extra)",
     }
+    cpu_channels_last = False  # GFPGANv1Clean views its 4x4 features as NCHW (``feat.view(b, -1)``)
 
     def __init__(self, net, device=None, precision='fp32'):
         super().__init__(net, device, precision)

@@ -138,6 +138,8 @@ def fused_leaky_relu_fast(input, bias, negative_slope=0.2, scale=2**0.5):
     has_bias = bias is not None and bias.numel() > 0
     if torch.is_grad_enabled() and (input.requires_grad or (has_bias and bias.requires_grad)):
         return fused_leaky_relu_native(input, bias, negative_slope, scale)
+    if has_bias and input.device.type == 'cpu' and bias.dtype != input.dtype:
+        bias = bias.to(input.dtype)  # CPU bf16: keep the features in bf16 (an fp32 bias would promote them)
     out = input + bias.view(1, bias.shape[0], *([1] * (input.ndim - bias.ndim - 1))) if has_bias else input.clone()
     return fused_leaky_relu_(out, None, negative_slope, scale)
 
@@ -176,13 +178,43 @@ def plain_ops():
         _PLAIN[0] = old
 
 
+def cpu_inference_dtype(*tensors, params=()):
+    """The dtype the CPU inference kernels compute in for these tensors, or None where they may not run.
+
+    ``torch.float32`` for float32 CPU tensors with CPU autocast off; ``torch.bfloat16`` under CPU bf16 autocast
+    (float32 or bfloat16 tensors: the kernels cast activations and weights themselves and keep the activations in
+    bfloat16 between layers) or for bfloat16 tensors with autocast off. None when a tensor is elsewhere than on the
+    CPU or of another dtype, autocast is on with another dtype, a gradient is needed (grad mode on and a tensor or
+    one of ``params`` requires one), the code does not run eagerly (traced, ONNX-exported or compiled: those must
+    see the plain ops), or a :func:`plain_ops` block is open.
+
+    Args:
+        *tensors (Tensor): Inputs of the op.
+        params (iterable[Tensor]): Parameters it uses. Default: none.
+
+    Returns:
+        torch.dtype | None
+    """
+    if _PLAIN[0] or any(t.device.type != 'cpu' or t.dtype not in (torch.float32, torch.bfloat16) for t in tensors):
+        return None
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return None
+    if torch.compiler.is_compiling():
+        return None
+    if torch.is_grad_enabled() and (any(t.requires_grad for t in tensors) or any(p.requires_grad for p in params)):
+        return None
+    if torch.is_autocast_enabled('cpu'):
+        return torch.bfloat16 if torch.get_autocast_dtype('cpu') == torch.bfloat16 else None
+    dtypes = {t.dtype for t in tensors}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
 def eager_cpu_inference(*tensors, params=()):
     """Whether CPU inference kernels may stand in for the plain ops on these tensors.
 
-    True when every tensor is a float32 CPU tensor, no gradient is needed (grad mode off, or neither the tensors nor
-    ``params`` require one), CPU autocast is off, and the code runs eagerly (not traced, ONNX-exported or compiled,
-    which must see the plain ops), and no :func:`plain_ops` block is open. The one test of the CPU fast forwards
-    (:func:`conv2d_accumulate_`, :class:`panininet.archs.rrdb.DenseBlock`, the GPM's style convs).
+    True where :func:`cpu_inference_dtype` gives a dtype: CPU tensors, float32 (autocast off) or bfloat16 (CPU bf16
+    autocast, or bfloat16 tensors), no gradient needed, eager code, no :func:`plain_ops` block. The one test of the
+    CPU fast forwards (:func:`conv2d_accumulate_`, :class:`panininet.archs.rrdb.DenseBlock`, the GPM's style convs).
 
     Args:
         *tensors (Tensor): Inputs of the op.
@@ -191,14 +223,7 @@ def eager_cpu_inference(*tensors, params=()):
     Returns:
         bool
     """
-    if _PLAIN[0] or any(t.device.type != 'cpu' or t.dtype != torch.float32 for t in tensors):
-        return False
-    if torch.is_autocast_enabled('cpu') or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
-    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-        return False
-    return not (torch.is_grad_enabled()
-                and (any(t.requires_grad for t in tensors) or any(p.requires_grad for p in params)))
+    return cpu_inference_dtype(*tensors, params=params) is not None
 
 
 def _mkldnn_conv_add_():
@@ -212,10 +237,11 @@ def _mkldnn_conv_add_():
 def conv2d_accumulate_(acc, input, weight, padding=1):
     """``acc += conv2d(input, weight, padding=padding)`` in place (stride 1, no bias), without a temporary on CPU.
 
-    Where :func:`eager_cpu_inference` holds and oneDNN is on, this is oneDNN's convolution with a fused in-place
-    add (the conv writes ``acc + conv`` into ``acc``), bit-identical to ``acc.add_(conv2d(...))`` but with one
-    pass over ``acc`` instead of a conv output buffer plus a second pass; elsewhere (CUDA, autocast, gradients,
-    tracing) it is exactly ``acc.add_(conv2d(...))``.
+    Where :func:`cpu_inference_dtype` gives ``acc``'s dtype and oneDNN is on, this is oneDNN's convolution with a
+    fused in-place add (the conv writes ``acc + conv`` into ``acc``), bit-identical to ``acc.add_(conv2d(...))``
+    in float32 but with one pass over ``acc`` instead of a conv output buffer plus a second pass; in bfloat16
+    (CPU bf16 autocast) ``input`` and ``weight`` are cast to bfloat16 and oneDNN accumulates in float32 before it
+    rounds the sum once. Elsewhere (CUDA, gradients, tracing) it is exactly ``acc.add_(conv2d(...))``.
 
     Args:
         acc (Tensor): (b, c_out, h, w), updated in place; channels_last for oneDNN's fast kernels.
@@ -227,12 +253,15 @@ def conv2d_accumulate_(acc, input, weight, padding=1):
         Tensor: ``acc``.
     """
     op = _mkldnn_conv_add_()
-    if (op is None or not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled
-            or not eager_cpu_inference(acc, input, weight)):
+    dtype = None
+    if op is not None and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+        dtype = cpu_inference_dtype(acc, input, weight)
+    if dtype is None or acc.dtype != dtype:
         return acc.add_(F.conv2d(input, weight, padding=padding))
-    op(acc, input, weight, None, [padding, padding], [1, 1], [1, 1], 1, 'add', 1.0, None, [], None)
+    op(acc, input.to(dtype), weight.to(dtype), None, [padding, padding], [1, 1], [1, 1], 1, 'add', 1.0, None, [],
+       None)
     return acc
 
 
 __all__ = ['upfirdn2d_fast', 'fused_leaky_relu_native', 'fused_leaky_relu_fast', 'fused_leaky_relu_',
-           'plain_ops', 'eager_cpu_inference', 'conv2d_accumulate_']
+           'plain_ops', 'cpu_inference_dtype', 'eager_cpu_inference', 'conv2d_accumulate_']

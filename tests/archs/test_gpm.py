@@ -96,8 +96,8 @@ def test_one_face_on_cpu_runs_channels_last_and_matches_basicsr(monkeypatch):
     ref, gpm = _pair(32)
     latent = torch.randn(1, ref.num_latent, GEN['num_style_feat'])
     calls = []
-    real = gpm_module.modulated_conv_channels_last
-    monkeypatch.setattr(gpm_module, 'modulated_conv_channels_last', lambda *a: calls.append(1) or real(*a))
+    real = gpm_module.modulated_conv_cpu
+    monkeypatch.setattr(gpm_module, 'modulated_conv_cpu', lambda *a, **k: calls.append(1) or real(*a, **k))
     with torch.no_grad():
         expected, _ = ref([latent], input_is_latent=True, randomize_noise=False)
         out = gpm.synthesize(latent)

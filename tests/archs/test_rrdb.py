@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from panininet.archs.panini_arch import IFE
 from panininet.archs.rrdb import RRDB, DenseBlock
 from panininet.platform import native_ops as ops
-from panininet.platform.native_ops import conv2d_accumulate_, eager_cpu_inference, plain_ops
+from panininet.platform.native_ops import conv2d_accumulate_, cpu_inference_dtype, eager_cpu_inference, plain_ops
 
 CL = torch.channels_last
 
@@ -88,8 +88,13 @@ def test_eager_cpu_inference_conditions():
     with torch.no_grad():
         assert eager_cpu_inference(x, params=[w])
         assert not eager_cpu_inference(x.double())
-        with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert cpu_inference_dtype(x) == torch.float32
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # the CPU bf16 path
+            assert cpu_inference_dtype(x) == torch.bfloat16 == cpu_inference_dtype(x.bfloat16())
+        with torch.autocast('cpu', dtype=torch.float16):
             assert not eager_cpu_inference(x)
+        assert cpu_inference_dtype(x.bfloat16()) == torch.bfloat16  # a bf16 tensor without autocast
+        assert cpu_inference_dtype(x, x.bfloat16()) is None  # mixed dtypes without autocast
     assert eager_cpu_inference(x)  # grad mode on, but nothing requires a gradient
     assert not eager_cpu_inference(x, params=[w])
     assert not eager_cpu_inference(x.requires_grad_())
