@@ -50,7 +50,8 @@ OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 
 
 
 # exit status: every input restored / the run finished but some inputs were skipped (listed in the summary) /
-# nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do)
+# nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do); under torchrun
+# a run that finished exits 0 (torchrun reports any other status as a crash), its skipped inputs are in the manifest
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000  # 200 MP, e.g. 17,300 x 11,500: about 0.6 GB for an 8-bit canvas
 
@@ -376,7 +377,7 @@ def main(argv=None):
     print(f'Done: {done["photos"]} photo(s), {video_part}{done["faces"]} face(s) restored, {len(skipped)} file(s) '
           f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {time.time() - start:.1f} s{earlier}. '
           f'Results in {out_root}')
-    if skipped:
+    if skipped and not ranks.distributed:  # torchrun reports any non-zero status as a crash: 0 once it ran
         return EXIT_SKIPPED if done['photos'] or done['videos'] else EXIT_USAGE
     return EXIT_OK
 

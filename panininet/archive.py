@@ -428,7 +428,7 @@ class RankStats:
     """What one rank did in this run (also written, summed over the run, as its progress file).
 
     Attributes:
-        photos, videos, frames, faces (int): Finished inputs and what they held. work_done (float): Work of the
+        photos, videos, frames, faces (int): Finished inputs (done, skipped or failed) and what they held. work_done (float): Work of the
         finished inputs and frames (:func:`work_of`). network_seconds (float): Time inside the network (photos).
         photo_wall (float): Wall time of the photo stream. wall (float): Wall time of the rank.
     """
@@ -466,8 +466,9 @@ class Progress:
 
             self.n_photos = sum(1 for f in plan.owner if f not in plan.frames)
             self.n_frames = sum(plan.frames.values())
-            self.bar = tqdm(total=round(sum(plan.work.values()) / 1e6, 1), unit='MP', desc='archive',
-                            bar_format='{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]')
+            self.bar = tqdm(total=round(sum(plan.work.values()) / 1e6, 1), unit='MP', mininterval=every,
+                            bar_format='{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} MP '
+                                       '[{elapsed}<{remaining}]')
         self.write()
         self.thread = threading.Thread(target=self._loop, daemon=True, name='progress')
         self.thread.start()
@@ -498,8 +499,8 @@ class Progress:
         total = lambda key: sum(s.get(key, 0) for s in states)  # noqa: E731
         self.bar.n = min(round(total('work_done') / 1e6, 1), self.bar.total)
         frames = f', frames {total("frames")}/{self.n_frames}' if self.n_frames else ''
-        self.bar.set_postfix_str(f'photos {total("photos")}/{self.n_photos}{frames}, faces {total("faces")}',
-                                 refresh=True)
+        self.bar.set_description_str(f'photos {total("photos")}/{self.n_photos}{frames}, faces {total("faces")}',
+                                     refresh=True)
 
     def _loop(self):
         while not self.stop.wait(self.every):
@@ -566,12 +567,11 @@ class Recorder:
             outputs=[osp.relpath(o, self.out_root) for o in outputs], faces=faces, frames=frames,
             seconds=round(seconds, 4), finished=datetime.datetime.now(datetime.timezone.utc).isoformat(),
             **self.common))
-        if status == DONE:
-            self.stats.faces += faces
-            if kind == 'photo':
-                self.stats.photos += 1
-            else:
-                self.stats.videos += 1
+        self.stats.faces += faces
+        if kind == 'photo':
+            self.stats.photos += 1
+        else:
+            self.stats.videos += 1
         if kind == 'photo':
             self.stats.work_done += self.plan.work.get(path, 0)
 

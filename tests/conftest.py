@@ -64,3 +64,16 @@ def _fresh_basicsr_logger():
         handler.close()
     log.setLevel(logging.NOTSET)
     basicsr_logger.initialized_logger.pop('basicsr', None)
+
+
+TINY_PANINI_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64,
+                        dre_num_feat=16, dre_in_size=64)
+
+
+def write_tiny_panini(path):
+    """A tiny randomly initialised PaniniNet (seed 0) in our weights format, recording its arch; returns ``path``."""
+    from panininet.archs.panini_arch import PaniniNet
+
+    torch.manual_seed(0)
+    torch.save({'params_ema': PaniniNet(**TINY_PANINI_ARCH).state_dict(), 'arch': TINY_PANINI_ARCH}, str(path))
+    return str(path)
