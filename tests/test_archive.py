@@ -151,7 +151,8 @@ def outputs_of(out):
         for f in files:
             rel = osp.relpath(osp.join(root, f), out)
             if rel != archive.MANIFEST:
-                found[rel] = hashlib.sha256(open(osp.join(root, f), 'rb').read()).hexdigest()
+                with open(osp.join(root, f), 'rb') as data:
+                    found[rel] = hashlib.sha256(data.read()).hexdigest()
     return found
 
 
