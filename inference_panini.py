@@ -35,6 +35,7 @@ from panininet.archive import (
     rank_device,
     run_archive,
     share_cores,
+    speed_line,
     start_ranks,
     stop_ranks,
     summarize,
@@ -358,7 +359,7 @@ def main(argv=None):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop, remove the partial file, as Ctrl-C
     try:
-        records, _, plan = run_archive(restorer, files, out_root, run_settings(args), handlers, options, ranks,
+        records, every, plan = run_archive(restorer, files, out_root, run_settings(args), handlers, options, ranks,
                                        is_video, resume=args.resume, subfolders=OUTPUT_SUBFOLDERS)
     except ArchiveError as err:
         if ranks.rank == 0:
@@ -377,6 +378,8 @@ def main(argv=None):
     print(f'Done: {done["photos"]} photo(s), {video_part}{done["faces"]} face(s) restored, {len(skipped)} file(s) '
           f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {time.time() - start:.1f} s{earlier}. '
           f'Results in {out_root}')
+    if photos and any(s['photos'] for s in every):
+        print(speed_line(every))
     if skipped and not ranks.distributed:  # torchrun reports any non-zero status as a crash: 0 once it ran
         return EXIT_SKIPPED if done['photos'] or done['videos'] else EXIT_USAGE
     return EXIT_OK

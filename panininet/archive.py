@@ -428,9 +428,11 @@ class RankStats:
     """What one rank did in this run (also written, summed over the run, as its progress file).
 
     Attributes:
-        photos, videos, frames, faces (int): Finished inputs (done, skipped or failed) and what they held. work_done (float): Work of the
-        finished inputs and frames (:func:`work_of`). network_seconds (float): Time inside the network (photos).
-        photo_wall (float): Wall time of the photo stream. wall (float): Wall time of the rank.
+        photos, videos, frames, faces (int): Finished inputs (done, skipped or failed) and what they held.
+        work_done (float): Work of the finished inputs and frames (:func:`work_of`).
+        network_seconds (float): Time inside the network (photos).
+        read_seconds, analyse_seconds, write_seconds (float): Time in the other stages of the photo stream.
+        photo_wall (float): Wall time of the photo stream. wall (float): Wall time of the rank, plan to end.
     """
     photos: int = 0
     videos: int = 0
@@ -438,6 +440,9 @@ class RankStats:
     faces: int = 0
     work_done: float = 0.0
     network_seconds: float = 0.0
+    read_seconds: float = 0.0
+    analyse_seconds: float = 0.0
+    write_seconds: float = 0.0
     photo_wall: float = 0.0
     wall: float = 0.0
     finished: bool = False
@@ -553,10 +558,10 @@ def _first_line(err):
 class Recorder:
     """Writes a record per input (and the warning of a skipped or failed one), counts the rank's work."""
 
-    def __init__(self, manifest, out_root, settings, plan, ranks, stats):
+    def __init__(self, manifest, out_root, settings, plan, ranks, stats, device):
         self.manifest, self.out_root, self.plan, self.stats = manifest, out_root, plan, stats
         self.common = dict(fingerprint=fingerprint(settings), settings=settings, run=plan.run_id, rank=ranks.rank,
-                           host=socket.gethostname())
+                           host=socket.gethostname(), device=str(device))
 
     def record(self, path, kind, status, seconds, outputs=(), faces=0, frames=None, reason=None, warning=None):
         if status != DONE:
@@ -613,6 +618,7 @@ def stream_photos(restorer, photos, stems, handlers, options, recorder, stats, q
             except InputSkipped as skip:
                 item.skip = skip
             item.seconds = time.perf_counter() - t
+            stats.read_seconds += item.seconds
             if not pipe.put(read_q, item):
                 return
         pipe.put(read_q, END)
@@ -627,6 +633,7 @@ def stream_photos(restorer, photos, stems, handlers, options, recorder, stats, q
                 except Exception as err:  # noqa: BLE001  (recorded as failed; the folder goes on)
                     item.error = err
                 item.seconds += time.perf_counter() - t
+                stats.analyse_seconds += time.perf_counter() - t
             if not pipe.put(aligned_q, item):
                 return
         if not pipe.stop.is_set():
@@ -634,7 +641,9 @@ def stream_photos(restorer, photos, stems, handlers, options, recorder, stats, q
 
     def write():
         while (item := pipe.get(done_q)) is not END:
+            t = time.perf_counter()
             _finish_photo(restorer, item, stems[item.path], handlers, options, recorder)
+            stats.write_seconds += time.perf_counter() - t
 
     start = time.perf_counter()
     threads = [pipe.thread(read), pipe.thread(analyse), pipe.thread(write)]
@@ -771,8 +780,8 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
         show_progress (bool): A progress bar on rank 0. Default: True.
 
     Returns:
-        tuple[list[dict] | None, RankStats, Plan]: The records of ``files`` (rank 0; None on the other ranks), this
-        rank's counters and the plan.
+        tuple[list[dict] | None, list[dict], Plan]: The records of ``files`` (rank 0; None on the other ranks), the
+        counters of every rank (:class:`RankStats` as dicts; this rank's alone on ranks > 0) and the plan.
 
     Raises:
         ArchiveError: The run cannot start (e.g. ``resume`` with other settings); nothing was written.
@@ -789,7 +798,7 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
     mine = [f for f in plan.files if plan.owner.get(f) == ranks.rank]
     stems = handlers.stems(plan.files)
     manifest = Manifest(out_root, ranks.rank)
-    recorder = Recorder(manifest, out_root, settings, plan, ranks, stats)
+    recorder = Recorder(manifest, out_root, settings, plan, ranks, stats, restorer.device)
     progress = Progress(out_root, ranks, plan, stats, show=show_progress and ranks.rank == 0)
     try:
         photos = [f for f in mine if not is_video(f)]
@@ -800,15 +809,17 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
         stats.wall = time.perf_counter() - start
         progress.close()
         manifest.close()
-    if ranks.distributed:
+    every = [vars(stats)]
+    if ranks.distributed:  # also the barrier: rank 0 consolidates once every rank has finished
         import torch.distributed as dist
 
-        dist.barrier(group=ranks.group)
+        every = [None] * ranks.world
+        dist.all_gather_object(every, vars(stats), group=ranks.group)
     if ranks.rank != 0:
-        return None, stats, plan
+        return None, every, plan
     records = consolidate(out_root)
     wanted = set(plan.files)
-    return [r for r in records if r['input'] in wanted], stats, plan
+    return [r for r in records if r['input'] in wanted], every, plan
 
 
 def summarize(records, run_id):
@@ -825,3 +836,16 @@ def summarize(records, run_id):
                 frames=sum(r.get('frames') or 0 for r in done), faces=sum(r.get('faces') or 0 for r in done),
                 skipped=[r['name'] for r in records if r['status'] != DONE],
                 earlier=sum(r.get('run') != run_id for r in records))
+
+
+def speed_line(every):
+    """One line on the speed of a run from every rank's :class:`RankStats` (dicts): ranks, photos/s over the slowest
+    rank's wall time, the network's busy fraction of the photo streams, and milliseconds per photo in each stage."""
+    photos = sum(s['photos'] for s in every)
+    wall = max(s['wall'] for s in every)
+    stream = sum(s['photo_wall'] for s in every)
+    per = lambda key: 1000 * sum(s[key] for s in every) / max(photos, 1)  # noqa: E731
+    return (f'Speed: {len(every)} rank(s), {photos / max(wall, 1e-9):.2f} photos/s, network busy '
+            f'{sum(s["network_seconds"] for s in every) / max(stream, 1e-9):.2f} of the photo streams; ms per photo: '
+            f'read {per("read_seconds"):.1f}, analyse {per("analyse_seconds"):.1f}, network '
+            f'{per("network_seconds"):.1f}, write {per("write_seconds"):.1f}')

@@ -179,8 +179,12 @@ def torchrun(args, nproc=2, extra=(), wait=True):
     return proc.returncode, out, err
 
 
+def standalone_n(args, nproc):
+    return torchrun(args, nproc=nproc, extra=['--standalone'])
+
+
 def standalone(args):
-    return torchrun(args, extra=['--standalone'])
+    return standalone_n(args, 2)
 
 
 def test_a_manifest_line_for_every_input(reference, inputs):
@@ -305,3 +309,18 @@ def test_two_nodes_on_one_machine(reference, inputs, tiny_model, tmp_path):
     assert outputs_of(out) == outputs_of(reference)
     assert {r['rank'] for r in records_of(out).values()} == {0, 1}
     assert sum('Done: 4 photo(s)' in o for o, _ in results) == 1  # rank 0's summary, over the whole run
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 1, reason='needs a CUDA GPU')
+def test_ranks_take_their_own_gpu(inputs, tiny_model, tmp_path):
+    """nccl: each rank restores on cuda:LOCAL_RANK (as many ranks as GPUs, at most 2)."""
+    n = min(2, torch.cuda.device_count())
+    out = tmp_path / 'out'
+    rc, stdout, err = standalone_n(['-i', inputs, '-o', str(out), '--model_path', tiny_model, '--detector', 'dlib',
+                                    '--dlib_upsample', '0', '--device', 'cuda', '--no_download'], n)
+    assert rc == 0, err[-3000:]
+    records = records_of(out)
+    assert sorted(records) == sorted(os.listdir(inputs))
+    assert {(r['rank'], r['device']) for r in records.values()} == {(i, f'cuda:{i}') for i in range(n)}
+    assert 'Done: 4 photo(s), 1 video(s) (4 frames), 8 face(s) restored' in stdout
