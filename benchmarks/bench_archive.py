@@ -13,7 +13,9 @@ Figures (from the CLI's closing ``Speed:`` line, i.e. from :func:`panininet.arch
 
 * **photos/s** for each P over the slowest rank's wall time from the plan to the end (process start and model
   loading excluded; the end-to-end seconds of the whole launch are printed beside it), and the ratio against the
-  one-process run: the peer here is one process, GFPGAN's only way to run;
+  one-process run: the peer here is one process, GFPGAN's only way to run; ``1t`` is one plain process with one
+  thread, what each rank of the 2-process run gets, which separates the gain of sharding from that of fewer
+  threads per process on a busy machine;
 * **network busy**: time inside the network over the photo stream's wall time, summed over the ranks;
 * **ms per photo** of each stage of the photo stream (read, analyse = detect + align, network, write = colour fix,
   paste back, encode, record);
@@ -60,17 +62,26 @@ def make_folder(photo, n, folder, scale):
     return img.shape[1], img.shape[0]
 
 
-def launch(procs, folder, out, weights, args):
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(procs),
-           osp.join(REPO, 'inference_panini.py'), '-i', folder, '-o', out, '--model_path', weights, '--detector',
-           'dlib', '--device', 'cpu', '--no_download', '--batch_size', str(args.batch_size), '-s', str(args.upscale)]
+def label(spec):
+    n = spec.rstrip('t')
+    return f'{n} process(es)' if not spec.endswith('t') else f'1 process, {n} thread(s)'
+
+
+def launch(spec, folder, out, weights, args):
+    """One run: ``spec`` 'P' is torchrun with P processes (each cores / P threads); 'Tt' one plain process with
+    OMP_NUM_THREADS=T."""
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', spec]
+    if spec.endswith('t'):
+        cmd, env['OMP_NUM_THREADS'] = [sys.executable], spec[:-1]
+    cmd += [osp.join(REPO, 'inference_panini.py'), '-i', folder, '-o', out, '--model_path', weights, '--detector',
+            'dlib', '--device', 'cpu', '--no_download', '--batch_size', str(args.batch_size), '-s', str(args.upscale)]
     start = time.time()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.time() - start
     found = SPEED.search(done.stdout)
     if done.returncode != 0 or not found:
-        sys.exit(f'Error: the run with {procs} process(es) failed:\n{done.stderr[-3000:]}')
+        sys.exit(f'Error: the run with {label(spec)} failed:\n{done.stderr[-3000:]}')
     _, rate, busy, *stages = found.groups()
     return dict(photos_per_s=float(rate), busy=float(busy), stages=[float(s) for s in stages], seconds=seconds)
 
@@ -81,7 +92,9 @@ def main():
     p.add_argument('--photos', type=int, default=24, help='photos in the folder')
     p.add_argument('--scale', type=float, default=0.5, help='scale of --photo in the folder')
     p.add_argument('--arch', default='tiny', choices=tuple(ARCHS))
-    p.add_argument('--procs', default='1,2', help='torchrun processes to compare (the first is the peer)')
+    p.add_argument('--procs', default='1,1t,2',
+                   help='runs to compare: P = torchrun with P processes, Tt = one plain process with T threads; each '
+                        'is compared with those before it')
     p.add_argument('--rounds', type=int, default=2)
     p.add_argument('--batch_size', type=int, default=4)
     p.add_argument('--upscale', type=float, default=2)
@@ -90,7 +103,7 @@ def main():
     p.add_argument('--gpus', default='1,2,4,8')
     p.add_argument('--json', default=None)
     args = p.parse_args()
-    procs = [int(x) for x in args.procs.split(',')]
+    procs = args.procs.split(',')
     with tempfile.TemporaryDirectory() as tmp:
         folder = osp.join(tmp, 'in')
         os.makedirs(folder)
@@ -109,14 +122,14 @@ def main():
                          f'{args.batch_size}, --arch {args.arch}, dlib, {args.rounds} rounds'}
     peer = procs[0]
     for n in procs:
-        results[f'photos/s, {n} process(es)'] = med(n, 'photos_per_s')
-        results[f'end-to-end s, {n} process(es)'] = med(n, 'seconds')
-        results[f'network busy, {n} process(es)'] = med(n, 'busy')
+        results[f'photos/s, {label(n)}'] = med(n, 'photos_per_s')
+        results[f'end-to-end s, {label(n)}'] = med(n, 'seconds')
+        results[f'network busy, {label(n)}'] = med(n, 'busy')
         stages = [statistics.median(x['stages'][i] for x in runs[n]) for i in range(4)]
-        results[f'ms per photo (read/analyse/network/write), {n} process(es)'] = ' / '.join(f'{s:.1f}'
-                                                                                            for s in stages)
-        if n != peer:
-            results[f'ratio photos/s {n} vs {peer} process(es)'] = med(n, 'photos_per_s') / med(peer, 'photos_per_s')
+        results[f'ms per photo (read/analyse/network/write), {label(n)}'] = ' / '.join(f'{s:.1f}' for s in stages)
+    for j, n in enumerate(procs):
+        for m in procs[:j]:
+            results[f'ratio photos/s, {label(n)} vs {label(m)}'] = med(n, 'photos_per_s') / med(m, 'photos_per_s')
     stages = [statistics.median(x['stages'][i] for x in runs[peer]) for i in range(4)]
     other = stages[0] + stages[1] + stages[3]
     split = [args.gpu_prepost_ms * s / other for s in (stages[0], stages[1], stages[3])] if other else [0, 0, 0]

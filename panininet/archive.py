@@ -221,6 +221,7 @@ class Plan:
         files (list[str]): Every input of the run, absolute, in order.
         owner (dict): Input -> rank, for the inputs to do now.
         work (dict): Input -> work (:func:`work_of`). frames (dict): Clip -> frames (from its header).
+        videos (list[str]): The clips among the inputs to do.
         earlier (int): Inputs already recorded with these settings, not done again.
         error (str | None): Why the run cannot start (every rank stops).
     """
@@ -229,6 +230,7 @@ class Plan:
     owner: dict = field(default_factory=dict)
     work: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
+    videos: list = field(default_factory=list)
     earlier: int = 0
     error: object = None
 
@@ -240,7 +242,8 @@ def plan_work(files, is_video, world, skip=()):
     owner = assign_lpt([w for w, _ in measured], world)
     return Plan(run_id=uuid.uuid4().hex[:12], files=list(files), owner=dict(zip(todo, owner)),
                 work={f: w for f, (w, _) in zip(todo, measured)},
-                frames={f: n for f, (_, n) in zip(todo, measured) if n is not None})
+                frames={f: n for f, (_, n) in zip(todo, measured) if n is not None},
+                videos=[f for f in todo if is_video(f)])
 
 
 # ------------------------------------------------------------------------------------------------------- settings
@@ -469,7 +472,7 @@ class Progress:
         if show and plan.owner:
             from tqdm import tqdm
 
-            self.n_photos = sum(1 for f in plan.owner if f not in plan.frames)
+            self.n_photos = len(plan.owner) - len(plan.videos)
             self.n_frames = sum(plan.frames.values())
             self.bar = tqdm(total=round(sum(plan.work.values()) / 1e6, 1), unit='MP', mininterval=every,
                             bar_format='{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} MP '
@@ -503,9 +506,10 @@ class Progress:
         states = self._others()
         total = lambda key: sum(s.get(key, 0) for s in states)  # noqa: E731
         self.bar.n = min(round(total('work_done') / 1e6, 1), self.bar.total)
+        videos = f', videos {total("videos")}/{len(self.plan.videos)}' if self.plan.videos else ''
         frames = f', frames {total("frames")}/{self.n_frames}' if self.n_frames else ''
-        self.bar.set_description_str(f'photos {total("photos")}/{self.n_photos}{frames}, faces {total("faces")}',
-                                     refresh=True)
+        self.bar.set_description_str(f'photos {total("photos")}/{self.n_photos}{videos}{frames}, faces '
+                                     f'{total("faces")}', refresh=True)
 
     def _loop(self):
         while not self.stop.wait(self.every):
