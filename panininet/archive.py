@@ -6,12 +6,14 @@ inference_panini.py`` is the same run with one rank and no process group.
 
 * **Ranks** (:func:`start_ranks`): torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` environment; the process group is
   nccl with ``cuda:LOCAL_RANK`` on GPUs, gloo on CPU, where each rank takes its share of the cores
-  (:func:`share_cores`). The only collectives are one broadcast of the plan at the start and one barrier at the end
-  (on a gloo group, also under nccl): between them the ranks never wait for each other.
-* **Plan** (:func:`plan_work`): rank 0 lists the work of every input from its header (pixels of a photo; frames x
-  pixels of a clip, :func:`work_of`) and gives each input, largest first, to the rank with the least work so far
-  (greedy longest-processing-time), then broadcasts the plan, so every rank follows one list even when the folder
-  changes under the run. One long clip then weighs as much as the photos the other ranks take meanwhile.
+  (:func:`share_cores`). The only collectives are a broadcast of the inputs and a gather of their work at the start
+  and a gather of the counters at the end (on a gloo group, also under nccl): between them the ranks never wait for
+  each other.
+* **Plan** (:func:`prepare_run`, :func:`assign_work`): rank 0 checks the record and broadcasts the inputs to do, so
+  every rank follows one list even when the folder changes under the run; the ranks read the headers of every
+  world-th input each (pixels of a photo; frames x pixels of a clip, :func:`work_of`), gather them, and each gives
+  every input, largest first, to the rank with the least work so far (greedy longest-processing-time, the same
+  result on every rank). One long clip then weighs as much as the photos the other ranks take meanwhile.
 * **Record** (:class:`Manifest`): each rank appends one JSON line per finished input to its own part file
   ``OUT/manifest.parts/rank-NNNNN.jsonl`` (one ``write`` of the whole line on an ``O_APPEND`` descriptor, then
   ``fsync``), only after every output of that input is in place (outputs are written atomically:
@@ -214,11 +216,13 @@ def assign_lpt(works, world):
 
 @dataclass
 class Plan:
-    """What every rank does, made by rank 0 (:func:`prepare_run`) and broadcast.
+    """What every rank does: made by rank 0 (:func:`prepare_run`), broadcast, completed by every rank
+    (:func:`assign_work`).
 
     Attributes:
         run_id (str): This run's id (in every record it writes).
         files (list[str]): Every input of the run, absolute, in order.
+        todo (list[str]): The inputs to do now (``files`` less those recorded as done with these settings).
         owner (dict): Input -> rank, for the inputs to do now.
         work (dict): Input -> work (:func:`work_of`). frames (dict): Clip -> frames (from its header).
         videos (list[str]): The clips among the inputs to do.
@@ -227,6 +231,7 @@ class Plan:
     """
     run_id: str = ''
     files: list = field(default_factory=list)
+    todo: list = field(default_factory=list)
     owner: dict = field(default_factory=dict)
     work: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
@@ -235,15 +240,23 @@ class Plan:
     error: object = None
 
 
-def plan_work(files, is_video, world, skip=()):
-    """The Plan of ``files`` (minus ``skip``) over ``world`` ranks, balanced by work."""
-    todo = [f for f in files if f not in set(skip)]
-    measured = [work_of(f, is_video(f)) for f in todo]
-    owner = assign_lpt([w for w, _ in measured], world)
-    return Plan(run_id=uuid.uuid4().hex[:12], files=list(files), owner=dict(zip(todo, owner)),
-                work={f: w for f, (w, _) in zip(todo, measured)},
-                frames={f: n for f, (_, n) in zip(todo, measured) if n is not None},
-                videos=[f for f in todo if is_video(f)])
+def assign_work(plan, ranks, is_video):
+    """Fill ``plan``'s owner, work, frames and videos: every rank reads the headers of every world-th input of
+    ``plan.todo``, the ranks gather them, and each assigns the inputs with :func:`assign_lpt` (the same result on
+    every rank, from the same numbers)."""
+    measured = {f: work_of(f, is_video(f)) for f in plan.todo[ranks.rank::ranks.world]}
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        parts = [None] * ranks.world
+        dist.all_gather_object(parts, measured, group=ranks.group)
+        measured = {f: m for part in parts for f, m in part.items()}
+    owner = assign_lpt([measured[f][0] for f in plan.todo], ranks.world)
+    plan.owner = dict(zip(plan.todo, owner))
+    plan.work = {f: measured[f][0] for f in plan.todo}
+    plan.frames = {f: measured[f][1] for f in plan.todo if measured[f][1] is not None}
+    plan.videos = [f for f in plan.todo if is_video(f)]
+    return plan
 
 
 # ------------------------------------------------------------------------------------------------------- settings
@@ -386,16 +399,16 @@ def _differences(old, new):
     return ', '.join(f'{k}: {old.get(k)!r} then, {new.get(k)!r} now' for k in keys if old.get(k) != new.get(k))
 
 
-def prepare_run(out_root, files, settings, is_video, world, resume, subfolders):
-    """Rank 0, before any output is written: check or empty the record, clean up after a kill, plan the run.
+def prepare_run(out_root, files, settings, resume, subfolders):
+    """Rank 0, before any output is written: check or empty the record, clean up after a kill, list what to do.
 
     Args:
         out_root (str): Output folder (exists). files (list[str]): Inputs, absolute. settings (dict): What shapes
-            the outputs. is_video (callable): path -> bool. world (int): Ranks. resume (bool): Keep the records
-            of these settings. subfolders (tuple[str]): Output subfolders (for leftover temporary files).
+            the outputs. resume (bool): Keep the records of these settings. subfolders (tuple[str]): Output
+            subfolders (for leftover temporary files).
 
     Returns:
-        Plan: With ``error`` set when the run must not start.
+        Plan: Without owners yet (:func:`assign_work`); with ``error`` set when the run must not start.
     """
     fp = fingerprint(settings)
     records = read_records(out_root)
@@ -409,9 +422,8 @@ def prepare_run(out_root, files, settings, is_video, world, resume, subfolders):
     keep = [r for r in records if still_valid(r, out_root, fp)] if resume else []
     consolidate(out_root, keep)  # without --resume: an empty record before any output is replaced
     done = {r['input'] for r in keep}
-    plan = plan_work(files, is_video, world, skip=done)
-    plan.earlier = len(done & set(files))
-    return plan
+    return Plan(run_id=uuid.uuid4().hex[:12], files=list(files), todo=[f for f in files if f not in done],
+                earlier=len(done & set(files)))
 
 
 def broadcast_plan(plan, ranks):
@@ -769,9 +781,9 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
                 subfolders=(), show_progress=True):
     """Restore this rank's share of ``files`` into ``out_root`` and record every input.
 
-    Every rank calls this with the same arguments; rank 0 prepares the record and the plan
-    (:func:`prepare_run`), every rank restores the inputs the plan gives it, and rank 0 consolidates the record
-    once all have finished.
+    Every rank calls this with the same arguments; rank 0 prepares the record (:func:`prepare_run`), the ranks
+    plan together (:func:`assign_work`), every rank restores the inputs the plan gives it, and rank 0 consolidates
+    the record once all have finished.
 
     Args:
         restorer (panininet.restorer.PaniniRestorer): This rank's restorer (on its device).
@@ -793,10 +805,11 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
     files = [osp.abspath(f) for f in files]
     plan = None
     if ranks.rank == 0:
-        plan = prepare_run(out_root, files, settings, is_video, ranks.world, resume, subfolders)
+        plan = prepare_run(out_root, files, settings, resume, subfolders)
     plan = broadcast_plan(plan, ranks)
     if plan.error:
         raise ArchiveError(plan.error)
+    assign_work(plan, ranks, is_video)
     stats = RankStats()
     start = time.perf_counter()
     mine = [f for f in plan.files if plan.owner.get(f) == ranks.rank]
