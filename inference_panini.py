@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
 from panininet.archive import (
     ArchiveError,
     Handlers,
@@ -40,12 +39,13 @@ from panininet.archive import (
     stop_ranks,
     summarize,
 )
-from panininet.color import COLOR_FIX_METHODS
-from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
-from panininet.image_io import read_image, why_unreadable, write_image
-from panininet.restorer import PaniniRestorer
-from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
+from panininet.pipeline.color import COLOR_FIX_METHODS
+from panininet.pipeline.face_detection import DETECTORS
+from panininet.pipeline.image_io import read_image, why_unreadable, write_image
+from panininet.pipeline.restorer import PaniniRestorer
+from panininet.platform.allocator import reuse_freed_memory
+from panininet.weights.releases import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
@@ -337,7 +337,7 @@ def main(argv=None):
         device = rank_device(args.device, int(os.environ.get('LOCAL_RANK', '0')))  # torchrun: cuda:LOCAL_RANK
         restorer = build_restorer(args, device)  # before -o is created: a run that cannot start leaves nothing
         if restorer.device.type == 'cpu' and not args.no_memory_reuse:
-            reuse_freed_memory()  # panininet.allocator: no page faults per face on CPU
+            reuse_freed_memory()  # panininet.platform.allocator: no page faults per face on CPU
         prepare_output(out_root)
         ranks = start_ranks(device)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
@@ -387,8 +387,8 @@ def main(argv=None):
 
 # ----------------------------------------------------------------------------------------------------------- videos
 def split_videos(files):
-    """(photos, videos) of the input list: videos by their extension (panininet.video.VIDEO_EXTENSIONS)."""
-    from panininet.video import is_video_file
+    """(photos, videos) of the input list: videos by their extension (panininet.pipeline.video.VIDEO_EXTENSIONS)."""
+    from panininet.pipeline.video import is_video_file
 
     videos = {f for f in files if is_video_file(f)}
     return [f for f in files if f not in videos], [f for f in files if f in videos]
@@ -396,7 +396,7 @@ def split_videos(files):
 
 def check_video_args(args):
     """Refuse video flags that cannot work, before anything loads (UsageError / ImportError naming the fix)."""
-    from panininet.video import check_video_codec
+    from panininet.pipeline.video import check_video_codec
 
     if args.aligned:
         raise UsageError('--aligned is for folders of aligned face crops; it does not apply to videos.')
@@ -412,14 +412,14 @@ def video_output_path(args, out_root, stem):
 
 
 def is_video(path):
-    from panininet.video import is_video_file
+    from panininet.pipeline.video import is_video_file
 
     return is_video_file(path)
 
 
 def restore_video_file(args, restorer, out_root, inputs_abs, path, stem, progress):
     """One clip through PaniniRestorer.enhance_video; returns (summary, [output]); InputSkipped for a bad clip."""
-    from panininet.video import VideoError
+    from panininet.pipeline.video import VideoError
 
     dest = video_output_path(args, out_root, stem)
     if dest in inputs_abs:

@@ -17,7 +17,7 @@ inference_panini.py`` is the same run with one rank and no process group.
 * **Record** (:class:`Manifest`): each rank appends one JSON line per finished input to its own part file
   ``OUT/manifest.parts/rank-NNNNN.jsonl`` (one ``write`` of the whole line on an ``O_APPEND`` descriptor, then
   ``fsync``), only after every output of that input is in place (outputs are written atomically:
-  :mod:`panininet.fileio`). One writer per file needs no lock, also on a network file system shared by several
+  :mod:`panininet.atomic`). One writer per file needs no lock, also on a network file system shared by several
   machines, where appends from several writers to one file can interleave; a kill costs at most the torn last line
   of one part, which the reader drops (that input is redone). At the end of the run, and at the start of the next,
   rank 0 unions ``OUT/manifest.jsonl`` and the parts into a new ``OUT/manifest.jsonl`` (written atomically; the
@@ -27,10 +27,10 @@ inference_panini.py`` is the same run with one rank and no process group.
   same size and modification time, and all of its outputs present are not planned again; a record of other
   settings refuses the run (:class:`ArchiveError`, one line). Without ``resume`` the old record is emptied before
   any output is written. Temporary files a killed rank left (``.NAME.XXXXXXXX.part.EXT``) are removed first.
-* **Streaming photos** (:func:`stream_photos`): the shape of :func:`panininet.video.restore_video`: a read thread
-  and an analyse thread (detection + alignment) feed the network in the calling thread through bounded queues, and a
-  write thread (colour fix, paste back, encode, record) drains it, so the network does not wait for decoding,
-  detection, pasting or encoding. :class:`RankStats` counts the network's busy time against the wall time.
+* **Streaming photos** (:func:`stream_photos`): the shape of :func:`panininet.pipeline.video.restore_video`: a read
+  thread and an analyse thread (detection + alignment) feed the network in the calling thread through bounded
+  queues, and a write thread (colour fix, paste back, encode, record) drains it, so the network does not wait for
+  decoding, detection, pasting or encoding. :class:`RankStats` counts the network's busy time against the wall time.
 * **Progress** (:class:`Progress`): each rank rewrites a small ``rank-NNNNN.progress.json`` beside its part every
   second (photos, frames, faces, work done, its pid); rank 0 sums them into one bar of work over the whole run
   (photos, videos, frames, faces, time left).
@@ -51,8 +51,8 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 
-from panininet.fileio import write_text_atomic
-from panininet.video_io import END, Pipeline
+from panininet.atomic import write_text_atomic
+from panininet.pipeline.video_io import END, Pipeline
 
 MANIFEST = 'manifest.jsonl'
 PARTS = 'manifest.parts'
@@ -610,10 +610,10 @@ class _Photo:
 
 def stream_photos(restorer, photos, stems, handlers, options, recorder, stats, queue_size=None):
     """Restore ``photos`` in four overlapping stages joined by bounded queues (the shape of
-    :func:`panininet.video.restore_video`):
+    :func:`panininet.pipeline.video.restore_video`):
 
     1. **read** (thread): ``handlers.read_photo``;
-    2. **analyse** (thread): :meth:`~panininet.restorer.PaniniRestorer.prepare_faces` (detection + alignment);
+    2. **analyse** (thread): :meth:`~panininet.pipeline.restorer.PaniniRestorer.prepare_faces` (detection + alignment);
     3. **restore** (the calling thread): the faces of consecutive photos go through the network together,
        ``batch_size`` at a time (a failing call is retried photo by photo, so one bad photo costs only itself);
     4. **write** (thread): colour fix and paste back, the outputs (``handlers.save_photo``), then the record.
@@ -730,7 +730,7 @@ def _finish_photo(restorer, item, stem, handlers, options, recorder):
     t = time.perf_counter()
     if item.error is None:
         try:
-            from panininet.color import is_gray
+            from panininet.pipeline.color import is_gray
 
             p = item.prepared
             faces = restorer.finish_faces(item.restored, p['crops'], is_gray(item.img))
@@ -786,7 +786,7 @@ def run_archive(restorer, files, out_root, settings, handlers, options, ranks, i
     the record once all have finished.
 
     Args:
-        restorer (panininet.restorer.PaniniRestorer): This rank's restorer (on its device).
+        restorer (panininet.pipeline.restorer.PaniniRestorer): This rank's restorer (on its device).
         files (list[str]): Every input (photos and clips). out_root (str): Output folder (exists, writable).
         settings (dict): JSON-able values of everything that shapes the outputs (its fingerprint guards resume).
         handlers (Handlers): Reading and writing of inputs. options (Options): Restoring options.

@@ -14,7 +14,9 @@ import torch
 
 import panininet  # noqa: F401  (compat + registries before any test imports basicsr)
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# isort: off
+from helpers import REPO_ROOT, load_script, write_tiny_model  # noqa: E402  (after panininet: helpers imports basicsr)
+# isort: on
 # $PANINI_SHARED_DIR points elsewhere (e.g. a copy carried to a GPU machine: benchmarks/gpu_check.py --shared)
 SHARED_DIR = os.environ.get('PANINI_SHARED_DIR') or osp.join(osp.dirname(REPO_ROOT), 'shared')
 
@@ -44,6 +46,18 @@ def repo_root():
     return REPO_ROOT
 
 
+@pytest.fixture(scope='module')
+def cli():
+    """``inference_panini.py`` imported as a module (call its ``main(argv)``)."""
+    return load_script('inference_panini.py')
+
+
+@pytest.fixture(scope='session')
+def tiny_model(tmp_path_factory):
+    """Path of a tiny PaniniNet weights file (:func:`helpers.write_tiny_model`), written once per run."""
+    return write_tiny_model(tmp_path_factory.mktemp('weights'))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -64,16 +78,3 @@ def _fresh_basicsr_logger():
         handler.close()
     log.setLevel(logging.NOTSET)
     basicsr_logger.initialized_logger.pop('basicsr', None)
-
-
-TINY_PANINI_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64,
-                        dre_num_feat=16, dre_in_size=64)
-
-
-def write_tiny_panini(path):
-    """A tiny randomly initialised PaniniNet (seed 0) in our weights format, recording its arch; returns ``path``."""
-    from panininet.archs.panini_arch import PaniniNet
-
-    torch.manual_seed(0)
-    torch.save({'params_ema': PaniniNet(**TINY_PANINI_ARCH).state_dict(), 'arch': TINY_PANINI_ARCH}, str(path))
-    return str(path)

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, get_shared, write_tiny_panini
-from train_helpers import free_port
+from conftest import get_shared
+from helpers import REPO_ROOT, free_port
 
 from panininet import archive
 
@@ -79,7 +79,7 @@ def test_record_survives_a_torn_line_and_merges(tmp_path):
 
 
 def test_leftovers_of_a_kill_are_recognised(tmp_path):
-    from panininet.fileio import atomic_path
+    from panininet.atomic import atomic_path
 
     sub = tmp_path / 'restored_imgs'
     with atomic_path(str(sub / 'x.png')) as tmp:  # the name a killed writer would leave
@@ -127,21 +127,6 @@ def inputs(tmp_path_factory):
     (folder / 'notes.txt').write_text('not an image')
     write_clip(str(folder / 'clip.mp4'), [np.roll(img, 2 * t, axis=0) for t in range(N_FRAMES)])
     return str(folder)
-
-
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    return write_tiny_panini(tmp_path_factory.mktemp('archive_weights') / 'tiny.pth')
-
-
-@pytest.fixture(scope='module')
-def cli():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location('inference_panini', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def outputs_of(out):
