@@ -9,6 +9,7 @@ layout). Videos (mp4, mov, mkv, avi, webm, ...; needs PyAV: ``pip install "panin
 A folder may mix both. Run with ``-h`` for every flag.
 """
 import argparse
+import functools
 import glob
 import os
 import os.path as osp
@@ -23,6 +24,21 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.archive import (
+    ArchiveError,
+    Handlers,
+    InputSkipped,
+    Options,
+    file_identity,
+    is_main_process,
+    rank_device,
+    run_archive,
+    share_cores,
+    speed_line,
+    start_ranks,
+    stop_ranks,
+    summarize,
+)
 from panininet.families import BACKENDS, family_names, family_summary, validate_weight
 from panininet.pipeline.color import COLOR_FIX_METHODS
 from panininet.pipeline.face_detection import DETECTORS
@@ -36,7 +52,8 @@ OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 
 
 
 # exit status: every input restored / the run finished but some inputs were skipped (listed in the summary) /
-# nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do)
+# nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do); under torchrun
+# a run that finished exits 0 (torchrun reports any other status as a crash), its skipped inputs are in the manifest
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000  # 200 MP, e.g. 17,300 x 11,500: about 0.6 GB for an 8-bit canvas
 
@@ -84,6 +101,9 @@ def build_parser():
     io.add_argument('--strip_metadata', action='store_true',
                     help='restored_imgs without the ICC colour profile and EXIF (date, camera, GPS) of their input; '
                     'by default both are kept, EXIF orientation reset to 1 since pixels are stored upright')
+    io.add_argument('--resume', action='store_true',
+                    help='skip the inputs -o/manifest.jsonl records as done with the same settings whose outputs '
+                    'exist, redo the rest; other settings are refused (docs/archive.md)')
     io.add_argument('--max_output_pixels', type=float, default=DEFAULT_MAX_OUTPUT_PIXELS,
                     help='largest restored photo (width x height after -s); a larger one is skipped with a warning')
 
@@ -271,12 +291,13 @@ def fit_for_format(img, ext, name):
     return img
 
 
-def build_restorer(args):
-    """The PaniniRestorer the flags ask for; a weights file it cannot use raises UsageError with the reason."""
+def build_restorer(args, device=None):
+    """The PaniniRestorer the flags ask for (on ``device``, default ``--device``); a weights file it cannot use
+    raises UsageError with the reason."""
     try:
         return PaniniRestorer(
             model_path=args.model_path, upscale=args.upscale, version=args.version,
-            bg_upsampler=build_bg_upsampler(args), device=args.device,
+            bg_upsampler=build_bg_upsampler(args), device=device or args.device,
             detector=None if args.aligned else args.detector,
             weights_dir=args.weights_dir, batch_size=args.batch_size, allow_download=not args.no_download,
             dlib_upsample=args.dlib_upsample, precision='fp16' if args.fp16 else 'bf16' if args.bf16 else 'fp32',
@@ -290,47 +311,47 @@ def build_restorer(args):
                          'panininet or official checkpoint of that version (docs/install.md, "Weights").') from None
 
 
-def read_group(paths, args, skipped):
-    """(path, image) of the readable photos of ``paths``; the others are warned about and added to ``skipped``."""
-    group = []
-    for path in paths:
-        try:
-            img = read_image(path)
-        except OSError as err:
-            warnings.warn(f'{path}: cannot be read ({err.strerror or err}); skipped.', stacklevel=2)
-            skipped.append(osp.basename(path))
-            continue
-        if img is None:
-            warnings.warn(f'{path}: {why_unreadable(path)}; skipped.', stacklevel=2)
-            skipped.append(osp.basename(path))
-            continue
-        h, w = img.shape[:2]
-        out_pixels = h * w * args.upscale ** 2
-        if not args.aligned and out_pixels > args.max_output_pixels:
-            warnings.warn(f'{path}: at -s {args.upscale:g} the output would be {w * args.upscale:.0f} x '
-                          f'{h * args.upscale:.0f} = {out_pixels / 1e6:.0f} MP, over --max_output_pixels '
-                          f'{args.max_output_pixels:.0f}; skipped (lower -s or raise --max_output_pixels).',
-                          stacklevel=2)
-            skipped.append(osp.basename(path))
-            continue
-        group.append((path, img))
-    return group
-
-
-def restore_group(restorer, group, args, skipped):
-    """enhance_batch over ``group``; if it fails, each photo alone, so one bad photo costs only itself."""
-    if not group:
-        return []
-    kwargs = dict(has_aligned=args.aligned, only_center_face=args.only_center_face, paste_back=True,
-                  weight=args.weight)
+def read_photo(args, path):
+    """The photo at ``path``; raises InputSkipped (the reason) for one that cannot be read or would be too large."""
     try:
-        return list(zip(group, restorer.enhance_batch([img for _, img in group], **kwargs)))
-    except Exception as err:  # noqa: BLE001  (reported, counted, skipped: the rest of the folder still runs)
-        if len(group) == 1:
-            warnings.warn(f'{group[0][0]}: restoring failed ({first_line(err)}); skipped.', stacklevel=2)
-            skipped.append(osp.basename(group[0][0]))
-            return []
-    return [done for item in group for done in restore_group(restorer, [item], args, skipped)]
+        img = read_image(path)
+    except OSError as err:
+        raise InputSkipped(f'cannot be read ({err.strerror or err})') from None
+    if img is None:
+        raise InputSkipped(why_unreadable(path))
+    h, w = img.shape[:2]
+    out_pixels = h * w * args.upscale ** 2
+    if not args.aligned and out_pixels > args.max_output_pixels:
+        size = f'{w * args.upscale:.0f} x {h * args.upscale:.0f} = {out_pixels / 1e6:.0f} MP'
+        raise InputSkipped(f'output of {size} over --max_output_pixels {args.max_output_pixels:.0f}',
+                           warning=f'{path}: at -s {args.upscale:g} the output would be {size}, over '
+                           f'--max_output_pixels {args.max_output_pixels:.0f}; skipped (lower -s or raise '
+                           '--max_output_pixels).')
+    return img
+
+
+def save_photo(args, out_root, inputs_abs, path, stem, result):
+    """Write the outputs of one restored photo (atomically); returns their paths (OSError when one fails)."""
+    written = []
+    metadata = None if args.strip_metadata else read_metadata(path)  # ICC profile, EXIF (upright)
+    for image, dest in output_targets(path, stem, result, args, out_root):
+        if dest in inputs_abs:
+            raise OSError(f'{dest} is an input of this run; not overwriting it')
+        whole = osp.basename(osp.dirname(dest)) == 'restored_imgs'
+        write_image(image, dest, metadata=metadata if whole else None)
+        written.append(dest)
+    return written
+
+
+# flags that shape the outputs: resuming with other values is refused (the weights file is added by run_settings)
+OUTPUT_SETTINGS = ('version', 'backend', 'upscale', 'bg_upsampler', 'bg_tile', 'suffix', 'only_center_face',
+                   'aligned', 'ext', 'weight', 'detector', 'dlib_upsample', 'color_fix', 'max_output_pixels',
+                   'no_smooth', 'video_codec', 'video_crf', 'fp16', 'bf16', 'strip_metadata')
+
+
+def run_settings(args):
+    """What a run's manifest records as its settings: the flags that shape the outputs and the weights file."""
+    return dict({k: getattr(args, k) for k in OUTPUT_SETTINGS}, model_path=file_identity(args.model_path))
 
 
 def output_targets(path, stem, result, args, out_root):
@@ -355,8 +376,6 @@ def output_targets(path, stem, result, args, out_root):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tqdm import tqdm
-
     warnings.simplefilter('always')
     warnings.formatwarning = lambda message, category, *a, **k: f'{category.__name__}: {message}\n'
 
@@ -368,7 +387,8 @@ def main(argv=None):
         if videos:
             check_video_args(args)
         check_output(out_root, files)
-        restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
+        device = rank_device(args.device, int(os.environ.get('LOCAL_RANK', '0')))  # torchrun: cuda:LOCAL_RANK
+        restorer = build_restorer(args, device)  # before -o is created: a run that cannot start leaves nothing
         if restorer.device.type == 'cpu' and not args.no_memory_reuse:
             reuse_freed_memory()  # panininet.platform.allocator: no page faults per face on CPU
         if restorer.device.type == 'cpu' and restorer.precision == 'fp32' and args.backend == 'pytorch' and \
@@ -376,47 +396,55 @@ def main(argv=None):
             print(f'Note: this CPU has bf16 units ({", ".join(cpu_bf16_units())}); --bf16 restores faces faster '
                   '(PSNR >= 40 dB against fp32, docs/cpu_bf16.md).')
         prepare_output(out_root)
+        ranks = start_ranks(device)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
-        sys.stderr.write(f'Error: {err}\n')
+        if is_main_process():
+            sys.stderr.write(f'Error: {err}\n')
         return EXIT_USAGE
+    if restorer.device.type == 'cpu' and 'LOCAL_WORLD_SIZE' in os.environ:
+        share_cores(ranks)  # torchrun: each rank its share of this machine's cores
 
     inputs_abs = {osp.abspath(f) for f in files}
-    stems = output_stems(files)
-    n_images = n_faces = 0
-    skipped = []
+    incomplete = []  # clips that stopped decoding early (exit status 1)
+    handlers = Handlers(read_photo=functools.partial(read_photo, args),
+                        save_photo=functools.partial(save_photo, args, out_root, inputs_abs),
+                        restore_video=functools.partial(restore_video_file, args, restorer, out_root, inputs_abs,
+                                                        incomplete),
+                        stems=output_stems)
+    options = Options(weight=args.weight, only_center_face=args.only_center_face, aligned=args.aligned,
+                      batch_size=args.batch_size)
     start = time.time()
-    bar = tqdm(total=len(photos), desc='photos', unit='img', disable=not photos)
-    # photos go in groups of --batch_size, so that the faces of several photos share network calls
-    for first in range(0, len(photos), args.batch_size):
-        paths = photos[first:first + args.batch_size]
-        for (path, _), result in restore_group(restorer, read_group(paths, args, skipped), args, skipped):
-            metadata = None if args.strip_metadata else read_metadata(path)  # ICC profile, EXIF (upright)
-            try:
-                for image, dest in output_targets(path, stems[path], result, args, out_root):
-                    if dest in inputs_abs:
-                        raise OSError(f'{dest} is an input of this run; not overwriting it')
-                    whole = osp.basename(osp.dirname(dest)) == 'restored_imgs'
-                    write_image(image, dest, metadata=metadata if whole else None)
-            except OSError as err:
-                warnings.warn(f'{path}: writing its results failed ({first_line(err)}); skipped.', stacklevel=1)
-                skipped.append(osp.basename(path))
-                continue
-            n_images += 1
-            n_faces += len(result[1])
-        bar.update(len(paths))
-    bar.close()
-    incomplete = []  # clips that stopped decoding early: written with the frames decoded, exit status 1
-    n_videos, n_frames, n_video_faces = restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped,
-                                                       incomplete)
-    elapsed = time.time() - start
-    video_part = f'{n_videos} video(s) ({n_frames} frames), ' if videos else ''
-    incomplete_part = f', {len(incomplete)} incomplete ({", ".join(incomplete)})' if incomplete else ''
-    print(f'Done: {n_images} photo(s), {video_part}{n_faces + n_video_faces} face(s) restored{incomplete_part}, '
-          f'{len(skipped)} file(s) skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {elapsed:.1f} s. '
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop, remove the partial file, as Ctrl-C
+    try:
+        records, every, plan = run_archive(restorer, files, out_root, run_settings(args), handlers, options, ranks,
+                                       is_video, resume=args.resume, subfolders=OUTPUT_SUBFOLDERS)
+    except ArchiveError as err:
+        if ranks.rank == 0:
+            sys.stderr.write(f'Error: {err}\n')
+        return EXIT_USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        stop_ranks(ranks)
+    if records is None:  # ranks > 0: rank 0 reports the whole run
+        return EXIT_OK
+    done = summarize(records, plan.run_id)
+    skipped = done['skipped']
+    video_part = f'{done["videos"]} video(s) ({done["frames"]} frames), ' if videos else ''
+    earlier = f' ({done["earlier"]} file(s) recorded by an earlier run, not redone)' if done['earlier'] else ''
+    print(f'Done: {done["photos"]} photo(s), {video_part}{done["faces"]} face(s) restored, {len(skipped)} file(s) '
+          f'skipped{" (" + ", ".join(skipped) + ")" if skipped else ""}, {time.time() - start:.1f} s{earlier}. '
           f'Results in {out_root}')
-    if skipped:
-        return EXIT_SKIPPED if n_images or n_videos else EXIT_USAGE
-    return EXIT_SKIPPED if incomplete else EXIT_OK
+    if photos and any(s['photos'] for s in every):
+        print(speed_line(every))
+    if incomplete and not ranks.distributed:  # clips that stopped decoding early: written with the frames decoded
+        print(f'{len(incomplete)} clip(s) incomplete ({", ".join(incomplete)})')
+        return EXIT_SKIPPED
+    if skipped and not ranks.distributed:  # torchrun reports any non-zero status as a crash: 0 once it ran
+        return EXIT_SKIPPED if done['photos'] or done['videos'] else EXIT_USAGE
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------------- videos
@@ -445,80 +473,40 @@ def video_output_path(args, out_root, stem):
     return osp.join(out_root, 'restored_videos', f'{stem}{suffix}.{ext}')
 
 
-def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete=None):
-    """Each clip through PaniniRestorer.enhance_video with a progress bar in frames; a clip that fails is warned
-    about (one line), added to ``skipped``, and the next one runs; a clip that stops decoding early is written with
-    the frames decoded, warned about (frames decoded / announced) and added to ``incomplete``.
+def is_video(path):
+    from panininet.pipeline.video import is_video_file
 
-    Returns:
-        tuple: (clips done, frames, faces).
+    return is_video_file(path)
+
+
+def restore_video_file(args, restorer, out_root, inputs_abs, incomplete, path, stem, progress):
+    """One clip through PaniniRestorer.enhance_video; returns (summary, [output]); InputSkipped for a bad clip.
+
+    A clip that stops decoding early is written with the frames decoded, warned about and added to ``incomplete``.
     """
-    previous = None
-    if videos and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and remove the partial file, as Ctrl-C
-    try:
-        return _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped,
-                                   [] if incomplete is None else incomplete)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped, incomplete):
-    from tqdm import tqdm
-
     from panininet.pipeline.video import VideoError
 
-    n_videos = n_frames = n_faces = 0
-    for path in videos:
-        name = osp.basename(path)
-        dest = video_output_path(args, out_root, stems[path])
-        with tqdm(desc=name, unit='frame', total=probe_frame_count(path)) as bar:
-            try:
-                if dest in inputs_abs:
-                    raise OSError(f'{dest} is an input of this run; not overwriting it')
-                summary = restorer.enhance_video(path, dest, only_center_face=args.only_center_face,
-                                                 weight=args.weight, smooth=not args.no_smooth,
-                                                 video_codec=args.video_codec, crf=args.video_crf,
-                                                 progress=bar.update)
-            except VideoError as err:  # names the file and the problem
-                bar.close()
-                warnings.warn(f'{err} Skipped.', stacklevel=1)
-                skipped.append(name)
-                continue
-            except Exception as err:  # noqa: BLE001  (reported, counted, skipped: the other inputs still run)
-                bar.close()
-                warnings.warn(f'{path}: restoring the clip failed ({first_line(err)}); skipped.', stacklevel=1)
-                skipped.append(name)
-                continue
-        n_videos, n_frames, n_faces = n_videos + 1, n_frames + summary.frames, n_faces + summary.faces
-        if summary.incomplete:
-            warnings.warn(f'{path}: {summary.incomplete}; {dest} holds those {summary.frames} frames.', stacklevel=1)
-            incomplete.append(name)
-        audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
-        print(f'{name}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
-              f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')
-    return n_videos, n_frames, n_faces
+    dest = video_output_path(args, out_root, stem)
+    if dest in inputs_abs:
+        raise OSError(f'{dest} is an input of this run; not overwriting it')
+    try:
+        summary = restorer.enhance_video(path, dest, only_center_face=args.only_center_face, weight=args.weight,
+                                         smooth=not args.no_smooth, video_codec=args.video_codec,
+                                         crf=args.video_crf, progress=progress)
+    except VideoError as err:  # names the file and the problem
+        raise InputSkipped(str(err), warning=f'{err} Skipped.') from None
+    if summary.incomplete:
+        warnings.warn(f'{path}: {summary.incomplete}; {dest} holds those {summary.frames} frames.', stacklevel=1)
+        if incomplete is not None:
+            incomplete.append(osp.basename(path))
+    audio = f', audio: {"; ".join(summary.audio)}' if summary.audio else ', no audio'
+    print(f'{osp.basename(path)}: {summary.frames} frames, {summary.faces} face(s), {summary.seconds:.1f} s '
+          f'({summary.frames / max(summary.seconds, 1e-9):.2f} frames/s){audio} -> {dest}')
+    return summary, [dest]
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f'signal {signum}')
-
-
-def probe_frame_count(path):
-    """Frames the clip says it has (for the progress bar's ETA), or None when it does not say."""
-    try:
-        import av
-
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return stream.frames
-            if container.duration and stream.average_rate:
-                return int(round(container.duration / 1e6 * float(stream.average_rate)))
-    except Exception:  # noqa: BLE001  (a bad clip is reported by enhance_video)
-        return None
-    return None
 
 
 if __name__ == '__main__':

@@ -245,8 +245,7 @@ class PaniniRestorer:
         Returns:
             list[tuple]: One ``(cropped_faces, restored_faces, restored_img)`` per photo, as :meth:`enhance`.
         """
-        prepared = [self._aligned_input(img) if has_aligned else self._detect_and_align(img, only_center_face)
-                    for img in imgs]
+        prepared = [self.prepare_faces(img, has_aligned, only_center_face) for img in imgs]
         restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
         results, i = [], 0
         for img, p in zip(imgs, prepared):
@@ -257,6 +256,20 @@ class PaniniRestorer:
                 whole = self.paste_back(img, p['affines'], restored)
             results.append((p['crops'], restored, whole))
         return results
+
+    def prepare_faces(self, img, has_aligned=False, only_center_face=False):
+        """What :meth:`enhance_batch` does to one photo before the network: detection and alignment.
+
+        Args:
+            img (np.ndarray): A photo in any form :meth:`enhance` takes.
+            has_aligned (bool): ``img`` is one aligned face. Default: False.
+            only_center_face (bool): Keep only the face closest to the centre. Default: False.
+
+        Returns:
+            dict: ``crops`` ((512, 512, 3) uint8 BGR), ``net_inputs`` (what :meth:`restore_faces` takes) and
+            ``affines`` ((2, 3) photo -> crop matrices; empty when ``has_aligned``).
+        """
+        return self._aligned_input(img) if has_aligned else self._detect_and_align(img, only_center_face)
 
     def finish_faces(self, restored, crops, tone):
         """The restored faces as they are pasted: colour-fixed to their crops (``color_fix``), in a monochrome photo's

@@ -181,14 +181,14 @@ def test_huge_upscale_is_bounded(cli, capsys, tmp_path, face, weights):
 def test_one_failing_photo_does_not_stop_the_run(cli, capsys, monkeypatch, tmp_path, face, weights):
     for name in ('a.png', 'b.png', 'c.png'):
         cv2.imwrite(str(tmp_path / name), face if name != 'b.png' else face[::-1].copy())
-    real = cli.PaniniRestorer.enhance_batch
+    real = cli.PaniniRestorer.prepare_faces
 
-    def flaky(self, imgs, **kwargs):
-        if any(np.array_equal(img, face[::-1]) for img in imgs):
+    def flaky(self, img, *args, **kwargs):
+        if np.array_equal(img, face[::-1]):
             raise MemoryError('simulated: b.png does not fit')
-        return real(self, imgs, **kwargs)
+        return real(self, img, *args, **kwargs)
 
-    monkeypatch.setattr(cli.PaniniRestorer, 'enhance_batch', flaky)
+    monkeypatch.setattr(cli.PaniniRestorer, 'prepare_faces', flaky)
     src = tmp_path
     rc, out, err = run(cli, capsys, ['-i', str(src), '-o', str(tmp_path / 'out'), '--model_path',
                                      str(weights / 'tiny.pth'), *FAST, '--batch_size', '3'])

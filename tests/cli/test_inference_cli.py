@@ -49,7 +49,7 @@ def run_all(cli, photos, tiny_model, tmp_path_factory):
 def test_layout_and_names(run_all):
     rc, out = run_all
     assert rc == 1  # notes.txt was skipped (exit status 1: finished, something skipped)
-    assert sorted(os.listdir(out)) == ['cmp', 'cropped_faces', 'restored_faces', 'restored_imgs']
+    assert sorted(os.listdir(out)) == ['cmp', 'cropped_faces', 'manifest.jsonl', 'restored_faces', 'restored_imgs']
     assert sorted(os.listdir(osp.join(out, 'restored_imgs'))) == [
         'color.jpg', 'deep.png', 'gray.png', 'noface.png', 'rgba.png']
     faces = ['color_00.png', 'deep_00.png', 'gray_00.png', 'rgba_00.png']
@@ -96,7 +96,7 @@ def test_aligned(cli, shared_dir, tiny_model, tmp_path):
     # no detector is needed (nor its weights: the default RetinaFace is absent from this empty weights folder)
     assert cli.main(['-i', face, '-o', str(out), '--model_path', tiny_model, '--aligned', '--device', 'cpu',
                      '--no_download', '--weights_dir', str(tmp_path / 'empty')]) == 0
-    assert sorted(os.listdir(out)) == ['cmp', 'cropped_faces', 'restored_faces']
+    assert sorted(os.listdir(out)) == ['cmp', 'cropped_faces', 'manifest.jsonl', 'restored_faces']
     assert os.listdir(out / 'restored_faces') == ['Julia_Roberts_crop_00.png']
 
 
