@@ -24,12 +24,20 @@ import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.allocator import reuse_freed_memory
+from panininet.background import build_background_upsampler
 from panininet.color import COLOR_FIX_METHODS
 from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
-from panininet.image_io import read_image, why_unreadable, write_image
+from panininet.image_io import (
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    fit_for_format,
+    output_extension,
+    read_image,
+    why_unreadable,
+    write_image,
+)
 from panininet.restorer import PaniniRestorer
-from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
+from panininet.weights import WeightsNotFoundError, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
@@ -37,7 +45,6 @@ OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 
 # exit status: every input restored / the run finished but some inputs were skipped (listed in the summary) /
 # nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do)
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
-DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000  # 200 MP, e.g. 17,300 x 11,500: about 0.6 GB for an 8-bit canvas
 
 
 class UsageError(ValueError):
@@ -168,56 +175,12 @@ def first_line(err):
 
 def build_bg_upsampler(args):
     """Real-ESRGAN x2 (tiled) when asked for and available, else None (Lanczos) with a warning."""
-    if args.bg_upsampler != 'realesrgan':
-        return None
-    try:
-        from basicsr.archs.rrdbnet_arch import RRDBNet
-        from realesrgan import RealESRGANer
-    except ImportError:
-        warnings.warn('--bg_upsampler realesrgan: the realesrgan package is not installed '
-                      '(pip install --no-deps realesrgan); the background is resized with Lanczos.', stacklevel=2)
-        return None
-    try:
-        path = resolve_release_file(REALESRGAN_X2, weights_root(args.weights_dir), not args.no_download,
-                                    model_path_hint=False)
-    except WeightsNotFoundError as err:
-        warnings.warn(f'{err}\nThe background is resized with Lanczos.', stacklevel=2)
-        return None
-    import torch
-
-    model = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2)
-    return RealESRGANer(scale=2, model_path=path, model=model, tile=args.bg_tile, tile_pad=10, pre_pad=0,
-                        half=torch.cuda.is_available() and args.device in ('auto', 'cuda'))
+    return build_background_upsampler(args.bg_upsampler, args.bg_tile, args.weights_dir, not args.no_download,
+                                      args.device)
 
 
 def output_ext(args, in_path):
-    if args.ext != 'auto':
-        return args.ext
-    ext = osp.splitext(in_path)[1].lower().lstrip('.')
-    return 'jpg' if ext == 'jpeg' else ext if ext in ('png', 'jpg', 'bmp', 'tif', 'tiff', 'webp') else 'png'
-
-
-def fit_for_format(img, ext, name):
-    """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
-
-    Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
-    JPEG, WebP and BMP hold neither alpha nor 16 bits.
-    """
-    if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
-        depth = 16 if ext == 'png' else 8
-        warnings.warn(f'{name}: {ext} cannot hold 32-bit float; writing {depth} bits (give a TIFF input and keep '
-                      '--ext auto to keep them).', stacklevel=2)
-        top = 65535 if depth == 16 else 255
-        img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
-    if ext in ('jpg', 'jpeg', 'webp', 'bmp'):
-        if img.dtype == np.uint16:
-            warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
-                          stacklevel=2)
-            img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        if img.ndim == 3 and img.shape[2] == 4:
-            warnings.warn(f'{name}: {ext} cannot hold alpha; dropping it (use --ext png to keep it).', stacklevel=2)
-            img = np.ascontiguousarray(img[:, :, :3])
-    return img
+    return output_extension(in_path, args.ext)
 
 
 def build_restorer(args):
@@ -404,7 +367,7 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
 def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
     from tqdm import tqdm
 
-    from panininet.video import VideoError
+    from panininet.video import VideoError, probe_frame_count
 
     n_videos = n_frames = n_faces = 0
     for path in videos:
@@ -437,22 +400,6 @@ def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, ski
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f'signal {signum}')
-
-
-def probe_frame_count(path):
-    """Frames the clip says it has (for the progress bar's ETA), or None when it does not say."""
-    try:
-        import av
-
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return stream.frames
-            if container.duration and stream.average_rate:
-                return int(round(container.duration / 1e6 * float(stream.average_rate)))
-    except Exception:  # noqa: BLE001  (a bad clip is reported by enhance_video)
-        return None
-    return None
 
 
 if __name__ == '__main__':

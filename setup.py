@@ -75,10 +75,13 @@ if __name__ == '__main__':
             'video': ['av>=18'],
             # ONNX export (scripts/export_onnx.py) and the onnxruntime backend (--backend onnxruntime)
             'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
+            # the web page (panininet-web, python app.py); PyAV for its video tab
+            'web': ['gradio>=6.0', 'av>=18'],
             # the [offline], [metrics], [gfpgan], [video] and [onnx] extras, so that CI runs the GFPGANer drop-in,
             # the video and the ONNX export tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
                      'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
-                     'onnxruntime>=1.16'],
+                     'onnxruntime>=1.16', 'gradio>=6.0', 'playwright>=1.40'],
         },
+        entry_points={'console_scripts': ['panininet-web = panininet.web.server:main']},
         zip_safe=False)
