@@ -519,7 +519,7 @@ def restore_clip(cache, settings, path, name, out_dir, progress=None, cancel=Non
         summary = restorer.enhance_video(path, dest, only_center_face=settings.only_center_face,
                                          weight=settings.weight, progress=on_frame)
     except Cancelled:
-        report.notes.append(f'Cancelled at frame {count[0]}; the partial clip was discarded.')
+        report.notes.append(f'Cancelled after {count[0]} frame(s); the partial clip was discarded.')
         return report
     except VideoError as err:
         report.notes.append(str(err).replace(path, name))
