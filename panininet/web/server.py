@@ -6,6 +6,7 @@ temporary folder that is removed when the server stops. A flag it cannot work wi
 import argparse
 import os
 import os.path as osp
+import signal
 import sys
 
 from panininet.face_detection import DETECTORS
@@ -79,36 +80,60 @@ def build_service(args):
     return WebService(networks, RestorerCache(config), sessions, args.detector)
 
 
-def main(argv=None):
+def start(argv=None):
+    """Start the page without blocking (scripts, benchmarks): returns ``(page, service)``; ``page.local_url`` is
+    its address; call :func:`stop` with both when done.
+
+    Raises:
+        ValueError: A flag it cannot work with, or no network to offer (the message is the user's line).
+        OSError: The address cannot be served.
+    """
     args = parse_args(argv)
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # no calls home
+    check_args(args)
+    import panininet  # noqa: F401  (compat before basicsr)
+
+    service = build_service(args)
+    # Gradio's cache (uploads, files it serves) inside the server's own temporary folder, removed by stop()
+    os.environ['GRADIO_TEMP_DIR'] = osp.join(service.sessions.root, 'gradio')
     try:
-        check_args(args)
-        import panininet  # noqa: F401  (compat before basicsr)
-        from panininet.web.jobs import first_line
-        service = build_service(args)
+        from panininet.web.page import build_page, page_theme
+
+        page = build_page(service)
+        page.queue(default_concurrency_limit=8)
+        page.launch(server_name=args.host, server_port=args.port or None, share=args.share, quiet=True,
+                    prevent_thread_lock=True, show_error=False, theme=page_theme(),
+                    max_file_size=int(args.max_upload_mb * 1e6), allowed_paths=[service.sessions.root])
+    except BaseException:
+        service.sessions.close()
+        raise
+    return page, service
+
+
+def stop(page, service):
+    """Close the server and remove its temporary folder."""
+    try:
+        page.close()
+    finally:
+        service.sessions.close()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        page, service = start(argv)
     except ImportError as err:
         sys.stderr.write(f'Error: {err}; the page needs the [web] extra: pip install "panininet[web]".\n')
         return EXIT_USAGE
     except ValueError as err:
         sys.stderr.write(f'Error: {err}\n')
         return EXIT_USAGE
-    # Gradio's cache (uploads, files it serves) inside the server's own temporary folder, removed at the end
-    os.environ['GRADIO_TEMP_DIR'] = osp.join(service.sessions.root, 'gradio')
-    page = None
+    except OSError:
+        sys.stderr.write(f'Error: cannot serve on {args.host}:{args.port} (the port is taken, or the address is not '
+                         "this machine's); choose another --port (0: any free one) or --host.\n")
+        return EXIT_USAGE
+    signal.signal(signal.SIGTERM, _interrupt)  # kill: stop and clean up, as Ctrl-C
     try:
-        from panininet.web.page import build_page, page_theme
-
-        page = build_page(service)
-        page.queue(default_concurrency_limit=8)
-        try:
-            page.launch(server_name=args.host, server_port=args.port or None, share=args.share, quiet=True,
-                        prevent_thread_lock=True, show_error=False, theme=page_theme(),
-                        max_file_size=int(args.max_upload_mb * 1e6), allowed_paths=[service.sessions.root])
-        except (OSError, ValueError) as err:
-            sys.stderr.write(f'Error: cannot serve on {args.host}:{args.port} ({first_line(err)}); choose another '
-                             '--port or --host.\n')
-            return EXIT_USAGE
         print(f'panininet web page: {page.local_url}', flush=True)
         if args.share and page.share_url:
             print(f'public link (anyone who has it can use the page): {page.share_url}', flush=True)
@@ -117,10 +142,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     finally:
-        if page is not None:
-            page.close()
-        service.sessions.close()
+        stop(page, service)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
 
 
 if __name__ == '__main__':
