@@ -296,6 +296,9 @@ def _stage_reporter(progress, cancel, first, n_photos, total):
     return report
 
 
+VIEW_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # the page's views: fast to write, read once by the browser
+
+
 def view_png(img, path):
     """Write the 8-bit view of a photo that the page shows (BGR, or BGRA when it has alpha) as PNG."""
     view = to_bgr8(img)
@@ -303,7 +306,7 @@ def view_png(img, path):
         alpha = img[:, :, 3]
         alpha = alpha if alpha.dtype == 'uint8' else to_bgr8(alpha)[:, :, 0]
         view = cv2.merge([*cv2.split(view), alpha])
-    write_image(view, path)
+    write_image(view, path, VIEW_PNG)
     return path
 
 
@@ -445,7 +448,11 @@ def _write_result(restorer, item, result, settings, out_dir, notes):
             notes.append(f'{name}: no face found; the photo is returned as it came (only scaled by '
                          f'{settings.upscale:g}).')
     before = view_png(before_img, osp.join(views, f'{stem}_before.png'))
-    after = view_png(after_img, osp.join(views, f'{stem}_after.png'))
+    if output.endswith('.png') and after_img.dtype == 'uint8':  # the result itself is a view the browser shows
+        after = osp.join(views, f'{stem}_after.png')
+        shutil.copyfile(output, after)
+    else:
+        after = view_png(after_img, osp.join(views, f'{stem}_after.png'))
     return PhotoResult(name, output, before, after, faces)
 
 
