@@ -23,12 +23,11 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
-from panininet.background import build_background_upsampler
-from panininet.color import COLOR_FIX_METHODS
-from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
-from panininet.image_io import (
+from panininet.pipeline.background import build_background_upsampler
+from panininet.pipeline.color import COLOR_FIX_METHODS
+from panininet.pipeline.face_detection import DETECTORS
+from panininet.pipeline.image_io import (
     DEFAULT_MAX_OUTPUT_PIXELS,
     fit_for_format,
     output_extension,
@@ -36,8 +35,9 @@ from panininet.image_io import (
     why_unreadable,
     write_image,
 )
-from panininet.restorer import PaniniRestorer
-from panininet.weights import WeightsNotFoundError, weights_root
+from panininet.pipeline.restorer import PaniniRestorer
+from panininet.platform.allocator import reuse_freed_memory
+from panininet.weights.releases import WeightsNotFoundError, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
@@ -282,7 +282,7 @@ def main(argv=None):
         check_output(out_root, files)
         restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
         if restorer.device.type == 'cpu' and not args.no_memory_reuse:
-            reuse_freed_memory()  # panininet.allocator: no page faults per face on CPU
+            reuse_freed_memory()  # panininet.platform.allocator: no page faults per face on CPU
         prepare_output(out_root)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')
@@ -323,8 +323,8 @@ def main(argv=None):
 
 # ----------------------------------------------------------------------------------------------------------- videos
 def split_videos(files):
-    """(photos, videos) of the input list: videos by their extension (panininet.video.VIDEO_EXTENSIONS)."""
-    from panininet.video import is_video_file
+    """(photos, videos) of the input list: videos by their extension (panininet.pipeline.video.VIDEO_EXTENSIONS)."""
+    from panininet.pipeline.video import is_video_file
 
     videos = {f for f in files if is_video_file(f)}
     return [f for f in files if f not in videos], [f for f in files if f in videos]
@@ -332,7 +332,7 @@ def split_videos(files):
 
 def check_video_args(args):
     """Refuse video flags that cannot work, before anything loads (UsageError / ImportError naming the fix)."""
-    from panininet.video import check_video_codec
+    from panininet.pipeline.video import check_video_codec
 
     if args.aligned:
         raise UsageError('--aligned is for folders of aligned face crops; it does not apply to videos.')
@@ -367,7 +367,7 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
 def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
     from tqdm import tqdm
 
-    from panininet.video import VideoError, probe_frame_count
+    from panininet.pipeline.video import VideoError, probe_frame_count
 
     n_videos = n_frames = n_faces = 0
     for path in videos:

@@ -73,7 +73,7 @@ def main():
             stop(page, service)
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         img = cv2.imread(shot)
-        from panininet.image_io import write_image
+        from panininet.pipeline.image_io import write_image
 
         write_image(img, args.out, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(f'wrote {args.out} ({img.shape[1]} x {img.shape[0]})')

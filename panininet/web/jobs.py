@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import cv2
 
-from panininet.background import BG_UPSAMPLERS, build_background_upsampler
-from panininet.color import COLOR_FIX_METHODS
-from panininet.face_detection import DETECTORS
 from panininet.families import build_family, family_names, validate_weight
-from panininet.image_io import (
+from panininet.pipeline.background import BG_UPSAMPLERS, build_background_upsampler
+from panininet.pipeline.color import COLOR_FIX_METHODS
+from panininet.pipeline.face_detection import DETECTORS
+from panininet.pipeline.image_io import (
     DEFAULT_MAX_OUTPUT_PIXELS,
     fit_for_format,
     output_extension,
@@ -44,8 +44,8 @@ from panininet.image_io import (
     why_unreadable,
     write_image,
 )
-from panininet.restorer import PaniniRestorer
-from panininet.weights import RELEASES, WeightsNotFoundError, weights_root
+from panininet.pipeline.restorer import PaniniRestorer
+from panininet.weights.releases import RELEASES, WeightsNotFoundError, weights_root
 
 _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process state: one recorder at a time
 
@@ -479,7 +479,7 @@ def restore_clip(cache, settings, path, name, out_dir, progress=None, cancel=Non
     Returns:
         VideoReport: Never raises for a bad clip, a network that cannot load or a cancel; each is a note.
     """
-    from panininet.video import VideoError, probe_frame_count
+    from panininet.pipeline.video import VideoError, probe_frame_count
 
     start = time.time()
     progress = progress or (lambda fraction, text: None)

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from panininet.background import BG_UPSAMPLERS
-from panininet.color import COLOR_FIX_METHODS
-from panininet.face_detection import DETECTORS
+from panininet.pipeline.background import BG_UPSAMPLERS
+from panininet.pipeline.color import COLOR_FIX_METHODS
+from panininet.pipeline.face_detection import DETECTORS
 from panininet.web.jobs import PhotoSettings, RestorerCache, Sessions, restore_clip, restore_photos
 
 SYSTEM_FONTS = dict(font=['ui-sans-serif', 'system-ui', 'sans-serif'], font_mono=['ui-monospace', 'monospace'])

@@ -9,9 +9,9 @@ import os.path as osp
 import signal
 import sys
 
-from panininet.face_detection import DETECTORS
-from panininet.image_io import DEFAULT_MAX_OUTPUT_PIXELS
-from panininet.weights import weights_root
+from panininet.pipeline.face_detection import DETECTORS
+from panininet.pipeline.image_io import DEFAULT_MAX_OUTPUT_PIXELS
+from panininet.weights.releases import weights_root
 
 EXIT_USAGE = 2
 
