@@ -448,7 +448,7 @@ def _write_result(restorer, item, result, settings, out_dir, notes):
             notes.append(f'{name}: no face found; the photo is returned as it came (only scaled by '
                          f'{settings.upscale:g}).')
     before = view_png(before_img, osp.join(views, f'{stem}_before.png'))
-    if output.endswith('.png') and after_img.dtype == 'uint8':  # the result itself is a view the browser shows
+    if output.endswith('.png') and after_img.dtype == 'uint8' and after_img.ndim == 3:  # the result is its own view
         after = osp.join(views, f'{stem}_after.png')
         shutil.copyfile(output, after)
     else:
