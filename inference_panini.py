@@ -40,13 +40,22 @@ from panininet.archive import (
     summarize,
 )
 from panininet.families import BACKENDS, family_names, family_summary, validate_weight
+from panininet.pipeline.background import build_background_upsampler
 from panininet.pipeline.color import COLOR_FIX_METHODS
 from panininet.pipeline.face_detection import DETECTORS
-from panininet.pipeline.image_io import read_image, read_metadata, why_unreadable, writable_extensions, write_image
+from panininet.pipeline.image_io import (
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    fit_for_format,
+    output_extension,
+    read_image,
+    read_metadata,
+    why_unreadable,
+    write_image,
+)
 from panininet.pipeline.restorer import PaniniRestorer
 from panininet.platform.allocator import reuse_freed_memory
 from panininet.platform.cpu_bf16 import cpu_bf16_units, cpu_has_bf16
-from panininet.weights.releases import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
+from panininet.weights.releases import WeightsNotFoundError, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
@@ -55,7 +64,6 @@ OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 
 # nothing was done (bad flag, input, output folder or weights file: one line on stderr says what to do); under torchrun
 # a run that finished exits 0 (torchrun reports any other status as a crash), its skipped inputs are in the manifest
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
-DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000  # 200 MP, e.g. 17,300 x 11,500: about 0.6 GB for an 8-bit canvas
 
 
 class UsageError(ValueError):
@@ -239,56 +247,12 @@ def first_line(err):
 
 def build_bg_upsampler(args):
     """Real-ESRGAN x2 (tiled) when asked for and available, else None (Lanczos) with a warning."""
-    if args.bg_upsampler != 'realesrgan':
-        return None
-    try:
-        from basicsr.archs.rrdbnet_arch import RRDBNet
-        from realesrgan import RealESRGANer
-    except ImportError:
-        warnings.warn('--bg_upsampler realesrgan: the realesrgan package is not installed '
-                      '(pip install --no-deps realesrgan); the background is resized with Lanczos.', stacklevel=2)
-        return None
-    try:
-        path = resolve_release_file(REALESRGAN_X2, weights_root(args.weights_dir), not args.no_download,
-                                    model_path_hint=False)
-    except WeightsNotFoundError as err:
-        warnings.warn(f'{err}\nThe background is resized with Lanczos.', stacklevel=2)
-        return None
-    import torch
-
-    model = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2)
-    return RealESRGANer(scale=2, model_path=path, model=model, tile=args.bg_tile, tile_pad=10, pre_pad=0,
-                        half=torch.cuda.is_available() and args.device in ('auto', 'cuda'))
+    return build_background_upsampler(args.bg_upsampler, args.bg_tile, args.weights_dir, not args.no_download,
+                                      args.device)
 
 
 def output_ext(args, in_path):
-    if args.ext != 'auto':
-        return args.ext
-    ext = osp.splitext(in_path)[1].lower().lstrip('.')
-    return 'jpg' if ext == 'jpeg' else ext if f'.{ext}' in writable_extensions() else 'png'
-
-
-def fit_for_format(img, ext, name):
-    """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
-
-    Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
-    JPEG, WebP and BMP hold neither alpha nor 16 bits; HEIC and AVIF are written in 8 bits (alpha kept).
-    """
-    if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
-        depth = 16 if ext == 'png' else 8
-        warnings.warn(f'{name}: {ext} cannot hold 32-bit float; writing {depth} bits (give a TIFF input and keep '
-                      '--ext auto to keep them).', stacklevel=2)
-        top = 65535 if depth == 16 else 255
-        img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
-    if ext in ('jpg', 'jpeg', 'webp', 'bmp', 'heic', 'heif', 'avif'):
-        if img.dtype == np.uint16:
-            warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
-                          stacklevel=2)
-            img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        if img.ndim == 3 and img.shape[2] == 4 and ext not in ('heic', 'heif', 'avif'):
-            warnings.warn(f'{name}: {ext} cannot hold alpha; dropping it (use --ext png to keep it).', stacklevel=2)
-            img = np.ascontiguousarray(img[:, :, :3])
-    return img
+    return output_extension(in_path, args.ext)
 
 
 def build_restorer(args, device=None):

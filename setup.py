@@ -81,10 +81,14 @@ if __name__ == '__main__':
             'heif': ['pillow-heif>=0.16'],
             # the training demo's faces (scripts/make_demo_faces.py: skimage.data.astronaut(), public domain)
             'demo': ['scikit-image>=0.19'],
-            # every extra above, so that CI runs the GFPGANer drop-in, the video, ONNX, safetensors, HEIC and
-            # training demo tests too
+            # the web page (panininet-web, python app.py); PyAV for its video tab
+            'web': ['gradio>=6.0', 'av>=18'],
+            # every extra above (and playwright for the browser tests), so that CI runs the GFPGANer drop-in, the
+            # video, ONNX, safetensors, HEIC, web page and training demo tests too
             'test': ['pytest>=7', 'ruff>=0.4', 'dlib-bin>=19.24', 'face-recognition-models>=0.3.0', 'lpips>=0.1.4',
                      'matplotlib>=3.5', 'gfpgan==1.3.8', 'av>=18', 'onnx>=1.14',
-                     'onnxruntime>=1.16', 'safetensors>=0.4', 'pillow-heif>=0.16', 'scikit-image>=0.19'],
+                     'onnxruntime>=1.16', 'safetensors>=0.4', 'pillow-heif>=0.16', 'scikit-image>=0.19',
+                     'gradio>=6.0', 'playwright>=1.40'],
         },
+        entry_points={'console_scripts': ['panininet-web = panininet.web.server:main']},
         zip_safe=False)

@@ -13,6 +13,9 @@
   PNGs keep their depth), through Pillow for WebP, AVIF, HEIC and 8-bit TIFF.
 * :data:`IMAGE_EXTENSIONS` / :func:`is_image_file`: what the dataset lists and the evaluation folders count as an
   image (the CLI decodes every file instead, so a mislabelled image still gets restored).
+* :func:`output_extension` / :func:`fit_for_format`: the format a restored photo is written in (the input's own,
+  by default) and the conversion a format that cannot hold its alpha, depth or float values needs (the CLI and the
+  web page write the same files).
 """
 import os.path as osp
 import struct
@@ -31,6 +34,7 @@ PILLOW_WRITTEN = ('.heic', '.heif', '.avif')
 _PILLOW_FORMAT = {'.heic': 'HEIF', '.heif': 'HEIF', '.avif': 'AVIF', '.webp': 'WEBP', '.tif': 'TIFF', '.tiff': 'TIFF'}
 _HEIF_BRANDS = (b'heic', b'heix', b'heim', b'heis', b'hevc', b'hevx', b'mif1', b'msf1')
 _AVIF_BRANDS = (b'avif', b'avis')
+DEFAULT_MAX_OUTPUT_PIXELS = 200_000_000  # 200 MP, e.g. 17,300 x 11,500: about 0.6 GB for an 8-bit canvas
 
 # EXIF orientation tag (0x0112) value -> the flip/rotation that shows the image upright
 _EXIF_OPS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
@@ -317,6 +321,46 @@ def write_image(img, path, params=None, metadata=None):
             warnings.warn(f'{osp.basename(path)}: {ext} ({img.dtype}) is written without the ICC profile and EXIF '
                           'of its input.', stacklevel=2)
     write_bytes_atomic(path, data)
+
+
+def output_extension(in_path, ext='auto'):
+    """Extension (no dot) of a restored photo: ``ext``, or with 'auto' the input's own (jpeg -> jpg) when this
+    installation can write it (:func:`writable_extensions`), else png."""
+    if ext != 'auto':
+        return ext
+    ext = osp.splitext(in_path)[1].lower().lstrip('.')
+    return 'jpg' if ext == 'jpeg' else ext if f'.{ext}' in writable_extensions() else 'png'
+
+
+def fit_for_format(img, ext, name):
+    """Formats that cannot hold what the photo has: convert (with a warning) rather than fail.
+
+    Only TIFF holds 32-bit float (float photos become 16 bits in PNG, 8 in the others, values clipped to [0, 1]);
+    JPEG, WebP and BMP hold neither alpha nor 16 bits; HEIC and AVIF are written in 8 bits (alpha kept).
+
+    Args:
+        img (np.ndarray): (h, w) or (h, w, 3|4) uint8, uint16 or float32 photo.
+        ext (str): Extension it is written as (no dot).
+        name (str): The photo's name, for the warning.
+
+    Returns:
+        np.ndarray: ``img``, or the converted copy.
+    """
+    if np.issubdtype(img.dtype, np.floating) and ext not in ('tif', 'tiff'):
+        depth = 16 if ext == 'png' else 8
+        warnings.warn(f'{name}: {ext} cannot hold 32-bit float; writing {depth} bits (give a TIFF input and keep '
+                      '--ext auto to keep them).', stacklevel=2)
+        top = 65535 if depth == 16 else 255
+        img = np.clip(np.round(img * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)
+    if ext in ('jpg', 'jpeg', 'webp', 'bmp', 'heic', 'heif', 'avif'):
+        if img.dtype == np.uint16:
+            warnings.warn(f'{name}: {ext} cannot hold 16 bits; writing 8 bits (use --ext png to keep them).',
+                          stacklevel=2)
+            img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        if img.ndim == 3 and img.shape[2] == 4 and ext not in ('heic', 'heif', 'avif'):
+            warnings.warn(f'{name}: {ext} cannot hold alpha; dropping it (use --ext png to keep it).', stacklevel=2)
+            img = np.ascontiguousarray(img[:, :, :3])
+    return img
 
 
 def to_bgr8(img):

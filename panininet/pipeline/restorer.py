@@ -233,7 +233,8 @@ class PaniniRestorer:
         return self.enhance_batch([img], has_aligned, only_center_face, paste_back, weight)[0]
 
     @torch.no_grad()
-    def enhance_batch(self, imgs, has_aligned=False, only_center_face=False, paste_back=True, weight=0.5):
+    def enhance_batch(self, imgs, has_aligned=False, only_center_face=False, paste_back=True, weight=0.5,
+                      progress=None):
         """Restore the faces of several photos: all their faces go through the network together, in batches.
 
         Same arguments as :meth:`enhance`, applied to every photo; a folder of aligned faces (or of video frames)
@@ -241,14 +242,23 @@ class PaniniRestorer:
 
         Args:
             imgs (list[np.ndarray]): Photos, each as :meth:`enhance` takes it.
+            progress (callable | None): Called as ``progress(stage, done, total)`` before each step: stage 'detect'
+                (done: photos so far, total: photos), 'restore' (0, faces) and 'paste' (photos so far, photos). An
+                exception it raises stops the work there (a cancelled job). Default: None.
 
         Returns:
             list[tuple]: One ``(cropped_faces, restored_faces, restored_img)`` per photo, as :meth:`enhance`.
         """
-        prepared = [self.prepare_faces(img, has_aligned, only_center_face) for img in imgs]
+        progress = progress or (lambda stage, done, total: None)
+        prepared = []
+        for k, img in enumerate(imgs):
+            progress('detect', k, len(imgs))
+            prepared.append(self.prepare_faces(img, has_aligned, only_center_face))
+        progress('restore', 0, sum(len(p['net_inputs']) for p in prepared))
         restored_all = self.restore_faces([face for p in prepared for face in p['net_inputs']], weight)
         results, i = [], 0
-        for img, p in zip(imgs, prepared):
+        for k, (img, p) in enumerate(zip(imgs, prepared)):
+            progress('paste', k, len(imgs))
             restored = self.finish_faces(restored_all[i:i + len(p['net_inputs'])], p['crops'], monochrome_tone(img))
             i += len(p['net_inputs'])
             whole = None

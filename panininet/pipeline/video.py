@@ -83,6 +83,21 @@ class VideoSummary:
         return f'decoding stopped early ({self.stopped_early}): {self.frames} frames decoded, {announced}'
 
 
+def probe_frame_count(path):
+    """Frames the clip says it has (for a progress bar's total), or None when it does not say or cannot be read."""
+    try:
+        av = import_av()
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            if container.duration and stream.average_rate:
+                return int(round(container.duration / 1e6 * float(stream.average_rate)))
+    except Exception:  # noqa: BLE001  (a bad clip is reported by restore_video)
+        return None
+    return None
+
+
 def restore_video(restorer, input_path, output_path, weight=0.5, only_center_face=False, smooth=True,
                   video_codec='libx264', crf=18, queue_size=8, progress=None, tracker=None):
     """Restore the faces of every frame of one clip and write it, with its sound, to ``output_path``.
