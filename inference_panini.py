@@ -23,13 +23,13 @@ import cv2
 import numpy as np
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
-from panininet.color import COLOR_FIX_METHODS
-from panininet.face_detection import DETECTORS
 from panininet.families import BACKENDS, family_names, validate_weight
-from panininet.image_io import read_image, why_unreadable, write_image
-from panininet.restorer import PaniniRestorer
-from panininet.weights import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
+from panininet.pipeline.color import COLOR_FIX_METHODS
+from panininet.pipeline.face_detection import DETECTORS
+from panininet.pipeline.image_io import read_image, why_unreadable, write_image
+from panininet.pipeline.restorer import PaniniRestorer
+from panininet.platform.allocator import reuse_freed_memory
+from panininet.weights.releases import REALESRGAN_X2, WeightsNotFoundError, resolve_release_file, weights_root
 
 OUTPUT_SUBFOLDERS = ('cropped_faces', 'restored_faces', 'cmp', 'restored_imgs', 'restored_videos')
 
@@ -319,7 +319,7 @@ def main(argv=None):
         check_output(out_root, files)
         restorer = build_restorer(args)  # before -o is created: a run that cannot start leaves nothing behind
         if restorer.device.type == 'cpu' and not args.no_memory_reuse:
-            reuse_freed_memory()  # panininet.allocator: no page faults per face on CPU
+            reuse_freed_memory()  # panininet.platform.allocator: no page faults per face on CPU
         prepare_output(out_root)
     except (WeightsNotFoundError, ImportError, ValueError, FileNotFoundError) as err:
         sys.stderr.write(f'Error: {err}\n')
@@ -360,8 +360,8 @@ def main(argv=None):
 
 # ----------------------------------------------------------------------------------------------------------- videos
 def split_videos(files):
-    """(photos, videos) of the input list: videos by their extension (panininet.video.VIDEO_EXTENSIONS)."""
-    from panininet.video import is_video_file
+    """(photos, videos) of the input list: videos by their extension (panininet.pipeline.video.VIDEO_EXTENSIONS)."""
+    from panininet.pipeline.video import is_video_file
 
     videos = {f for f in files if is_video_file(f)}
     return [f for f in files if f not in videos], [f for f in files if f in videos]
@@ -369,7 +369,7 @@ def split_videos(files):
 
 def check_video_args(args):
     """Refuse video flags that cannot work, before anything loads (UsageError / ImportError naming the fix)."""
-    from panininet.video import check_video_codec
+    from panininet.pipeline.video import check_video_codec
 
     if args.aligned:
         raise UsageError('--aligned is for folders of aligned face crops; it does not apply to videos.')
@@ -404,7 +404,7 @@ def restore_videos(args, restorer, videos, out_root, inputs_abs, stems, skipped)
 def _restore_each_video(args, restorer, videos, out_root, inputs_abs, stems, skipped):
     from tqdm import tqdm
 
-    from panininet.video import VideoError
+    from panininet.pipeline.video import VideoError
 
     n_videos = n_frames = n_faces = 0
     for path in videos:

@@ -4,7 +4,7 @@
 
 For every face the restorer finds (dlib detector; files of ``cropped_faces`` folders are taken as aligned), prints the
 mean CIE76 ΔE*ab between the low-frequency colour of its 512 input crop and of the restored face
-(:func:`panininet.color.mean_delta_e`), for ``--color_fix none``, ``wavelet`` and ``adain``, and the mean per
+(:func:`panininet.pipeline.color.mean_delta_e`), for ``--color_fix none``, ``wavelet`` and ``adain``, and the mean per
 method. ``--model_path`` gives real weights; without it a tiny randomly initialised PaniniNet is used (its colours
 are arbitrary, so the ``none`` row is an upper bound of what a GAN prior can do to colour, and the other rows show how
 much of it the fix takes back).
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.color import COLOR_FIX_METHODS, mean_delta_e
 from panininet.families import random_family
-from panininet.image_io import is_image_file, read_image
-from panininet.restorer import PaniniRestorer
+from panininet.pipeline.color import COLOR_FIX_METHODS, mean_delta_e
+from panininet.pipeline.image_io import is_image_file, read_image
+from panininet.pipeline.restorer import PaniniRestorer
 
 TINY = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
             dre_in_size=64)

@@ -8,7 +8,7 @@ CPU fast forwards, README "CPU efficiency") best of ``--repeats``, then ``torch.
 compile, timed) and the compiled forward best of ``--repeats``. Prints the compile time, ms/face of both, the max
 |difference| of the outputs and the number of faces after which the compile has paid for itself (compile time /
 time saved per face), or that it never does. While compiling, the CPU fast forwards step aside
-(``panininet.ops.eager_cpu_inference`` is False), so Inductor sees BasicSR's plain ops.
+(``panininet.platform.native_ops.eager_cpu_inference`` is False), so Inductor sees BasicSR's plain ops.
 """
 import argparse
 import os
@@ -17,7 +17,7 @@ import time
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
+from panininet.platform.allocator import reuse_freed_memory
 
 
 def best_of(fn, repeats):
@@ -37,7 +37,7 @@ def main():
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--freezing', action='store_true', help="torch._inductor.config.freezing = True")
     parser.add_argument('--reuse-freed-memory', action='store_true',
-                        help='panininet.allocator.reuse_freed_memory() first (as the CLI on a CPU)')
+                        help='panininet.platform.allocator.reuse_freed_memory() first (as the CLI on a CPU)')
     args = parser.parse_args()
     if args.reuse_freed_memory:
         reuse_freed_memory()

@@ -1,19 +1,21 @@
 """CPU efficiency of PaniniNet against GFPGAN, as filed and now, in one process (README "CPU efficiency").
 
     python benchmarks/bench_cpu_efficiency.py --rounds 3                       # glibc's default malloc behaviour
-    python benchmarks/bench_cpu_efficiency.py --rounds 3 --reuse-freed-memory  # panininet.allocator, as the CLI
+    python benchmarks/bench_cpu_efficiency.py --rounds 3 --reuse-freed-memory  # panininet.platform.allocator, as the
+    CLI
 
 PaniniNet MFR (512 -> 1024, random weights) in three forms, and GFPGANv1Clean (512 -> 512, random weights, needs the
 gfpgan package), timed in alternating rounds so that load from other processes hits all alike; best round each:
 
 * ``as filed``: the network when issue 15 was filed: the IFE in NCHW and BasicSR's forwards everywhere
-  (:func:`panininet.ops.plain_ops`: dense blocks with concatenations, grouped-conv style convs in NCHW).
+  (:func:`panininet.platform.native_ops.plain_ops`: dense blocks with concatenations, grouped-conv style convs in NCHW).
 * ``channels_last IFE``: the IFE switching its input to channels_last, BasicSR's forwards otherwise.
 * ``now``: the code as it is: channels_last IFE, :class:`panininet.archs.rrdb.DenseBlock` (no concatenation,
   fused in-place accumulation), the GPM's CPU forwards (channels_last modulated convs, in-place noise / bias /
   activation, a batch face by face).
 
-``--reuse-freed-memory`` applies :func:`panininet.allocator.reuse_freed_memory` first, to the whole process (GFPGAN
+``--reuse-freed-memory`` applies :func:`panininet.platform.allocator.reuse_freed_memory` first, to the whole process
+(GFPGAN
 too). Prints the max |difference| of the outputs against ``as filed``, per-round bests with the 1-minute load, and per
 network ms/face, GFLOP/s (FLOPs as ``bench_network.py`` counts them: 448.2 / 396.0 GFLOP per face), the GFLOP/s ratio
 against GFPGAN, and the kernel time and page faults of its best forward.
@@ -27,7 +29,7 @@ import time
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.allocator import reuse_freed_memory
+from panininet.platform.allocator import reuse_freed_memory
 
 GFLOP = {'panini': 448.2, 'gfpgan': 396.0}  # per face, benchmarks/bench_network.py's FlopCounterMode count
 
@@ -49,14 +51,14 @@ def main():
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--batch', type=int, default=1, help='faces per forward')
     parser.add_argument('--reuse-freed-memory', action='store_true',
-                        help='panininet.allocator.reuse_freed_memory() for the whole process first')
+                        help='panininet.platform.allocator.reuse_freed_memory() for the whole process first')
     args = parser.parse_args()
     if args.reuse_freed_memory and not reuse_freed_memory():
         parser.error('--reuse-freed-memory needs glibc (Linux); this C library has no mallopt.')
     from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
 
     from panininet.archs.panini_arch import IFE, PaniniNet
-    from panininet.ops import plain_ops
+    from panininet.platform.native_ops import plain_ops
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -98,8 +100,9 @@ def main():
                   f'; load {os.getloadavg()[0]:.1f}', flush=True)
     b = args.batch
     gfp = GFLOP['gfpgan'] * b / best['gfpgan']
+    freed = 'reused (panininet.platform.allocator)' if args.reuse_freed_memory else 'returned (glibc default)'
     print(f'\n{args.threads} threads, {os.cpu_count()} CPUs, batch {b}, best of {args.rounds} alternating rounds, '
-          f'freed memory {"reused (panininet.allocator)" if args.reuse_freed_memory else "returned (glibc default)"}')
+          f'freed memory {freed}')
     print('| network | ms/face | GFLOP/s | GFLOP/s vs GFPGAN | kernel s per forward | page faults per forward |')
     print('|---|---:|---:|---:|---:|---:|')
     for name in runs:

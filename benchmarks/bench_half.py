@@ -1,7 +1,7 @@
 """Half precision: PaniniNet MFR output under bf16 / fp16 autocast against fp32, and fp16 overflow headroom.
 
 Network: the official reference recipe weights (``official_reference/manifest_panini_mfr.json``, README section 4,
-``tests/official_recipe.py``) on the official reference input (``mfr_input.npy``, 1x3x512x512).
+``tests/weights/official_recipe.py``) on the official reference input (``mfr_input.npy``, 1x3x512x512).
 On a CPU without native bf16/fp16 convolutions (AVX2: ~100x slower than fp32) the GPU's autocast arithmetic is
 emulated in fp32 (:class:`AutocastEmulation`: operands and results of convs/linears rounded to bf16/fp16).
 For each precision it prints the PSNR of the output against the fp32 output (both mapped to [0, 1] and clamped, as
@@ -42,11 +42,11 @@ def default_shared():
 
 def recipe_mfr_net(shared):
     """PaniniNet with the official reference recipe weights (eval mode) and the reference input."""
-    sys.path.insert(0, osp.join(REPO, 'tests'))  # the recipe is test material (tests/official_recipe.py)
+    sys.path.insert(0, osp.join(REPO, 'tests', 'weights'))  # the recipe is test material (official_recipe.py)
     from official_recipe import make_recipe_state_dict
 
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.official import convert_official_state_dict
+    from panininet.weights.official import convert_official_state_dict
     ref = osp.join(shared, 'official_reference')
     with open(osp.join(ref, 'manifest_panini_mfr.json')) as f:
         manifest = json.load(f)

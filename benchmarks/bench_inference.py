@@ -25,7 +25,7 @@ from report import print_results
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.families import random_family, select_device
-from panininet.restorer import PaniniRestorer
+from panininet.pipeline.restorer import PaniniRestorer
 
 # --tiny: the restorer aligns faces at 512, so a small network with a 512 input (figures meaningless)
 TINY_512 = {'in_size': 512, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,

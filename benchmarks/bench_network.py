@@ -78,8 +78,8 @@ def run_one(cfg):
 
     import torch
 
-    from panininet import compat
-    from panininet.allocator import reuse_freed_memory
+    from panininet.platform import compat_basicsr as compat
+    from panininet.platform.allocator import reuse_freed_memory
     if cfg.get('reuse_freed_memory'):
         reuse_freed_memory()  # process-wide, as inference_panini.py on a CPU
     torch.set_num_threads(cfg['threads'])
@@ -141,7 +141,7 @@ def main():
     parser.add_argument('--dtype', default='fp32', choices=DTYPES, help='autocast dtype (fp32: none)')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--reuse-freed-memory', action='store_true',
-                        help='each row: panininet.allocator.reuse_freed_memory() first (as the CLI on a CPU)')
+                        help='each row: panininet.platform.allocator.reuse_freed_memory() first (as the CLI on a CPU)')
     parser.add_argument('--tiny', action='store_true', help='tiny networks (plumbing check only)')
     parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
     parser.add_argument('--in-process', action='store_true',
@@ -214,7 +214,7 @@ def main():
                          'gflop_per_s': gflop / per_face, 'peak_gib': res['peak_gib'], 'finite': res['finite'],
                          'device_name': res['device_name']})
     if args.json:
-        from panininet.fileio import write_text_atomic
+        from panininet.atomic import write_text_atomic
         write_text_atomic(args.json, json.dumps({'rows': out_rows, 'device': args.device, 'threads': args.threads,
                                                  'load_1min': load[0]}, indent=2))
 

@@ -4,7 +4,8 @@
     python benchmarks/bench_onnx.py --batch-sizes 1 4 --repeats 3 --variant sr16
 
 The network gets random weights (speed does not depend on the values; the noise strengths are set non-zero so the
-stored noise is part of the work), is exported through :func:`panininet.export.export_onnx` to a temporary file,
+stored noise is part of the work), is exported through :func:`panininet.platform.onnx_export.export_onnx` to a
+temporary file,
 and both runtimes get the same input with ``mask_bias`` 0.5 per level. Per batch size the two are timed alternately
 (``--repeats`` rounds after one untimed call each), best round per runtime, so load from other processes hits both
 alike; the 1-minute load average is printed with the figures. Both use ``--threads`` threads (torch intra-op,
@@ -21,8 +22,8 @@ import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
-from panininet.export import export_onnx
-from panininet.variants import VARIANTS, variant_kwargs
+from panininet.families.variants import VARIANTS, variant_kwargs
+from panininet.platform.onnx_export import export_onnx
 
 TINY = {'in_size': 32, 'out_size': 64, 'num_style_feat': 32, 'narrow': 0.125, 'channel_multiplier': 1,
         'rrdb_channels': 4, 'num_rrdbs': 1, 'rrdb_growth': 4, 'dre_num_feat': 8}

@@ -23,7 +23,8 @@ import time
 import torch
 
 import panininet  # noqa: F401  (before basicsr)
-from panininet import compat, ops
+from panininet.platform import compat_basicsr as compat
+from panininet.platform import native_ops as ops
 
 UP_MOD = importlib.import_module('basicsr.ops.upfirdn2d.upfirdn2d')
 K4 = torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1])) / 64

@@ -1,9 +1,9 @@
 """Seconds per training iteration of PaniniModel / MMRBModel (G step + D step(s), all losses, EMA) and peak memory.
 
-    python benchmarks/bench_train.py                       # tiny CI config on CPU (tests/data/*_tiny.yml)
+    python benchmarks/bench_train.py                       # tiny CI config on CPU (tests/models/options/*_tiny.yml)
     python benchmarks/bench_train.py --paper --batch 8     # paper config (512 -> 1024, batch 8) on a CUDA GPU
 
-* ``--config mfr|sr16|mmrb``: which options file; tiny = ``tests/data/train_panini_<config>_tiny.yml`` (mmrb:
+* ``--config mfr|sr16|mmrb``: which options file; tiny = ``tests/models/options/train_panini_<config>_tiny.yml`` (mmrb:
   ``train_mmrb_tiny.yml``), ``--paper`` = ``options/train_panini_<config>.yml`` (``train_mmrb.yml``).
 * Networks get random weights written to a temporary folder in the layouts the options expect (StyleGAN2 G/D,
   DRE, torchvision VGG16/VGG19, facexlib ArcFace), so the real loading code runs and speed does not depend on the
@@ -28,14 +28,15 @@ import yaml
 
 import panininet  # compat before basicsr (basicsr is imported inside the functions below)
 from panininet.archs.dre_arch import DegradationEncoder
-from panininet.losses import vgg_features
+from panininet.models.losses import vgg_features
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_options(config, paper):
     name = 'train_mmrb' if config == 'mmrb' else f'train_panini_{config}'
-    path = osp.join(REPO, 'options', f'{name}.yml') if paper else osp.join(REPO, 'tests', 'data', f'{name}_tiny.yml')
+    tiny = osp.join(REPO, 'tests', 'models', 'options', f'{name}_tiny.yml')
+    path = osp.join(REPO, 'options', f'{name}.yml') if paper else tiny
     with open(path) as f:
         return yaml.safe_load(f), path
 

@@ -1,7 +1,7 @@
 """Seconds per training iteration of GFP-GAN's own training (PaniniGFPGANModel = GFPGANModel on our engine), beside
 PaniniModel's tiny MFR iteration in the same process.
 
-    python benchmarks/bench_train_gfpgan.py                 # tests/data/train_gfpgan_v1_tiny.yml on CPU
+    python benchmarks/bench_train_gfpgan.py                 # tests/models/options/train_gfpgan_v1_tiny.yml on CPU
     python benchmarks/bench_train_gfpgan.py --paper         # options/train_gfpgan_v1.yml (512 px) on a CUDA GPU
 
 * Random weights in the released layouts are written to a temporary folder (StyleGAN2 decoder, ArcFace, VGG19
@@ -22,7 +22,7 @@ import torch
 import yaml
 
 import panininet  # noqa: F401  (compat before basicsr / gfpgan)
-from panininet.losses import vgg_features
+from panininet.models.losses import vgg_features
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEMPLATE_512 = {'left_eye': (188., 245., 24.), 'right_eye': (325., 245., 24.), 'mouth': (256., 370., 45.)}
@@ -34,7 +34,7 @@ def gfpgan_model(paper, folder, device, batch_size=None):
     from basicsr.models import build_model
     from gfpgan.archs.arcface_arch import IRBlock, ResNetArcFace
     path = (osp.join(REPO, 'options', 'train_gfpgan_v1.yml') if paper else
-            osp.join(REPO, 'tests', 'data', 'train_gfpgan_v1_tiny.yml'))
+            osp.join(REPO, 'tests', 'models', 'options', 'train_gfpgan_v1_tiny.yml'))
     with open(path) as f:
         opt = yaml.safe_load(f)
     g = opt['network_g']

@@ -3,7 +3,7 @@
     python benchmarks/bench_video.py --photo ../shared/testdata/whole_imgs/Blake_Lively.jpg
 
 Clips are made on the fly (a window panning and zooming over ``--photo``'s right-hand face, with a 440 Hz AAC
-tone), H.264 in mp4, restored with ``panininet.video.restore_video`` (dlib detector, tracking on, ``-s 2``):
+tone), H.264 in mp4, restored with ``panininet.pipeline.video.restore_video`` (dlib detector, tracking on, ``-s 2``):
 
 * **frames/s** with the full MFR PaniniNet (512 -> 1024, random weights: speed does not depend on them;
   ``--full_frames`` frames only, it takes seconds per face on a CPU) and with a tiny PaniniNet (64 -> 128), at 1
@@ -35,8 +35,8 @@ from report import print_results
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
-from panininet.restorer import PaniniRestorer
-from panininet.video import import_av, restore_video
+from panininet.pipeline.restorer import PaniniRestorer
+from panininet.pipeline.video import import_av, restore_video
 
 TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
                  dre_in_size=64)

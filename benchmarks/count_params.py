@@ -18,7 +18,7 @@ import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.gpen_arch import GPENNet
 from panininet.archs.mmrb_arch import MMRB, MMRBNet
 from panininet.archs.panini_arch import PaniniNet
-from panininet.variants import variant_kwargs
+from panininet.families.variants import variant_kwargs
 
 # name: (PaniniNet arguments, tag of the official manifest with the same network)
 CONFIGS = {

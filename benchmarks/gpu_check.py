@@ -70,7 +70,7 @@ class Report:
 
     def flush(self):
         sys.path.insert(0, REPO)
-        from panininet.fileio import write_text_atomic
+        from panininet.atomic import write_text_atomic
         write_text_atomic(self.path, '\n'.join(self.parts))
 
 
@@ -103,7 +103,7 @@ def section(report, title, ok, seconds, why, body, output):
 
 
 def environment(python, env, timeout):
-    code = ('import json, torch, panininet\nfrom panininet import compat\n'
+    code = ('import json, torch, panininet\nfrom panininet.platform import compat_basicsr as compat\n'
             'cuda = torch.cuda.is_available()\n'
             'print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "cuda_available": cuda,'
             ' "gpu": torch.cuda.get_device_name() if cuda else None,'
@@ -183,7 +183,8 @@ def main(argv=None):
     body = '\n'.join(f'- {k}: {v}' for k, v in info.items())
     if not kernels:
         body += ('\n\nbasicsr\'s compiled CUDA kernels (fused_act, upfirdn2d) are absent: the native ops '
-                 '(panininet.ops: upfirdn2d as a depthwise conv) run instead; the kernel-vs-native test is skipped.')
+                 '(panininet.platform.native_ops: upfirdn2d as a depthwise conv) run instead; the kernel-vs-native '
+                 'test is skipped.')
     if not info['cuda_available'] and not smoke:
         body += '\n\n**No CUDA device visible**: the GPU steps below will fail or skip.'
     report.add(f'## 1. Environment\n\n{body}')

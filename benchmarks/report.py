@@ -4,7 +4,7 @@ import json
 
 def print_results(results, json_path=None):
     """Print ``results`` one aligned ``key  value`` line each (floats to 3 decimals); with ``json_path`` also write
-    them there as JSON, atomically (``panininet.fileio.write_text_atomic``).
+    them there as JSON, atomically (``panininet.atomic.write_text_atomic``).
 
     Args:
         results (dict): Figure name -> value (JSON-serialisable).
@@ -14,5 +14,5 @@ def print_results(results, json_path=None):
     for key, value in results.items():
         print(f'{key:<{width}}  {value:.3f}' if isinstance(value, float) else f'{key:<{width}}  {value}')
     if json_path:
-        from panininet.fileio import write_text_atomic
+        from panininet.atomic import write_text_atomic
         write_text_atomic(json_path, json.dumps(results, indent=2))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.restorer import PaniniRestorer, weight_to_mask_bias, write_image
+from panininet.pipeline.restorer import PaniniRestorer, weight_to_mask_bias, write_image
 
 HERE = osp.dirname(osp.abspath(__file__))
 

@@ -5,8 +5,8 @@ random generator. Our models write the RNG states of every rank into each ``*.st
 (:func:`gather_rng_states`, called by ``PaniniBaseModel.save_training_state``). On resume:
 
 1. :meth:`ResumeHandoff.load_resume_state` (installed as ``basicsr.train.load_resume_state`` by
-   :func:`panininet.compat.patch_exact_resume`) reads the state with :func:`load_resume_state` and keeps its
-   position (epoch, iteration, RNG states);
+   :func:`panininet.platform.compat_basicsr.patch_exact_resume`) reads the state with :func:`load_resume_state` and
+   keeps its position (epoch, iteration, RNG states);
 2. :meth:`ResumeHandoff.arm` (called right after ``basicsr.train.create_train_val_dataloader``) hands that position
    to the train sampler, a :class:`ResumableEnlargedSampler`;
 3. when the sampler is next iterated in that epoch it restores the RNG states (after the data loader drew its own
@@ -17,7 +17,7 @@ bit. With data-loader workers the order of samples is still exact, but random au
 workers are not (basicsr re-seeds each worker with the same seed every epoch).
 
 The position travels in the :class:`ResumeHandoff` object whose bound methods are installed into basicsr (one per
-:func:`panininet.compat.apply`), not in a module global.
+:func:`panininet.platform.compat_basicsr.apply`), not in a module global.
 """
 import collections
 import os.path as osp
@@ -28,7 +28,7 @@ import torch
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, get_root_logger, scandir
 
-from panininet.checkpoint import load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file
 
 # Non-tensor types a BasicSR ``.state`` file may hold (MultiStepLR milestones are a Counter; recent torch releases
 # allow Counter and OrderedDict by themselves, older ones need them named)
@@ -38,7 +38,7 @@ STATE_SAFE_GLOBALS = (collections.Counter, collections.OrderedDict)
 def get_rng_states():
     """RNG states of this process: torch (CPU and every CUDA device), numpy and Python ``random``.
 
-    Stored only as tensors, ints, floats, tuples and lists, so a weights-only load (:mod:`panininet.checkpoint`)
+    Stored only as tensors, ints, floats, tuples and lists, so a weights-only load (:mod:`panininet.weights.checkpoint`)
     reads them.
 
     Returns:
@@ -115,7 +115,7 @@ class ResumableEnlargedSampler(EnlargedSampler):
 
 
 def torch_load_state(path, map_location='cpu'):
-    """Read a training state through :func:`panininet.checkpoint.load_checkpoint_file` (``weights_only=True``).
+    """Read a training state through :func:`panininet.weights.checkpoint.load_checkpoint_file` (``weights_only=True``).
 
     Args:
         path (str): A ``*.state`` file written by BasicSR's ``save_training_state``.
@@ -189,7 +189,7 @@ class ResumeHandoff:
 
     basicsr's ``train_pipeline`` loads the resume state before it builds the data loaders, and neither call sees
     the other's result; this object is the link. Its :meth:`load_resume_state` and :meth:`arm` are installed into
-    ``basicsr.train`` by :func:`panininet.compat.patch_exact_resume`.
+    ``basicsr.train`` by :func:`panininet.platform.compat_basicsr.patch_exact_resume`.
 
     Attributes:
         pending (dict | None): ``{'epoch', 'iter', 'rng'}`` of the last state read and not yet handed over.

@@ -31,9 +31,9 @@ import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.panini_arch import PaniniNet
+from panininet.atomic import save_figure_atomic, write_text_atomic
 from panininet.data.degradation_sampler import TABLE4_FIXED, TABLE4_RATES
 from panininet.data.degradations import degrade, resize
-from panininet.fileio import save_figure_atomic, write_text_atomic
 from panininet.metrics import json_safe, read_image
 
 # The paper's Table 4 (theta of mask_5 for r = 16, 32, 64, 128), drawn for reference.
@@ -47,7 +47,7 @@ def build_model(model_path=None, tiny=False, arch_json=None, dre_path=None, devi
     """PaniniNet from a checkpoint (ours or official; its 'arch' entry, else ``arch_json``), or a random tiny one.
 
     Args:
-        model_path (str | None): Weights file, read by :func:`panininet.checkpoint.load_panini_weights`.
+        model_path (str | None): Weights file, read by :func:`panininet.weights.panini_checkpoint.load_panini_weights`.
         tiny (bool): Build :data:`TINY_ARCH` with random weights (seeded) instead.
         arch_json (str | None): JSON dict of PaniniNet kwargs; overrides the file's 'arch' / the tiny defaults.
         dre_path (str | None): Load this DRE into the network (e.g. ``dre_udrl_demo.pth``); its width is read from
@@ -65,14 +65,14 @@ def build_model(model_path=None, tiny=False, arch_json=None, dre_path=None, devi
         opt = dict(TINY_ARCH)
         state = None
     else:
-        from panininet.checkpoint import load_panini_weights
+        from panininet.weights.panini_checkpoint import load_panini_weights
 
         state, arch = load_panini_weights(model_path)
         opt = dict(arch or {})
     opt.update(overrides)
     opt.update(decoder_load_path=None, dre_load_path=None)
     if dre_path is not None:
-        from panininet.checkpoint import load_checkpoint_file
+        from panininet.weights.checkpoint import load_checkpoint_file
         dre_arch = load_checkpoint_file(dre_path).get('arch', {})
         if 'num_feat' in dre_arch:
             opt['dre_num_feat'] = dre_arch['num_feat']
@@ -81,7 +81,8 @@ def build_model(model_path=None, tiny=False, arch_json=None, dre_path=None, devi
     if state is not None:
         net.load_state_dict(state, strict=True)
     if dre_path is not None:
-        from panininet.checkpoint import extract_dre_state, load_checkpoint_file
+        from panininet.weights.checkpoint import load_checkpoint_file
+        from panininet.weights.panini_checkpoint import extract_dre_state
         if net.dre is None:
             raise SystemExit('--dre needs a network with a DRE (condition=dre, fusion=dafi).')
         net.dre.load_state_dict(extract_dre_state(load_checkpoint_file(dre_path), dre_path))

@@ -30,8 +30,8 @@ from collections import OrderedDict
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr / gfpgan)
-from panininet.checkpoint import load_checkpoint_file, pick_params
-from panininet.fileio import torch_save_atomic
+from panininet.atomic import torch_save_atomic
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 # GFP-GAN's v1 training options (options/train_gfpgan_v1.yml, network_g) for files that do not record ``arch``
 V1_ARCH = dict(out_size=512, num_style_feat=512, channel_multiplier=1, num_mlp=8, lr_mlp=0.01, input_is_latent=True,

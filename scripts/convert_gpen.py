@@ -19,9 +19,9 @@ import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet import gpen
-from panininet.checkpoint import load_checkpoint_file
-from panininet.fileio import torch_save_atomic
+from panininet.atomic import torch_save_atomic
+from panininet.weights import gpen_checkpoint as gpen
+from panininet.weights.checkpoint import load_checkpoint_file
 
 
 def convert_file(src, dst):

@@ -19,9 +19,10 @@ import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet import official
-from panininet.checkpoint import extract_dre_state, load_checkpoint_file
-from panininet.fileio import torch_save_atomic
+from panininet.atomic import torch_save_atomic
+from panininet.weights import official
+from panininet.weights.checkpoint import load_checkpoint_file
+from panininet.weights.panini_checkpoint import extract_dre_state
 
 
 def convert_file(src, dst, moco=False):

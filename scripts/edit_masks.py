@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.atomic import save_figure_atomic, write_text_atomic
 from panininet.data.degradations import degrade, resize
-from panininet.fileio import save_figure_atomic, write_text_atomic
 from panininet.metrics import json_safe, read_image
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))

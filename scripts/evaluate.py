@@ -6,7 +6,7 @@ Methods to compare (any mix, each becomes a row of the table):
 - ``--results NAME=DIR``: a folder of restorations already made (e.g. the official outputs);
 - ``--model [NAME=]PATH``: a weights file of the restoration family ``--version`` (a ``-v`` name: ``mfr`` or
   ``sr16`` for a PaniniNet checkpoint, ours or official; ``mmrb`` for a trained MMRB-Net; ``gpen512``...) that
-  restores the aligned faces of ``--lq`` through :class:`panininet.restorer.PaniniRestorer`;
+  restores the aligned faces of ``--lq`` through :class:`panininet.pipeline.restorer.PaniniRestorer`;
 - ``--gfpgan VERSION[=PATH]``: GFPGAN's released model (1.3 or 1.4) through the same restorer (needs the ``gfpgan``
   package; its weights from PATH, the weights root, or the usual download);
 - ``--include-input``: the LQ inputs themselves, bicubic-resized to the GT size (GFP-GAN's "Input" row).
@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet import metrics as M
+from panininet.atomic import write_text_atomic
 from panininet.families import family_names
-from panininet.fileio import write_text_atomic
 
 
 def parse_named(spec, flag):
@@ -88,7 +88,7 @@ def collect_methods(args):
         write_input_rows(args.lq, args.gt, folder)
         add('Input', folder)
     if args.model or args.gfpgan:
-        from panininet.restorer import PaniniRestorer
+        from panininet.pipeline.restorer import PaniniRestorer
     for spec in args.model:
         name, path = parse_named(spec, '--model')
         name = name or osp.splitext(osp.basename(path))[0]

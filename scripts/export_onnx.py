@@ -3,7 +3,8 @@
     python scripts/export_onnx.py --model_path panini_mfr.pth -o panini_mfr.onnx            # -v mfr (default)
     python scripts/export_onnx.py -v sr16 --model_path panini_sr_latest.pth -o panini_sr16.onnx --check
 
-``-v`` is a restoration family (``panininet/families``) whose network has an exporter (``panininet/export.py``:
+``-v`` is a restoration family (``panininet/families``) whose network has an exporter
+(``panininet/platform/onnx_export.py``:
 PaniniNet, i.e. ``mfr`` and ``sr16``, and MMRB-Net, ``mmrb``); ``--model_path`` is read as that family reads
 it: our weights file (``{'params_ema' | 'params': state dict, 'arch': {...}}``, the recorded architecture wins over
 the variant's arguments) or an official Panini-Net checkpoint (converted once, cached in the weights root).
@@ -15,15 +16,15 @@ The ONNX model has the inputs ``input`` (batch, 3, S, S), RGB in [-1, 1], and, f
 Opset 17 (``--opset``; onnxruntime >= 1.12), the TorchScript-based exporter (``torch.onnx.export(dynamo=False)``;
 ``--exporter dynamo`` uses torch's dynamo-based one, which needs the ``onnxscript`` package). The file is written
 atomically; ``--check`` then runs it with onnxruntime (CPU) against PyTorch on a random batch of 2 and prints the
-max abs difference. See ``panininet/export.py`` for how the modulated convolutions are made exportable.
+max abs difference. See ``panininet/platform/onnx_export.py`` for how the modulated convolutions are made exportable.
 """
 import argparse
 import os.path as osp
 import sys
 
 import panininet  # noqa: F401  (compat before basicsr)
-from panininet.export import EXPORTERS, OPSET, export_onnx
 from panininet.families import family_class, family_names
+from panininet.platform.onnx_export import EXPORTERS, OPSET, export_onnx
 
 
 def build_network(version, model_path):

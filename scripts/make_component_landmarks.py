@@ -53,7 +53,7 @@ class Landmarks68:
     def __init__(self, size=512, upsample=1):
         import dlib
 
-        from panininet.face_detection import dlib_model_path
+        from panininet.pipeline.face_detection import dlib_model_path
         self.size, self.upsample = size, upsample
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(dlib_model_path('shape_predictor_68_face_landmarks.dat'))

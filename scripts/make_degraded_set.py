@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 import panininet  # noqa: F401  (compat before basicsr)
+from panininet.atomic import write_bytes_atomic
 from panininet.data.data_util import IMG_EXTENSIONS, prepare_hq
 from panininet.data.degradation_sampler import (
     PRESETS,
@@ -40,7 +41,6 @@ from panininet.data.degradation_sampler import (
     make_lq,
     seeded_rng,
 )
-from panininet.fileio import write_bytes_atomic
 
 TABLE4_DEFAULTS = TABLE4_FIXED  # our choice (the paper does not give Table 4's fixed sigma, delta, q)
 MOTION_FIELDS = ('blur', 'length', 'angle')  # sampled with motion blur on (preset mmrb): sigma unused for 'motion'

@@ -34,7 +34,7 @@ import os.path as osp
 import sys
 import time
 
-from panininet.fileio import write_text_atomic
+from panininet.atomic import write_text_atomic
 
 FACTORS = ('log_r', 'delta', 'q', 'sigma')
 TARGETS = FACTORS + ('log_blur',)

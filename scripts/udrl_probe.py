@@ -15,7 +15,7 @@
    degradation, other content), as the paper's UDRL (Fig. 2). Crops keep the pixel statistics (noise, JPEG
    blocks) at the DRE's scale while fitting a CPU. ``--objective supervised`` trains the same encoder to regress
    the factors instead (the upper bound of encoder and input).
-4. Linear probe (:mod:`panininet.probe`): ridge regression (alpha by 5-fold CV) from v_DR (DRE in eval mode, the
+4. Linear probe (:mod:`panininet.metrics.probe`): ridge regression (alpha by 5-fold CV) from v_DR (DRE in eval mode, the
    mean over ``--probe-crops`` crops) to log r, delta, q, sigma and log_blur, fitted on fresh degradations of the
    training images and scored (R^2) on fresh degradations of the held-out images. The control is the same DRE
    architecture at its random initialisation (same seed): R^2 above the control is what training learned.
@@ -46,11 +46,11 @@ from torch.nn import functional as F
 
 import panininet  # noqa: F401  (compat before basicsr)
 from panininet.archs.dre_arch import DegradationEncoder, MoCo
+from panininet.atomic import save_figure_atomic, torch_save_atomic, write_text_atomic
 from panininet.data.degradation_sampler import DegradationSampler, make_lq
 from panininet.data.degradations import resize
-from panininet.fileio import save_figure_atomic, torch_save_atomic, write_text_atomic
 from panininet.metrics import json_safe, list_images, read_image
-from panininet.probe import TARGETS, degradation_targets, linear_probe
+from panininet.metrics.probe import TARGETS, degradation_targets, linear_probe
 
 # colour pictures that ship in scikit-image's wheel, sharp and without large flat black areas (where noise is clipped
 # and blur is invisible: hubble_deep_field, retina are left out)
@@ -235,7 +235,8 @@ def cached(cache_dir, key, make):
 
 
 def targets_of(params):
-    """The probe's targets (:data:`TARGETS`, :func:`panininet.probe.degradation_targets`) of one parameter set."""
+    """The probe's targets (:data:`TARGETS`, :func:`panininet.metrics.probe.degradation_targets`) of one parameter
+    set."""
     return degradation_targets(params)
 
 
@@ -479,7 +480,8 @@ def main(argv=None):
     losses, bank_cpu = [], 0.0
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.load_dre:
-        from panininet.checkpoint import extract_dre_state, load_checkpoint_file
+        from panininet.weights.checkpoint import load_checkpoint_file
+        from panininet.weights.panini_checkpoint import extract_dre_state
         moco.encoder_q.load_state_dict(extract_dre_state(load_checkpoint_file(args.load_dre), args.load_dre))
     elif args.iters > 0:
         data_key = dict(images=train_names, groups=groups, views=args.views, seed=args.seed,

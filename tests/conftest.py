@@ -14,7 +14,9 @@ import torch
 
 import panininet  # noqa: F401  (compat + registries before any test imports basicsr)
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# isort: off
+from helpers import REPO_ROOT, load_script, write_tiny_model  # noqa: E402  (after panininet: helpers imports basicsr)
+# isort: on
 # $PANINI_SHARED_DIR points elsewhere (e.g. a copy carried to a GPU machine: benchmarks/gpu_check.py --shared)
 SHARED_DIR = os.environ.get('PANINI_SHARED_DIR') or osp.join(osp.dirname(REPO_ROOT), 'shared')
 
@@ -42,6 +44,18 @@ def shared_dir():
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture(scope='module')
+def cli():
+    """``inference_panini.py`` imported as a module (call its ``main(argv)``)."""
+    return load_script('inference_panini.py')
+
+
+@pytest.fixture(scope='session')
+def tiny_model(tmp_path_factory):
+    """Path of a tiny PaniniNet weights file (:func:`helpers.write_tiny_model`), written once per run."""
+    return write_tiny_model(tmp_path_factory.mktemp('weights'))
 
 
 @pytest.fixture(autouse=True)

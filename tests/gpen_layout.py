@@ -1,5 +1,6 @@
 """GPEN's state-dict layouts (key -> shape, FIR kernel buffers with their values), written from the module tree of
-GPEN's ``face_model/gpen_model.py`` (https://github.com/yangxy/GPEN), independently of ``panininet.gpen``.
+GPEN's ``face_model/gpen_model.py`` (https://github.com/yangxy/GPEN), independently of
+``panininet.weights.gpen_checkpoint``.
 
 ``FullGenerator(size, style_dim, n_mlp, channel_multiplier, narrow=narrow, isconcat=True)`` registers
 ``generator`` (``Generator``: ``style`` = [PixelNorm, EqualLinear x n_mlp], ``input.input``, ``conv1`` and

@@ -15,9 +15,9 @@ import textwrap
 import zipfile
 
 import pytest
+from helpers import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKEND_DIR = os.path.join(ROOT, 'third_party', 'basicsr')
+BACKEND_DIR = os.path.join(REPO_ROOT, 'third_party', 'basicsr')
 
 
 def _load_backend():

@@ -6,7 +6,7 @@ GPEN's encoder is a chain of StyleGAN2 discriminator convs (BasicSR's ``ConvLaye
 then one blurred stride-2 3x3 conv per scale down to 4x4; its 4x4 features, flattened, give one latent code through
 an equalised linear layer with leaky ReLU; the features of every scale are the noise inputs, concatenated in each
 style block of the prior (:class:`~panininet.archs.mmrb_arch.ConcatStyleGAN2`, the same prior MMRB-Net uses).
-Weights convert from GPEN's files with :mod:`panininet.gpen`.
+Weights convert from GPEN's files with :mod:`panininet.weights.gpen_checkpoint`.
 """
 import math
 
@@ -15,9 +15,10 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from panininet import gpen
-from panininet.archs.mmrb_arch import ConcatStyleGAN2, stylegan2_channels
-from panininet.checkpoint import load_checkpoint_file
+from panininet.archs.gpm import stylegan2_channels
+from panininet.archs.mmrb_arch import ConcatStyleGAN2
+from panininet.weights import gpen_checkpoint as gpen
+from panininet.weights.checkpoint import load_checkpoint_file
 
 
 class GPENEncoder(nn.Module):
@@ -89,7 +90,8 @@ class GPENNet(nn.Module):
         """A GPENNet of the size a GPEN ``FullGenerator`` state dict has, with its weights (strict).
 
         Args:
-            state_dict (dict): GPEN's generator state dict (as :func:`panininet.gpen.pick_gpen_generator` gives).
+            state_dict (dict): GPEN's generator state dict (as
+                :func:`panininet.weights.gpen_checkpoint.pick_gpen_generator` gives).
             path (str): Named in errors. Default: '<checkpoint>'.
 
         Returns:

@@ -20,7 +20,22 @@ import torch
 from basicsr.archs.stylegan2_arch import StyleConv, StyleGAN2Generator, ToRGB, UpFirDnSmooth, UpFirDnUpsample
 from torch.nn import functional as F
 
-from panininet.ops import eager_cpu_inference, fused_leaky_relu_
+from panininet.platform.native_ops import eager_cpu_inference, fused_leaky_relu_
+
+
+def stylegan2_channels(channel_multiplier=2, narrow=1.0):
+    """StyleGAN2's channel width per resolution, read from BasicSR's generator (one table, BasicSR's).
+
+    Args:
+        channel_multiplier (int): StyleGAN2 channel multiplier. Default: 2.
+        narrow (float): Channel narrowing ratio. Default: 1.0.
+
+    Returns:
+        dict[int, int]: resolution (4 .. 1024) -> channels.
+    """
+    with torch.device('meta'):  # nothing is allocated
+        gen = StyleGAN2Generator(8, num_style_feat=1, num_mlp=0, channel_multiplier=channel_multiplier, narrow=narrow)
+    return {int(res): ch for res, ch in gen.channels.items()}
 
 
 def synthesis_loop(gen, latent, noise=None, fuse=None):
@@ -77,7 +92,7 @@ def synthesis_loop(gen, latent, noise=None, fuse=None):
 
 
 def _one_face_cpu_inference(module, x):
-    """Whether the CPU fast forward applies: one face and :func:`panininet.ops.eager_cpu_inference`."""
+    """Whether the CPU fast forward applies: one face and :func:`panininet.platform.native_ops.eager_cpu_inference`."""
     return x.shape[0] == 1 and eager_cpu_inference(x, params=module.parameters())
 
 
@@ -235,7 +250,8 @@ class GPM(StyleGAN2Generator):
         """Load a BasicSR ``StyleGAN2Generator`` state dict (strict), keeping our FIR kernels if it lacks them.
 
         Args:
-            state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a StyleGAN2 checkpoint.
+            state_dict (dict): e.g. :func:`panininet.weights.panini_checkpoint.extract_gpm_state` of a StyleGAN2
+                checkpoint.
         """
         load_gpm_state(self, state_dict)
 
@@ -268,7 +284,8 @@ def load_gpm_state(gpm, state_dict):
 
     Args:
         gpm (StyleGAN2Generator): With FIR kernel buffers (see :func:`register_fir_kernels`).
-        state_dict (dict): e.g. :func:`panininet.checkpoint.extract_gpm_state` of a BasicSR StyleGAN2 checkpoint.
+        state_dict (dict): e.g. :func:`panininet.weights.panini_checkpoint.extract_gpm_state` of a BasicSR StyleGAN2
+            checkpoint.
     """
     state_dict = dict(state_dict)
     own = gpm.state_dict()

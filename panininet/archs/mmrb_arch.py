@@ -22,7 +22,6 @@ from basicsr.archs.stylegan2_arch import (
     EqualLinear,
     ModulatedConv2d,
     NormStyleCode,
-    StyleGAN2Generator,
     ToRGB,
 )
 from basicsr.ops.fused_act import FusedLeakyReLU
@@ -30,24 +29,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from panininet import gpen
-from panininet.archs.gpm import synthesis_loop
-from panininet.checkpoint import load_checkpoint_file
-
-
-def stylegan2_channels(channel_multiplier=2, narrow=1.0):
-    """StyleGAN2's channel width per resolution, read from BasicSR's generator (one table, BasicSR's).
-
-    Args:
-        channel_multiplier (int): StyleGAN2 channel multiplier. Default: 2.
-        narrow (float): Channel narrowing ratio. Default: 1.0.
-
-    Returns:
-        dict[int, int]: resolution (4 .. 1024) -> channels.
-    """
-    with torch.device('meta'):  # nothing is allocated
-        gen = StyleGAN2Generator(8, num_style_feat=1, num_mlp=0, channel_multiplier=channel_multiplier, narrow=narrow)
-    return {int(res): ch for res, ch in gen.channels.items()}
+from panininet.archs.gpm import stylegan2_channels, synthesis_loop
+from panininet.weights import gpen_checkpoint as gpen
+from panininet.weights.checkpoint import load_checkpoint_file
 
 
 def _log2_size(value, name, minimum=8):
@@ -284,8 +268,8 @@ class ConcatStyleGAN2(nn.Module):
     :class:`ConcatStyleConv` (the first up-sampling) that both take x_hat_r, and a ``ToRGB`` on their 2 C_r
     channels with the skip up-sampling of StyleGAN2: ``y_{i+1} = Style(w, y_i, Concat[x_hat_i, y_hat_i])``
     (eq. 3). This is GPEN's ``Generator(isconcat=True)`` layout (GPEN-BFR-512's generator loads into it with
-    :mod:`panininet.gpen`). It runs through :func:`panininet.archs.gpm.synthesis_loop`, the synthesis loop PaniniNet's
-    GPM uses too, with the decoder features x_hat as each block's ``noise`` entry.
+    :mod:`panininet.weights.gpen_checkpoint`). It runs through :func:`panininet.archs.gpm.synthesis_loop`, the
+    synthesis loop PaniniNet's GPM uses too, with the decoder features x_hat as each block's ``noise`` entry.
 
     Args:
         out_size (int): Output size (power of two >= 8).
@@ -327,7 +311,8 @@ class ConcatStyleGAN2(nn.Module):
         self.noise_channels = [channels[res] for res in self.resolutions]
 
     def load_gpen_state(self, state_dict, path='<checkpoint>'):
-        """Load the StyleGAN2 of a GPEN ``FullGenerator`` state dict (see :mod:`panininet.gpen`), strict.
+        """Load the StyleGAN2 of a GPEN ``FullGenerator`` state dict (see :mod:`panininet.weights.gpen_checkpoint`),
+        strict.
 
         Raises:
             ValueError: The file's generator has another size, style width, mapping depth or channel widths.

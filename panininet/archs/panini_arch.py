@@ -27,7 +27,8 @@ from torch.nn import functional as F
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
 from panininet.archs.rrdb import RRDB
-from panininet.checkpoint import extract_dre_state, extract_gpm_state, load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file
+from panininet.weights.panini_checkpoint import extract_dre_state, extract_gpm_state
 
 MAX_FUSION_RES = 64  # the official network fuses at 4, 8, 16, 32, 64
 
@@ -273,7 +274,7 @@ class PaniniNet(nn.Module):
     """Panini-Net: GAN prior based degradation-aware feature interpolation for face restoration.
 
     Defaults are the paper's MFR setting (512 -> 1024). The named variants (MFR, 16x SR, the Cat-Conv ablation)
-    are :data:`panininet.variants.VARIANTS`: ``PaniniNet(**variant_kwargs('sr16'))`` is the 16x SR network.
+    are :data:`panininet.families.variants.VARIANTS`: ``PaniniNet(**variant_kwargs('sr16'))`` is the 16x SR network.
 
     Fused levels: resolutions 4, 8, ..., up to min(64, in_size, out_size / 2), level 0 = 4x4 (5 levels in the
     paper). Level l has the StyleGAN channels at that resolution. w+ has ``2 * log2(out_size) - 2`` codes.

@@ -5,11 +5,13 @@ A residual dense block feeds conv ``j`` the concatenation of the block input and
 narrow convs want, each concatenation is a strided copy of the whole growing tensor (352 channels written per block
 at 512 x 512 for 136 channels of conv input). A convolution over a concatenation is the sum of the convolutions of
 its parts with the matching slices of the weight, so :class:`DenseBlock` computes conv ``j`` as its first part
-(with the bias) plus one in-place accumulation per later part (:func:`panininet.ops.conv2d_accumulate_`, oneDNN's
+(with the bias) plus one in-place accumulation per later part
+(:func:`panininet.platform.native_ops.conv2d_accumulate_`, oneDNN's
 conv with a fused add): the same multiply-adds, no concatenation, no extra pass. Only the summation order differs
-(float rounding, ~1e-7 relative); ``tests/test_rrdb.py`` checks it against BasicSR's forward.
+(float rounding, ~1e-7 relative); ``tests/archs/test_rrdb.py`` checks it against BasicSR's forward.
 
-The accumulating forward is used for eager float32 inference on CPU (:func:`panininet.ops.eager_cpu_inference`);
+The accumulating forward is used for eager float32 inference on CPU
+(:func:`panininet.platform.native_ops.eager_cpu_inference`);
 training, other devices, autocast and tracing / ONNX export run BasicSR's forward unchanged (cuDNN handles
 concatenated inputs well, autograd needs the graph, an exported graph must hold standard ops).
 """
@@ -19,7 +21,7 @@ from basicsr.archs.rrdbnet_arch import ResidualDenseBlock
 from torch import nn
 from torch.nn import functional as F
 
-from panininet.ops import conv2d_accumulate_, eager_cpu_inference
+from panininet.platform.native_ops import conv2d_accumulate_, eager_cpu_inference
 
 
 class DenseBlock(ResidualDenseBlock):

@@ -14,9 +14,9 @@ from torch.utils import data
 
 from panininet.data.degradation_sampler import seeded_rng
 from panininet.data.degradations import resize
-from panininet.image_io import IMAGE_EXTENSIONS, is_image_file
+from panininet.pipeline.image_io import IMAGE_EXTENSIONS, is_image_file
 
-IMG_EXTENSIONS = IMAGE_EXTENSIONS  # the one list (panininet.image_io); this name kept for older imports
+IMG_EXTENSIONS = IMAGE_EXTENSIONS  # the one list (panininet.pipeline.image_io); this name kept for older imports
 
 
 def hq_paths(opt, key='dataroot_gt'):
@@ -256,7 +256,7 @@ class ComponentLocations:
     The file (GFP-GAN's ``FFHQ_eye_mouth_landmarks_512.pth``, made by its ``scripts/parse_landmark.py``) is a dict
     ``{'00000000': {'left_eye': [x, y, half_len], 'right_eye': [...], 'mouth': [...]}, ...}`` keyed by the image's
     index (8 digits) in the dataset's image list, in the pixel coordinates of the ``out_size`` faces, values numpy
-    float64 scalars. It is read weights-only through :func:`panininet.checkpoint.load_checkpoint_file` (numpy
+    float64 scalars. It is read weights-only through :func:`panininet.weights.checkpoint.load_checkpoint_file` (numpy
     scalars allowed; GFP-GAN's dataset unpickles it itself, which PyTorch >= 2.6 refuses for these scalars).
 
     GFP-GAN's ``FFHQDegradationDataset.get_component_coordinates`` swaps and mirrors the entry of a flipped image

@@ -23,7 +23,8 @@ number of input pixels, as in GFP-GAN (512 px faces, sigma in {0.2:10}). The pap
 ("randomly selected"); we use GFP-GAN's [0.2, 10] input pixels, the practice the paper says it follows.
 
 The JPEG step is :func:`add_jpg_compression`, basicsr's ``add_jpg_compression`` with the quality rounded to an
-int (OpenCV 5 rejects a float quality; :func:`panininet.compat.patch_jpeg_quality` installs it into basicsr too).
+int (OpenCV 5 rejects a float quality; :func:`panininet.platform.compat_basicsr.patch_jpeg_quality` installs it into
+basicsr too).
 Nothing else of ``basicsr.data.degradations`` is used: its noise and kernel samplers draw from the global NumPy
 RNG, which the reproducible (validation/test) mode must not touch, and its 41x41 ``filter2D`` blur is several times
 slower than OpenCV's separable Gaussian, so those two steps are done here.
@@ -37,6 +38,7 @@ import cv2
 import numpy as np
 import torch
 
+from panininet._old_paths import old_names_getattr
 from panininet.data.blur import gaussian_blur, motion_blur, motion_blur_kernel
 
 _INTERP = {
@@ -219,17 +221,8 @@ def _noise_jpeg_then_up(img, r, r_base, delta, q, rng, down, up):
     return resize(small, (h, w), up)
 
 
-# moved to panininet.data.degradation_sampler (the parameter sampler), importable from here as before
-_MOVED = ('PRESETS', 'TABLE4_RATES', 'TABLE4_FIXED', 'DegradationSampler', 'make_lq', 'seeded_rng')
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        from panininet.data import degradation_sampler
-
-        return getattr(degradation_sampler, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
+# 0.1.0 had the sampler's names here (PRESETS, DegradationSampler, make_lq, ...): handed on for one release
+__getattr__ = old_names_getattr(__name__)
 
 __all__ = ['add_jpg_compression', 'add_noise', 'degrade', 'down_up', 'gaussian_blur', 'jpeg', 'motion_blur',
-           'motion_blur_kernel', 'resize', *_MOVED]
+           'motion_blur_kernel', 'resize']

@@ -13,7 +13,7 @@ the image's left) and half the larger side of their bounding box, at least 16, a
 (pixel-index coordinates: pixel ``i`` has its centre at ``i``). GFP-GAN stores the numbers as numpy float64 scalars
 (its dataset does ``mean - half_len`` on the list slice, which only works through numpy broadcasting), so
 :func:`save_component_landmarks` writes them the same way; :func:`load_component_landmarks` reads through
-:func:`panininet.checkpoint.load_checkpoint_file` (``weights_only`` with the numpy-scalar allow-list).
+:func:`panininet.weights.checkpoint.load_checkpoint_file` (``weights_only`` with the numpy-scalar allow-list).
 
 The boxes a dataset hands to the models are GFP-GAN's (``(x - h + 1, y - h + 1, x + h, y + h)``, eyes swapped and x
 mirrored on a flip): :meth:`panininet.data.data_util.ComponentLocations.locations`, which reads files through
@@ -105,7 +105,7 @@ def load_component_landmarks(path):
         FileNotFoundError: No such file.
         ValueError: Not a dict of 8-digit keys with the three parts.
     """
-    from panininet.checkpoint import load_checkpoint_file
+    from panininet.weights.checkpoint import load_checkpoint_file
 
     if not osp.isfile(path):
         raise FileNotFoundError(f'Component landmarks file {path!r} does not exist (make one with '
@@ -128,7 +128,7 @@ def save_component_landmarks(entries, path):
         entries (dict[str, dict]): 8-digit index -> ``{'left_eye': [x, y, h], ...}``.
         path (str): Output ``.pth`` file.
     """
-    from panininet.fileio import torch_save_atomic
+    from panininet.atomic import torch_save_atomic
 
     out = {}
     for key, entry in entries.items():

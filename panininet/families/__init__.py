@@ -22,7 +22,7 @@ Adding a family is one file: ``panininet/families/<name>_family.py`` holding one
 decorated with ``@register_family('<-v name>', ...)`` (``from_file``, ``with_random_weights``, ``forward``; set
 ``in_size``/``out_size``/``supports_weight``). Every ``*_family.py`` here is imported below, as BasicSR imports
 every ``*_arch.py``, so the new name appears in ``-v``'s choices, :func:`family_names` and ``VERSIONS``; give its
-release file in :data:`panininet.weights.RELEASES` when it has one.
+release file in :data:`panininet.weights.releases.RELEASES` when it has one.
 """
 import importlib
 import os.path as osp

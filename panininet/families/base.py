@@ -15,7 +15,7 @@ import os.path as osp
 import torch
 from basicsr.utils import get_root_logger
 
-from panininet.weights import resolve_model_path
+from panininet.weights.releases import resolve_model_path
 
 # network arithmetic -> autocast dtype (None: fp32, no autocast); weights stay fp32 in every mode
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -85,7 +85,7 @@ def build_family(name, model_path=None, device=None, precision='fp32', weights_d
     Args:
         name (str): A registered ``-v`` name (:func:`family_names`).
         model_path (str | None): Weights file; None: the release file of ``name`` in the weights root, downloaded
-            when missing and allowed (:func:`panininet.weights.resolve_model_path`). Default: None.
+            when missing and allowed (:func:`panininet.weights.releases.resolve_model_path`). Default: None.
         device (str | torch.device | None): See :func:`select_device`. Default: None.
         precision (str): A key of :data:`PRECISIONS`. Default: 'fp32'.
         weights_dir (str | None): Weights root (downloads, converted official files). Default: None.
@@ -99,7 +99,7 @@ def build_family(name, model_path=None, device=None, precision='fp32', weights_d
 
     Raises:
         ValueError: Unknown name or precision, or a file that does not hold this family's weights.
-        panininet.weights.WeightsNotFoundError: No file, and none downloadable.
+        panininet.weights.releases.WeightsNotFoundError: No file, and none downloadable.
         ImportError: The family needs a package that is not installed (the message says which).
     """
     cls = family_class(name)

@@ -9,8 +9,8 @@ A file that records its ``arch`` (``{'type': ..., **kwargs}``) builds that archi
 its conversion by ``scripts/convert_gfpgan_to_clean.py`` (``GFPGANv1Clean``), at any face size. Released files
 record nothing: their architecture is read off the shapes.
 """
-from panininet.checkpoint import load_checkpoint_file, pick_params
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 # GFPGANer's arguments for v1.3 / v1.4 (arch='clean', channel_multiplier=2); the shapes of a file refine them
 RELEASED_ARCH = dict(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,

@@ -4,9 +4,9 @@ checkpoint's ``g_ema``) converted on the fly, or a GPENNet file in our format (`
 GPENNet (``panininet/archs/gpen_arch.py``) is GPEN's ``FullGenerator`` from BasicSR's modules with MMRB-Net's
 concatenated-noise prior; GPEN has no fidelity knob, so ``supports_weight`` is False and the weight is ignored.
 """
-from panininet import gpen
-from panininet.checkpoint import load_checkpoint_file, pick_params
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family
+from panininet.weights import gpen_checkpoint as gpen
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 RELEASED_ARCH = dict(out_size=512, num_style_feat=512, num_mlp=8, channel_multiplier=2, narrow=1.0)
 

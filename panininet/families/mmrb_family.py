@@ -7,8 +7,8 @@ fidelity and prior, so ``supports_weight`` is False and the weight is ignored (a
 """
 import inspect
 
-from panininet.checkpoint import load_checkpoint_file, pick_params
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 
 def mmrb_arch_from_state(state_dict):
@@ -18,7 +18,7 @@ def mmrb_arch_from_state(state_dict):
         dict | None: ``out_size``, ``num_style_feat``, ``num_mlp``, ``narrow``, ``channel_multiplier`` (2 when the
         widths do not tell, below 64x64) and ``num_mmrb_decoder``.
     """
-    from panininet.archs.mmrb_arch import stylegan2_channels
+    from panininet.archs.gpm import stylegan2_channels
 
     try:
         num_scales = len({k.split('.')[3] for k in state_dict if k.startswith('codec.decoder.to_rgbs.')})

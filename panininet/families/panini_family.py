@@ -3,8 +3,8 @@
 The fidelity weight reaches the network as the DAFI ``mask_bias`` (:func:`weight_to_mask_bias`).
 """
 from panininet.families.base import RestorationFamily, load_state_dict_strict, register_family, validate_weight
-from panininet.variants import variant_kwargs
-from panininet.weights import prepare_model_file
+from panininet.families.variants import variant_kwargs
+from panininet.weights.panini_checkpoint import prepare_model_file
 
 # mask_bias reached at weight 0 (most prior) and, negated, at weight 1 (most input); see weight_to_mask_bias
 MASK_BIAS_RANGE = 4.0
@@ -55,7 +55,7 @@ class PaniniFamily(RestorationFamily):
         """Our weights file or an official MMEditing checkpoint (converted once, cached under ``weights_dir``).
 
         The file's recorded architecture (official files: derived from the shapes) completes the arguments of the
-        variant ``name`` (:func:`panininet.variants.variant_kwargs`), which stand for a file that records none.
+        variant ``name`` (:func:`panininet.families.variants.variant_kwargs`), which stand for a file that records none.
         """
         from panininet.archs.panini_arch import PaniniNet
 

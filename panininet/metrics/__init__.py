@@ -24,7 +24,6 @@ Weights: :func:`resolve_weights` uses an explicit path, else the file in torch h
 raises :class:`FileNotFoundError` naming the file, the URL and how to pass it. Nothing here downloads in the tests:
 they inject tiny networks through the ``model=`` / ``feature_net=`` arguments.
 """
-from panininet.image_io import IMAGE_EXTENSIONS as IMG_EXTENSIONS
 from panininet.metrics.folders import (
     METRIC_FORMATS,
     METRIC_KEYS,
@@ -56,6 +55,7 @@ from panininet.metrics.networks import (
     resolve_weights,
     weights_cache_dir,
 )
+from panininet.pipeline.image_io import IMAGE_EXTENSIONS as IMG_EXTENSIONS
 
 __all__ = ['ARCFACE_CROP', 'ARCFACE_URL', 'FID_INCEPTION_URL', 'IMG_EXTENSIONS', 'LPIPS_TRUNK_URLS', 'METRIC_FORMATS',
            'METRIC_KEYS', 'METRIC_TITLES', 'FIDMetric', 'IdentityMetric', 'LPIPSMetric', 'bgr_to_tensor',

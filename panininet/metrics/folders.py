@@ -10,9 +10,9 @@ import numpy as np
 from basicsr.metrics.niqe import calculate_niqe
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 
-from panininet import image_io
-from panininet.image_io import IMAGE_EXTENSIONS, is_image_file, resize_square, to_bgr8, write_image
 from panininet.metrics.networks import FIDMetric
+from panininet.pipeline import image_io
+from panininet.pipeline.image_io import IMAGE_EXTENSIONS, is_image_file, resize_square, to_bgr8, write_image
 
 # Column order of every results table (a golden header in the tests pins it).
 METRIC_KEYS = ('psnr', 'ssim', 'lpips', 'fid', 'niqe', 'deg')
@@ -83,7 +83,8 @@ def list_images(folder):
 def read_image(path, size=None):
     """Read an image as uint8 BGR (h, w, 3), gray and RGBA converted; optionally resized to ``size`` x ``size``.
 
-    Read by :func:`panininet.image_io.read_image` (EXIF orientation applied) and :func:`~panininet.image_io.to_bgr8`.
+    Read by :func:`panininet.pipeline.image_io.read_image` (EXIF orientation applied) and
+    :func:`~panininet.pipeline.image_io.to_bgr8`.
 
     Args:
         path (str): Image file.
@@ -241,5 +242,6 @@ def json_safe(obj):
 
 
 def write_image_atomic(path, img):
-    """Write a uint8 BGR image atomically, format from ``path``'s extension (:func:`panininet.image_io.write_image`)."""
+    """Write a uint8 BGR image atomically, format from ``path``'s extension
+    (:func:`panininet.pipeline.image_io.write_image`)."""
     write_image(img, path)

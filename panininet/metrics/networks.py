@@ -2,6 +2,7 @@
 
 See :mod:`panininet.metrics` for what each metric is and how it is computed.
 """
+import functools
 import math
 import os
 import os.path as osp
@@ -12,7 +13,7 @@ from basicsr.metrics.fid import calculate_fid
 from basicsr.utils import get_root_logger
 from torch.nn import functional as F
 
-from panininet.checkpoint import load_checkpoint_file
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params
 
 FID_INCEPTION_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
                      'pt_inception-2015-12-05-6726825d.pth')
@@ -69,7 +70,7 @@ def resolve_weights(path, url, what, flag, download=True):
 
 
 def _load_state_dict(path, what):
-    """A metric network's state dict (``state_dict`` entry when there is one), read by panininet.checkpoint."""
+    """A metric network's state dict (``state_dict`` entry when there is one), read by panininet.weights.checkpoint."""
     try:
         state = load_checkpoint_file(path)
     except Exception as err:
@@ -268,14 +269,44 @@ class FIDMetric:
 ARCFACE_CROP = (35 / 256, 223 / 256, 32 / 256, 220 / 256)
 
 
-def build_arcface(weights_path):
-    """facexlib's ArcFace IR-SE50 (input (b, 3, 112, 112) RGB in [-1, 1] -> (b, 512) unit vectors) on the CPU.
+def build_arcface(load_path, num_layers=50, mode='ir_se', option='arcface_load_path'):
+    """facexlib's ArcFace ``Backbone`` (IR-SE50 as ``init_recognition_model('arcface')``) with weights from a file.
 
-    The one builder is :func:`panininet.losses.build_arcface` (the identity loss of MMRB-Net uses the same network).
+    The one builder of ArcFace: the identity metric (:class:`IdentityMetric`) and MMRB-Net's identity loss
+    (:class:`panininet.models.losses.ArcFaceIdentityLoss`) use the same network.
+
+    Args:
+        load_path (str | None): The state dict (``recognition_arcface_ir_se50.pth``: ``Backbone`` keys, optionally
+            under ``params`` / ``state_dict`` or with a ``module.`` prefix).
+        num_layers (int): 50, 100 or 152. Default: 50.
+        mode (str): 'ir_se' or 'ir'. Default: 'ir_se'.
+        option (str): Option name for the error messages. Default: 'arcface_load_path'.
+
+    Returns:
+        nn.Module: The network in eval mode, frozen; input (b, 3, 112, 112) RGB in [-1, 1], output (b, 512) unit
+        vectors.
     """
-    from panininet.losses import build_arcface as build
+    from facexlib.recognition.arcface_arch import Backbone
 
-    return build(weights_path, option='--arcface')
+    url = ARCFACE_URL
+    if load_path is None:
+        raise ValueError(f'{option} is not set: the identity loss needs facexlib\'s ArcFace weights (nothing is '
+                         f'downloaded). Download {url} and set {option} to its path.')
+    if not osp.isfile(load_path):
+        raise FileNotFoundError(f'ArcFace weights {load_path!r} ({option}) do not exist. Download {url} and fix '
+                                'the path.')
+    obj = load_checkpoint_file(load_path)
+    if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
+        obj = obj['state_dict']
+    net = Backbone(num_layers=num_layers, drop_ratio=0.6, mode=mode)
+    try:
+        net.load_state_dict(pick_params(obj, load_path), strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f'ArcFace weights {load_path!r} ({option}) do not fit facexlib\'s Backbone({num_layers}, '
+                         f'mode={mode!r}): {str(e).splitlines()[0]}') from None
+    net.eval()
+    net.requires_grad_(False)
+    return net
 
 
 class IdentityMetric:
@@ -295,7 +326,7 @@ class IdentityMetric:
     def __init__(self, model=None, weights_path=None, download=True, device='cpu', input_size=112, crop=True):
         self.device = torch.device(device)
         self.model = metric_network(model, self.device, weights_path, ARCFACE_URL, 'ArcFace', '--arcface', download,
-                                    build_arcface)
+                                    functools.partial(build_arcface, option='--arcface'))
         self.input_size = input_size
         self.crop = crop
 

@@ -4,9 +4,10 @@
 Differences from ``basicsr.models.base_model.BaseModel``:
 
 * :meth:`model_to_device` wraps in ``DistributedDataParallel`` without ``device_ids`` on CPU (basicsr always
-  passes ``torch.cuda.current_device()``). The process group itself is created by ``panininet.compat.init_dist``.
-* :meth:`load_network` reads through :func:`panininet.checkpoint.load_checkpoint_file` (``weights_only=True``) and
-  fails with a message naming the option and the file.
+  passes ``torch.cuda.current_device()``). The process group itself is created by
+  ``panininet.platform.compat_basicsr.init_dist``.
+* :meth:`load_network` reads through :func:`panininet.weights.checkpoint.load_checkpoint_file` (``weights_only=True``)
+  and fails with a message naming the option and the file.
 * :meth:`save_network` and :meth:`save_training_state` write atomically (temporary file + ``os.replace``), and the
   training state also holds the RNG states of every rank, which :mod:`panininet.resume` restores on resume.
 * :meth:`resolve_path`: relative paths in the options are relative to ``root_path`` (the repository root).
@@ -20,9 +21,9 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from panininet.checkpoint import load_checkpoint_file, pick_params, strip_prefix
-from panininet.fileio import torch_save_atomic
+from panininet.atomic import torch_save_atomic
 from panininet.resume import gather_rng_states
+from panininet.weights.checkpoint import load_checkpoint_file, pick_params, strip_prefix
 
 
 class PaniniBaseModel(BaseModel):

@@ -2,7 +2,7 @@
 
 The training loop, EMA, validation, checkpoints and exact resume are :class:`PaniniModel`'s: both fine-tune a
 pre-trained StyleGAN2 prior against a pre-trained discriminator, and MMRB-Net's own pieces (FreezeD, local
-discriminators, identity loss, per-part learning rates) are the plug-ins of :mod:`panininet.models.gan_prior`,
+discriminators, identity loss, per-part learning rates) are the plug-ins of :mod:`panininet.models.finetune_plugins`,
 which Panini-Net can use too. This model adds what only MMRB-Net has: the multi-scale L1 on the decoder's images
 (Sec. III-A, "L1 restoration loss similar to [15] for each resolution scale of the reconstructed image in the
 decoder").

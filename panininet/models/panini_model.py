@@ -6,11 +6,11 @@ Options (see ``options/train_panini_mfr.yml`` for the paper settings):
 * ``network_g``: ``PaniniNet`` (the arch loads the StyleGAN2 decoder and the DRE from ``decoder_load_path`` /
   ``dre_load_path`` and freezes the DRE with ``fix_dre: true``); ``network_d``: basicsr ``StyleGAN2Discriminator``.
 * ``path.pretrain_network_d``: BasicSR StyleGAN2 discriminator checkpoint (``params``), the paper's pre-trained D.
-* ``train``: ``pixel_opt`` (L1), ``perceptual_opt`` (:class:`panininet.losses.VGGPerceptualLoss`), ``gan_opt``
+* ``train``: ``pixel_opt`` (L1), ``perceptual_opt`` (:class:`panininet.models.losses.VGGPerceptualLoss`), ``gan_opt``
   (basicsr ``GANLoss``, vanilla), ``optim_g`` / ``optim_d`` (Adam), ``scheduler``, ``ema_decay``,
   ``net_d_iters`` / ``net_d_init_iters``, ``r1_reg_weight`` (0 = off, as official) and ``net_d_reg_every``.
 * ``val``: ``metrics`` (basicsr ``psnr`` / ``ssim`` on uint8 images), ``save_img``.
-* Plug-ins of :mod:`panininet.models.gan_prior` (all off unless set): ``train.freeze_d_layers`` (FreezeD),
+* Plug-ins of :mod:`panininet.models.finetune_plugins` (all off unless set): ``train.freeze_d_layers`` (FreezeD),
   ``network_d_left_eye`` / ``network_d_right_eye`` / ``network_d_mouth`` with ``train.gan_component_opt``,
   ``train.component_crop_size``, ``train.optim_component`` (local discriminators; the dataset needs
   ``crop_components: true``), ``train.identity_opt`` (ArcFace identity loss), ``train.optim_g.param_groups``.
@@ -28,9 +28,9 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
-import panininet.losses  # noqa: F401  (registers VGGPerceptualLoss)
+import panininet.models.losses  # noqa: F401  (registers VGGPerceptualLoss)
 from panininet.models.base_model import PaniniBaseModel
-from panininet.models.gan_prior import GANPriorPlugins, generator_param_groups
+from panininet.models.finetune_plugins import GANPriorPlugins, generator_param_groups
 
 
 @MODEL_REGISTRY.register()
@@ -277,7 +277,8 @@ class PaniniModel(GANPriorPlugins, PaniniBaseModel):
 
     def save(self, epoch, current_iter):
         """``net_g_{iter}.pth`` (``params``, ``params_ema``, and ``arch``: the PaniniNet kwargs without the load paths,
-        which ``panininet.checkpoint.load_panini_weights`` / ``PaniniRestorer`` use), ``net_d_{iter}.pth``, state."""
+        which ``panininet.weights.panini_checkpoint.load_panini_weights`` / ``PaniniRestorer`` use),
+        ``net_d_{iter}.pth``, state."""
         arch = {k: v for k, v in self.opt['network_g'].items() if k != 'type' and not k.endswith('_load_path')}
         if getattr(self, 'net_g_ema', None) is not None:
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'],

@@ -32,8 +32,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
 from panininet.archs.dre_arch import MoCo
+from panininet.metrics.probe import TARGETS, cv_r2, degradation_targets
 from panininet.models.base_model import PaniniBaseModel
-from panininet.probe import TARGETS, cv_r2, degradation_targets
 
 
 def retrieval_metrics(v_q, v_k, T=0.07):
@@ -58,7 +58,8 @@ def retrieval_metrics(v_q, v_k, T=0.07):
 
 
 def probe_metrics(v_q, v_k, params, folds=5):
-    """Linear-probe R² of each degradation factor from v_DR (:mod:`panininet.probe`), cross-validated over pairs.
+    """Linear-probe R² of each degradation factor from v_DR (:mod:`panininet.metrics.probe`), cross-validated over
+    pairs.
 
     The query and the key of a pair share their parameters, so they are two samples of one group and never fall
     in different folds.
@@ -70,7 +71,8 @@ def probe_metrics(v_q, v_k, params, folds=5):
         folds (int): K of the K-fold cross-validation (at most n / 2). Default: 5.
 
     Returns:
-        dict: ``r2_<target>`` for every target of :data:`panininet.probe.TARGETS` (NaN for a factor that does not
+        dict: ``r2_<target>`` for every target of :data:`panininet.metrics.probe.TARGETS` (NaN for a factor that does
+            not
         vary, e.g. q with JPEG off).
     """
     n = v_q.shape[0]
