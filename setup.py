@@ -60,9 +60,11 @@ if __name__ == '__main__':
             'Operating System :: OS Independent',
             'Programming Language :: Python :: 3',
             'Programming Language :: Python :: 3.11',
+            'Programming Language :: Python :: 3.12',
+            'Programming Language :: Python :: 3.13',
         ],
         license='Apache License 2.0',
-        python_requires='>=3.9',
+        python_requires='>=3.11, <3.14',  # the versions CI tests (.ci/run), as the classifiers above
         install_requires=get_requirements(),
         extras_require={
             # offline face detector (HOG + 5-point landmarks; weights ship inside the wheels)

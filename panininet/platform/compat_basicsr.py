@@ -36,6 +36,10 @@ else). Nothing in site-packages is edited; every patch is idempotent.
 8. ``patch_vgg_weights``, ``patch_gfpgan_component_file``, ``patch_gfpgan_adam_betas``: GFP-GAN 1.3.8's
    training path (basicsr's VGG perceptual loss, GFP-GAN's dataset and optimisers), in
    :mod:`panininet.platform.compat_gfpgan`.
+8. :func:`patch_fid_sqrtm`: ``basicsr.metrics.fid.calculate_fid`` calls ``scipy.linalg.sqrtm(..., disp=False)``
+   and unpacks ``(sqrtm, error)``; SciPy 1.18 (what pip picks on Python >= 3.12) removed ``disp`` (``TypeError:
+   sqrtm() got an unexpected keyword argument 'disp'``). basicsr's module gets a ``linalg`` of its own whose
+   ``sqrtm`` still takes ``disp``; ``scipy.linalg`` itself is untouched.
 """
 import importlib
 import importlib.util
@@ -43,6 +47,7 @@ import logging
 import sys
 import types
 
+import numpy as np
 import torch
 
 from panininet.platform import native_ops as ops
@@ -320,6 +325,47 @@ def patch_realesrgan_degradations():
     DiffJPEG.forward = diffjpeg_forward
 
 
+# 8. scipy.linalg.sqrtm(..., disp=False) in basicsr's FID (SciPy >= 1.18 has no ``disp``)
+# ---------------------------------------------------------------------------------------------------------------------
+def sqrtm(A, disp=True, blocksize=None):
+    """``scipy.linalg.sqrtm`` with the ``disp`` argument SciPy < 1.18 had, on any SciPy.
+
+    Args:
+        A (np.ndarray): Square matrix, shape (n, n).
+        disp (bool): False: also return the error estimate, as SciPy < 1.18 did. Default: True.
+        blocksize (int | None): Ignored (SciPy 1.16 deprecated it as unused, 1.18 removed it).
+
+    Returns:
+        np.ndarray | tuple: The square root, shape (n, n); with ``disp=False`` the pair (square root, error
+        estimate ``||X @ X - A||_F ** 2 / ||A||_F``, SciPy's formula).
+    """
+    import scipy.linalg
+    root = scipy.linalg.sqrtm(A)
+    if disp:
+        return root
+    error = np.linalg.norm(root @ root - A, 'fro') ** 2 / np.linalg.norm(A, 'fro')
+    return root, error
+
+
+class _LinalgWithSqrtmDisp(types.ModuleType):
+    """``scipy.linalg`` as seen by basicsr's FID module: every name is SciPy's, except :func:`sqrtm`."""
+
+    def __init__(self):
+        super().__init__('scipy.linalg', 'scipy.linalg with sqrtm(disp=...), for basicsr.metrics.fid')
+        self.sqrtm = sqrtm
+
+    def __getattr__(self, name):
+        import scipy.linalg
+        return getattr(scipy.linalg, name)
+
+
+def patch_fid_sqrtm():
+    """Give ``basicsr.metrics.fid`` (which calls ``linalg.sqrtm(..., disp=False)``) a ``linalg`` with :func:`sqrtm`."""
+    fid_mod = importlib.import_module('basicsr.metrics.fid')
+    if not isinstance(fid_mod.linalg, _LinalgWithSqrtmDisp):
+        fid_mod.linalg = _LinalgWithSqrtmDisp()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 def apply():
     """Apply every patch above once. Called by ``panininet/__init__.py`` before anything else.
@@ -338,7 +384,8 @@ def apply():
     patch_realesrgan_degradations()
     patch_init_dist()
     patch_exact_resume()
-    from panininet.platform import compat_gfpgan  # 8: GFP-GAN's training path (does nothing without gfpgan)
+    patch_fid_sqrtm()
+    from panininet.platform import compat_gfpgan  # 9: GFP-GAN's training path (does nothing without gfpgan)
 
     compat_gfpgan.patch_vgg_weights()
     compat_gfpgan.patch_gfpgan_component_file()
@@ -354,4 +401,5 @@ def apply():
 
 __all__ = ['apply', 'OP_PATH', 'install_functional_tensor_alias', 'patch_fused_act', 'install_fast_ops',
            'fast_ops_installed', 'reference_upfirdn2d', 'patch_jpeg_quality', 'init_dist', 'patch_init_dist',
-           'patch_exact_resume', 'patch_realesrgan_degradations', 'generate_gaussian_noise_pt']
+           'patch_exact_resume', 'patch_realesrgan_degradations', 'generate_gaussian_noise_pt', 'sqrtm',
+           'patch_fid_sqrtm']

@@ -170,3 +170,40 @@ def test_gray_gaussian_noise_pt_is_drawn_per_image():
     out = add_gaussian_noise_pt(torch.full((2, 3, 8, 8), 0.5), sigma=torch.tensor([10., 10.]),
                                 gray_noise=torch.tensor([1., 1.]), clip=False)  # looks the fixed function up
     assert not torch.allclose(out[0], out[1])
+
+
+def _frechet_distance(mu1, sigma1, mu2, sigma2):
+    """The Frechet distance through symmetric square roots (eigh), independent of scipy.linalg.sqrtm."""
+    def sym_sqrt(m):
+        w, v = np.linalg.eigh(m)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    r1 = sym_sqrt(sigma1)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
+                 - 2 * np.trace(sym_sqrt(r1 @ sigma2 @ r1)))
+
+
+def test_fid_sqrtm_disp_needs_and_gets_the_fix(monkeypatch):
+    import inspect
+
+    import basicsr.metrics.fid as fid_mod
+    import scipy.linalg
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(6, 6), rng.randn(6, 6)
+    s1, s2 = a @ a.T + np.eye(6), b @ b.T + np.eye(6)
+    mu1, mu2 = rng.randn(6), rng.randn(6)
+    expected = _frechet_distance(mu1, s1, mu2, s2)
+    # basicsr's FID sees our sqrtm; scipy.linalg itself is untouched
+    assert fid_mod.linalg.sqrtm is compat.sqrtm and scipy.linalg.sqrtm is not compat.sqrtm
+    assert fid_mod.linalg.norm is scipy.linalg.norm
+    root, err = fid_mod.linalg.sqrtm(s1 @ s2, disp=False)
+    np.testing.assert_allclose(root @ root, s1 @ s2, rtol=1e-8, atol=1e-8)
+    assert 0 <= err < 1e-10
+    assert fid_mod.calculate_fid(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    # what basicsr 1.4.2 does without the fix: SciPy >= 1.18 has no ``disp`` and raises TypeError
+    monkeypatch.setattr(fid_mod, 'linalg', scipy.linalg)
+    if 'disp' in inspect.signature(scipy.linalg.sqrtm).parameters:  # SciPy < 1.18 (deprecated there)
+        with pytest.warns(DeprecationWarning, match='disp'):
+            assert fid_mod.calculate_fid(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    else:
+        with pytest.raises(TypeError, match='disp'):
+            fid_mod.calculate_fid(mu1, s1, mu2, s2)
