@@ -44,7 +44,7 @@ SETTINGS = ['-s', '2', '-w', '0.5', '--detector', 'dlib', '--device', 'cpu', '--
 
 def write_network(path, tiny):
     from panininet.archs.panini_arch import PaniniNet
-    from panininet.variants import variant_kwargs
+    from panininet.families.variants import variant_kwargs
 
     torch.manual_seed(0)
     arch = TINY_ARCH if tiny else variant_kwargs('mfr')

@@ -6,8 +6,6 @@ When it is absent the tests that need it are skipped, unless ``PANINI_REQUIRE_SH
 in which case they fail: CI must never go green by skipping them.
 """
 import logging
-import os
-import os.path as osp
 
 import pytest
 import torch
@@ -15,27 +13,8 @@ import torch
 import panininet  # noqa: F401  (compat + registries before any test imports basicsr)
 
 # isort: off
-from helpers import REPO_ROOT, load_script, write_tiny_model  # noqa: E402  (after panininet: helpers imports basicsr)
+from helpers import REPO_ROOT, SHARED_DIR, get_shared, load_script, write_tiny_model  # noqa: E402, F401  (after panininet: helpers imports basicsr)
 # isort: on
-# $PANINI_SHARED_DIR points elsewhere (e.g. a copy carried to a GPU machine: benchmarks/gpu_check.py --shared)
-SHARED_DIR = os.environ.get('PANINI_SHARED_DIR') or osp.join(osp.dirname(REPO_ROOT), 'shared')
-
-
-def _require_shared():
-    return os.environ.get('PANINI_REQUIRE_SHARED', '') not in ('', '0')
-
-
-def get_shared(*parts):
-    """Path of a file or folder under ../shared, skipping (or failing under PANINI_REQUIRE_SHARED=1) if absent."""
-    path = osp.join(SHARED_DIR, *parts)
-    if not osp.exists(path):
-        msg = f'{path} is absent (the ../shared folder beside the repository)'
-        if _require_shared():
-            pytest.fail(f'{msg} and PANINI_REQUIRE_SHARED=1')
-        pytest.skip(msg)
-    return path
-
-
 @pytest.fixture(scope='session')
 def shared_dir():
     return get_shared()

@@ -2,6 +2,7 @@
 the in-process training runner (``models/test_train_*.py``)."""
 import importlib.util
 import logging
+import os
 import os.path as osp
 import re
 import socket
@@ -18,6 +19,25 @@ from panininet.archs.panini_arch import PaniniNet
 from panininet.resume import torch_load_state
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# $PANINI_SHARED_DIR points elsewhere (e.g. a copy carried to a GPU machine: benchmarks/gpu_check.py --shared)
+SHARED_DIR = os.environ.get('PANINI_SHARED_DIR') or osp.join(osp.dirname(REPO_ROOT), 'shared')
+
+
+def _require_shared():
+    return os.environ.get('PANINI_REQUIRE_SHARED', '') not in ('', '0')
+
+
+def get_shared(*parts):
+    """Path of a file or folder under ../shared, skipping (or failing under PANINI_REQUIRE_SHARED=1) if absent."""
+    path = osp.join(SHARED_DIR, *parts)
+    if not osp.exists(path):
+        msg = f'{path} is absent (the ../shared folder beside the repository)'
+        if _require_shared():
+            pytest.fail(f'{msg} and PANINI_REQUIRE_SHARED=1')
+        pytest.skip(msg)
+    return path
+
+
 # a PaniniNet small enough for 2 shared cores (64 -> 128, narrow 0.25)
 TINY_ARCH = dict(in_size=64, out_size=128, narrow=0.25, channel_multiplier=1, num_style_feat=64, dre_num_feat=16,
                  dre_in_size=64)

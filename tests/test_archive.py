@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import get_shared
-from helpers import REPO_ROOT, free_port
+from helpers import REPO_ROOT, free_port, get_shared
 
 from panininet import archive
 

@@ -25,7 +25,7 @@ def run_script(*args):
 @pytest.fixture(scope='module')
 def computed(tmp_path_factory):
     """The script run on the three aligned GFP-GAN crops of ../shared/testdata (dlib 68 points)."""
-    from conftest import get_shared
+    from helpers import get_shared
     faces = get_shared('testdata', 'cropped_faces')
     out = str(tmp_path_factory.mktemp('components') / 'components.pth')
     assert run_script('-i', faces, '-o', out, '--upsample', '0') == 0

@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import get_shared
+from helpers import get_shared
 
 from panininet.pipeline.color import color_fix, is_gray, mean_delta_e, to_gray_bgr
 
