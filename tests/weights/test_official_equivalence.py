@@ -171,8 +171,11 @@ def test_sr_forward_equals_official(shared_dir, sr_run):
 
 
 @pytest.mark.parametrize('tag', ['mfr', 'sr'])
-def test_cpu_fast_forwards_stay_within_1e5_of_the_plain_ops(request, shared_dir, tag):
-    """The accumulating dense blocks and the channels_last GPM (issue 15) against BasicSR's forwards.
+def test_cpu_fast_forwards_stay_within_2e5_of_the_plain_ops(request, shared_dir, tag):
+    """The accumulating dense blocks and the channels_last GPM against BasicSR's forwards.
+
+    2e-5: the CPU modulated convs fold the equalised-lr gain and the bias into the conv and pick, per layer, whether
+    to modulate the weight or the activations (measured 1.03e-5 on MFR), a float-rounding difference only.
 
     The fixtures' forward ran with the CPU fast forwards (no autograd, CPU, fp32); ``plain_ops`` runs the same
     network with BasicSR's dense blocks, style convs and ToRGBs, on the official input with the recipe weights.
@@ -183,7 +186,7 @@ def test_cpu_fast_forwards_stay_within_1e5_of_the_plain_ops(request, shared_dir,
         plain = run['net'](x)
     diff = (run['y'] - plain).abs()
     print(f'\n{tag}: max |fast - plain| {float(diff.max()):.2e}, mean {float(diff.mean()):.2e}')
-    assert 0 < float(diff.max()) <= 1e-5
+    assert 0 < float(diff.max()) <= 2e-5
 
 
 def test_official_moco_file_gives_the_reference_dre(shared_dir, mfr_run, tmp_path):
