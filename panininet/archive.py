@@ -52,7 +52,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from panininet.atomic import write_text_atomic
-from panininet.pipeline.video_io import END, Pipeline
+from panininet.pipeline.video_io import END, Pipeline, open_container
 
 MANIFEST = 'manifest.jsonl'
 PARTS = 'manifest.parts'
@@ -174,7 +174,7 @@ def work_of(path, is_video):
         try:
             import av
 
-            with av.open(path) as container:
+            with open_container(av, path) as container:
                 stream = container.streams.video[0]
                 frames = stream.frames
                 if not frames and container.duration and stream.average_rate:

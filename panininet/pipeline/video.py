@@ -44,6 +44,7 @@ from panininet.pipeline.video_io import (  # noqa: F401  (VIDEO_EXTENSIONS, is_v
     encode_stage,
     import_av,
     is_video_file,
+    open_container,
     open_input,
     short_error,
     upright,
@@ -87,7 +88,7 @@ def probe_frame_count(path):
     """Frames the clip says it has (for a progress bar's total), or None when it does not say or cannot be read."""
     try:
         av = import_av()
-        with av.open(path) as container:
+        with open_container(av, path) as container:
             stream = container.streams.video[0]
             if stream.frames:
                 return stream.frames

@@ -1,6 +1,7 @@
 """The PyAV side of video restoration: opening a clip, the encode + mux stage, the audio carried over.
 
-* :func:`open_input` opens a clip (one-line :class:`VideoError` for a file that is not a readable video);
+* :func:`open_container` is the one call of ``av.open`` (a path of any kind, given to PyAV as a plain ``str``);
+  :func:`open_input` opens a clip (one-line :class:`VideoError` for a file that is not a readable video);
   :func:`upright` applies the stream's rotation to a decoded frame.
 * :func:`encode_stage` encodes the restored frames with their own timestamps (H.264 yuv420p by default; odd sizes
   padded by one pixel) and, through :class:`AudioPump`, muxes every audio stream of the input in step with them:
@@ -8,6 +9,7 @@
 * :class:`Pipeline`: the stop flag, first error and bounded hand-over between the stage threads of
   :func:`panininet.pipeline.video.restore_video`.
 """
+import os
 import os.path as osp
 import queue
 import threading
@@ -99,9 +101,28 @@ class Pipeline:
         return t
 
 
+def open_container(av, path, mode='r', **kwargs):
+    """``av.open(path, mode, **kwargs)`` for a path of any kind.
+
+    PyAV 19 (what pip installs on Python >= 3.12) takes only an exact ``str`` or a path-like: a ``str`` subclass such as
+    Gradio's upload name (``gradio.utils.NamedString``) raises ``TypeError: Expected str, got ...``. The path is
+    passed as a plain ``str``, which every PyAV release takes.
+
+    Args:
+        av (module): The imported ``av`` package.
+        path (str | os.PathLike): The clip.
+        mode (str): 'r' or 'w'. Default: 'r'.
+        **kwargs: Passed on (``format``, ``options``, ...).
+
+    Returns:
+        av.container.Container
+    """
+    return av.open(str(os.fspath(path)), mode, **kwargs)
+
+
 def open_input(av, path):
     try:
-        container = av.open(path, 'r')
+        container = open_container(av, path, 'r')
     except (av.error.FFmpegError, OSError) as err:
         raise VideoError(f'{path}: not a readable video ({short_error(err)}).') from err
     if not container.streams.video:
@@ -121,7 +142,7 @@ class AudioPump:
     def __init__(self, av, input_path, output, summary, logger):
         self.output = output
         self.streams = {}  # input index -> (output stream, decoder, or None to copy the packets)
-        self.demuxer = av.open(input_path, 'r')
+        self.demuxer = open_container(av, input_path, 'r')
         for s in self.demuxer.streams.audio:
             name = s.codec_context.name
             out = None
@@ -199,7 +220,7 @@ def encode_stage(av, pipe, done_q, input_path, tmp, metadata, rate, codec, crf, 
                 break
             pts, tb, duration, img = item
             if output is None:
-                output = av.open(tmp, 'w')
+                output = open_container(av, tmp, 'w')
                 output.metadata.update(metadata)
                 stream = output.add_stream(codec, rate=rate)
                 h, w = img.shape[:2]

@@ -21,7 +21,7 @@ from panininet.pipeline.tracking import FaceTracker, box_iou, landmark_box, loca
 av = pytest.importorskip('av')
 pytest.importorskip('dlib')
 
-from panininet.pipeline.video import VideoError, restore_video  # noqa: E402  (needs av)
+from panininet.pipeline.video import VideoError, probe_frame_count, restore_video  # noqa: E402  (needs av)
 
 N_FRAMES, FACE_FRAMES, FPS, SIZE, RATE = 20, 16, 25, (160, 120), 16000  # frames FACE_FRAMES.. show no face
 NOISE_PX = 2.0  # synthetic landmark noise (std, pixels per coordinate) for the jitter test: dlib is too steady here
@@ -402,3 +402,20 @@ def test_clip_that_stops_decoding_early_is_written_warned_and_exit_1(cli, shared
     line = next(str(w.message) for w in record if 'decoding stopped early' in str(w.message))
     assert f'{len(written)} frames decoded, {announced} announced' in line and '\n' not in line.strip()
     assert 'incomplete (cut.mp4)' in capsys.readouterr().out
+
+
+class UploadName(str):
+    """A ``str`` subclass, as Gradio hands the web page's uploads over (``gradio.utils.NamedString``)."""
+
+
+def test_paths_that_are_str_subclasses(restorer, clips, tmp_path):
+    """PyAV 19 (what pip installs on Python >= 3.12) raises ``TypeError: Expected str, got ...`` for a ``str``
+    subclass, which is what the web page passes; every ``av.open`` goes through ``open_container``."""
+    source = UploadName(write_clip(str(tmp_path / 'upload.mp4'), clips['frames'][:4], 'mp4', 'libx264', 'aac'))
+    if int(av.__version__.split('.')[0]) >= 19:
+        with pytest.raises(TypeError, match='Expected str'):
+            av.open(source)  # the failure absorbed (PyAV 18 takes the subclass as it is)
+    assert probe_frame_count(source) == 4
+    out = UploadName(str(tmp_path / 'out.mp4'))
+    summary = restore_video(restorer, source, out)
+    assert summary.frames == len(probe(str(out))[0]) == 4 and summary.faces == 4
