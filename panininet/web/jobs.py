@@ -48,6 +48,25 @@ from panininet.pipeline.restorer import PaniniRestorer
 from panininet.weights.releases import RELEASES, WeightsNotFoundError, weights_root
 
 _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process state: one recorder at a time
+_PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))  # panininet/
+
+
+def _our_warnings(caught):
+    """The messages of the recorded warnings that are ours: UserWarnings issued on behalf of panininet code.
+
+    ``warnings.catch_warnings(record=True)`` records every warning of the process while it is open, also those of
+    the server's other threads and of the garbage collector (asyncio's ``ResourceWarning: unclosed event loop``
+    when one of Gradio's loops is collected, a library's DeprecationWarning). Only a ``UserWarning`` attributed to a
+    file of this package (our ``warnings.warn`` calls point at their caller in panininet) is a note for the user.
+
+    Args:
+        caught (list[warnings.WarningMessage]): What the recorder holds.
+
+    Returns:
+        list[str]: The messages, in order.
+    """
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning) and
+            osp.abspath(w.filename).startswith(_PACKAGE_DIR + os.sep)]
 
 
 class Cancelled(Exception):
@@ -245,7 +264,7 @@ class RestorerCache:
                         device=family.device, detector=key[3], weights_dir=cfg.weights_dir,
                         batch_size=cfg.batch_size, allow_download=cfg.allow_download,
                         dlib_upsample=cfg.dlib_upsample, net=family, color_fix=settings.color_fix)
-                self._restorers[key] = (restorer, [str(w.message).splitlines()[0] for w in caught])
+                self._restorers[key] = (restorer, [m.splitlines()[0] for m in _our_warnings(caught)])
             restorer, notes = self._restorers[key]
         return restorer, lock, list(notes)
 
@@ -438,7 +457,7 @@ def _write_result(restorer, item, result, settings, out_dir, notes):
         with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             fitted = fit_for_format(whole, ext, name)
-        notes += [str(w.message).replace('--ext png', 'a PNG input') for w in caught]
+        notes += [m.replace('--ext png', 'a PNG input') for m in _our_warnings(caught)]
         output = osp.join(out_dir, 'restored_imgs', f'{stem}.{ext}')
         write_image(fitted, output)
         h, w = whole.shape[:2]

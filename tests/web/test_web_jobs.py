@@ -239,3 +239,34 @@ def test_server_flags_refused_in_one_line(capsys, tiny_model):
     assert err == ['Error: --port 70000: give 0..65535.', 'Error: --model mfr=/no/such.pth: no such file.',
                    'Error: no network to offer: give a weights file with --model VERSION=PATH, put a release file '
                    'into /no/such/folder, or allow downloads (drop --no_download).']
+
+
+
+@pytest.mark.filterwarnings('ignore::ResourceWarning', 'ignore::UserWarning')  # the other thread's, outside the job
+def test_notes_hold_only_our_warnings(network, face, tmp_path):
+    """Warnings that other threads give while a job records its own (asyncio's 'unclosed event loop' when the
+    garbage collector takes one of Gradio's loops, a library's UserWarning) are not the user's notes."""
+    import warnings
+
+    stop = threading.Event()
+
+    def other_thread():  # warns all through the job, as the server's other threads may
+        while not stop.is_set():
+            warnings.warn_explicit('unclosed event loop <_UnixSelectorEventLoop>', ResourceWarning,
+                                   osp.join(osp.dirname(os.__file__), 'asyncio', 'base_events.py'), 1)
+            warnings.warn_explicit("The parameter 'pretrained' is deprecated", UserWarning,
+                                   osp.join(osp.dirname(np.__file__), 'other.py'), 1)
+            stop.wait(0.0005)
+
+    rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])
+    cv2.imwrite(str(tmp_path / 'face.png'), rgba)
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:  # a new cache: the restorer is built, and its notes recorded, while the other thread warns
+        report = restore_photos(RestorerCache(ServerConfig(**CONFIG)), settings(network),
+                                [(str(tmp_path / 'face.png'), 'face.jpg')], str(tmp_path / 'job'))
+    finally:
+        stop.set()
+        thread.join()
+    assert report.results
+    assert report.notes == ['face.jpg: jpg cannot hold alpha; dropping it (use a PNG input to keep it).']
