@@ -51,7 +51,7 @@ def server(tiny_model, tmp_path_factory):
     folder (uploads, results, Gradio's cache) must be gone."""
     temp = tmp_path_factory.mktemp('server_tmp')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])),
-               OMP_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False')
+               OMP_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False', PYTHONFAULTHANDLER='1')
     proc = subprocess.Popen([sys.executable, 'app.py', '--port', '0', '--model', f'mfr={tiny_model}', '--device',
                              'cpu', '--no_download', '--detector', 'retinaface_resnet50', '--dlib_upsample', '0',
                              '--temp_dir', str(temp)],
@@ -71,7 +71,18 @@ def server(tiny_model, tmp_path_factory):
     assert url.startswith('http://127.0.0.1:')  # bound to the loopback only
     yield url
     proc.send_signal(signal.SIGINT)
-    proc.wait(60)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:  # show where it hangs: faulthandler prints every thread's stack on SIGABRT
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(30)
+        rest = []
+        try:
+            while True:
+                rest.append(lines.get(timeout=5))
+        except queue.Empty:
+            pass
+        pytest.fail('the server did not stop within 60 s of Ctrl-C:\n' + ''.join(seen + rest)[-6000:])
     rest = []
     while not lines.empty():
         rest.append(lines.get())
@@ -110,6 +121,17 @@ def decode(data):
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
+def upload(page, component, path):
+    """Put ``path`` into the file input of ``component`` (e.g. '#photos') and wait until it is uploaded.
+
+    Gradio lists an uploaded file as ``<span>stem</span> <span>.ext</span>`` (text 'face .png') with a download
+    link named after the file; the link appears once the server holds it. (A text match on 'face.png' only meets
+    the transient "uploading" line, which a fast upload may replace before it is seen.)
+    """
+    page.locator(f'{component} input[type=file]').set_input_files(str(path))
+    page.wait_for_selector(f'{component} a[download="{osp.basename(str(path))}"]', timeout=TIMEOUT_MS)
+
+
 def download(page, selector):
     with page.expect_download(timeout=TIMEOUT_MS) as info:
         page.locator(selector).first.click()
@@ -124,8 +146,7 @@ def test_photo_equals_cli_with_downloads(page, cli, tiny_model, face, tmp_path):
                      *CLI_FAST]) == 0
     expected = cv2.imread(str(out / 'restored_imgs' / 'face.png'), cv2.IMREAD_UNCHANGED)
 
-    page.locator('#photos input[type=file]').set_input_files(str(photo))
-    page.wait_for_selector('#photos >> text=face.png', timeout=TIMEOUT_MS)
+    upload(page, '#photos', photo)
     page.locator('#weight input[type=range]').fill('0.8')  # move the fidelity slider
     assert page.locator('#weight input[type=number]').input_value() == '0.8'
     page.click('#restore')
@@ -150,8 +171,7 @@ def test_broken_file_gets_a_message(page, face, tmp_path):
     _, png = cv2.imencode('.png', face)
     bad = tmp_path / 'broken.png'
     bad.write_bytes(png.tobytes()[:300])  # truncated
-    page.locator('#photos input[type=file]').set_input_files(str(bad))
-    page.wait_for_selector('#photos >> text=broken.png', timeout=TIMEOUT_MS)
+    upload(page, '#photos', bad)
     page.click('#restore')
     page.wait_for_selector('#notes >> text=broken.png', timeout=TIMEOUT_MS)
     assert page.inner_text('#notes').strip() == 'broken.png: not an image (or a truncated or corrupt one); skipped.'
@@ -161,8 +181,7 @@ def test_broken_file_gets_a_message(page, face, tmp_path):
 def test_clip_with_sound(page, face, tmp_path):
     clip = write_clip(tmp_path / 'pan.mp4', clip_frames(face, 6))
     page.get_by_role('tab', name='Video').click()
-    page.locator('#clip input[type=file]').set_input_files(clip)
-    page.wait_for_selector('#clip >> text=pan.mp4', timeout=TIMEOUT_MS)
+    upload(page, '#clip', clip)
     page.click('#restore_clip')
     page.wait_for_selector('#clip_file a[href$="/pan.mp4"]', timeout=TIMEOUT_MS)
     assert '6 frames, 6 face(s), audio: copied aac' in page.inner_text('#notes_clip')
