@@ -45,6 +45,15 @@ from web_helpers import CLI_FAST, REPO_ROOT, clip_frames, probe_clip, write_clip
 TIMEOUT_MS = 120_000  # a job on 2 busy cores
 
 
+def _ctrl_c_as_in_a_terminal():
+    """In the server's process before it starts: SIGINT at its default, as in a terminal.
+
+    A test run started in the background (``nohup``, ``&`` in a script) ignores SIGINT, the server would inherit
+    that, and Python then never turns SIGINT into KeyboardInterrupt: the Ctrl-C this fixture sends would be lost.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope='module')
 def server(tiny_model, tmp_path_factory):
     """``python app.py`` on 127.0.0.1 with the tiny network; yields its URL. On exit: Ctrl-C, and its temporary
@@ -55,7 +64,8 @@ def server(tiny_model, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, 'app.py', '--port', '0', '--model', f'mfr={tiny_model}', '--device',
                              'cpu', '--no_download', '--detector', 'retinaface_resnet50', '--dlib_upsample', '0',
                              '--temp_dir', str(temp)],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     seen, url = [], None
