@@ -17,6 +17,7 @@ with the same settings is the same file the CLI writes (``restored_imgs/NAME.EXT
 * :class:`Sessions`: one temporary folder per browser session under the server's own temporary folder, removed
   when the session ends and when the server stops.
 """
+import contextlib
 import os
 import os.path as osp
 import shutil
@@ -51,22 +52,25 @@ _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process sta
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))  # panininet/
 
 
-def _our_warnings(caught):
-    """The messages of the recorded warnings that are ours: UserWarnings issued on behalf of panininet code.
+@contextlib.contextmanager
+def _our_warnings():
+    """Record the warnings given inside the block; yields a list that holds, after it, the messages that are ours.
 
     ``warnings.catch_warnings(record=True)`` records every warning of the process while it is open, also those of
     the server's other threads and of the garbage collector (asyncio's ``ResourceWarning: unclosed event loop``
     when one of Gradio's loops is collected, a library's DeprecationWarning). Only a ``UserWarning`` attributed to a
     file of this package (our ``warnings.warn`` calls point at their caller in panininet) is a note for the user.
+    One recorder at a time (it changes process state).
 
-    Args:
-        caught (list[warnings.WarningMessage]): What the recorder holds.
-
-    Returns:
-        list[str]: The messages, in order.
+    Yields:
+        list[str]: Empty inside the block; afterwards our warnings' messages, in order.
     """
-    return [str(w.message) for w in caught if issubclass(w.category, UserWarning) and
-            osp.abspath(w.filename).startswith(_PACKAGE_DIR + os.sep)]
+    messages = []
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        yield messages
+    messages += [str(w.message) for w in caught if issubclass(w.category, UserWarning) and
+                 osp.abspath(w.filename).startswith(_PACKAGE_DIR + os.sep)]
 
 
 class Cancelled(Exception):
@@ -255,8 +259,7 @@ class RestorerCache:
             family, lock = self._family(settings.network)
             if key not in self._restorers:
                 cfg = self.config
-                with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter('always')
+                with _our_warnings() as recorded:
                     bg = build_background_upsampler(settings.bg_upsampler, cfg.bg_tile, cfg.weights_dir,
                                                     cfg.allow_download, cfg.device)
                     restorer = PaniniRestorer(
@@ -264,7 +267,7 @@ class RestorerCache:
                         device=family.device, detector=key[3], weights_dir=cfg.weights_dir,
                         batch_size=cfg.batch_size, allow_download=cfg.allow_download,
                         dlib_upsample=cfg.dlib_upsample, net=family, color_fix=settings.color_fix)
-                self._restorers[key] = (restorer, [m.splitlines()[0] for m in _our_warnings(caught)])
+                self._restorers[key] = (restorer, [m.splitlines()[0] for m in recorded])
             restorer, notes = self._restorers[key]
         return restorer, lock, list(notes)
 
@@ -454,10 +457,9 @@ def _write_result(restorer, item, result, settings, out_dir, notes):
         after_img = restored[0]
     else:
         ext = output_extension(name)
-        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
+        with _our_warnings() as recorded:
             fitted = fit_for_format(whole, ext, name)
-        notes += [m.replace('--ext png', 'a PNG input') for m in _our_warnings(caught)]
+        notes += [m.replace('--ext png', 'a PNG input') for m in recorded]
         output = osp.join(out_dir, 'restored_imgs', f'{stem}.{ext}')
         write_image(fitted, output)
         h, w = whole.shape[:2]

@@ -241,7 +241,6 @@ def test_server_flags_refused_in_one_line(capsys, tiny_model):
                    'into /no/such/folder, or allow downloads (drop --no_download).']
 
 
-
 @pytest.mark.filterwarnings('ignore::ResourceWarning', 'ignore::UserWarning')  # the other thread's, outside the job
 def test_notes_hold_only_our_warnings(network, face, tmp_path):
     """Warnings that other threads give while a job records its own (asyncio's 'unclosed event loop' when the
