@@ -31,6 +31,7 @@ keep being used where they were built.
 import contextlib
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 
@@ -43,7 +44,7 @@ def _crop_or_pad(x, dim, start, length):
     return F.pad(x, (left, right) if dim == 3 else (0, 0, left, right))
 
 
-def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1):
+def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, bias=None):
     """Drop-in for basicsr's ``upfirdn2d_native``: depthwise (transposed) convolution over the channels.
 
     Args:
@@ -57,6 +58,8 @@ def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pa
         pad_x1 (int): Columns padded on the right.
         pad_y0 (int): Rows padded on top.
         pad_y1 (int): Rows padded at the bottom.
+        bias (Tensor | None): (c,), added to each output channel; without up-sampling it is the depthwise conv's
+            bias (no pass of its own). Not in basicsr's signature. Default: None.
 
     Returns:
         Tensor: Shape (b, c, (h * up_y + pad_y0 + pad_y1 - kh) // down_y + 1,
@@ -87,7 +90,7 @@ def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pa
         if not (same_x and same_y):  # asymmetric or negative padding: pad/crop explicitly
             x = F.pad(x, (0 if same_x else pad_x0, 0 if same_x else pad_x1,
                           0 if same_y else pad_y0, 0 if same_y else pad_y1))
-        out = F.conv2d(x, weight, stride=(down_y, down_x), padding=conv_pad, groups=c)
+        out = F.conv2d(x, weight, bias, stride=(down_y, down_x), padding=conv_pad, groups=c)
         return out
     # Up-sampling: conv_transpose2d(stride=up) with the unflipped kernel gives z, of length (n - 1) * up + k, and
     # the zero-inserted, padded, filtered signal is y[o] = z[o + k - 1 - pad0] (zero outside z).
@@ -104,6 +107,8 @@ def upfirdn2d_fast(input, kernel, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pa
     out = _crop_or_pad(out, 3, start_x - crop_x, full_w)
     if down_y > 1 or down_x > 1:
         out = out[:, :, ::down_y, ::down_x]
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
     return out
 
 
@@ -246,8 +251,9 @@ def conv2d_accumulate_(acc, input, weight, padding=1):
     Args:
         acc (Tensor): (b, c_out, h, w), updated in place; channels_last for oneDNN's fast kernels.
         input (Tensor): (b, c_in, h, w).
-        weight (Tensor): (c_out, c_in, k, k) with ``2 * padding = k - 1`` (output size = input size).
-        padding (int): Zero padding. Default: 1.
+        weight (Tensor): (c_out, c_in, kh, kw), such that the conv's output has ``acc``'s size (``2 * padding =
+            k - 1`` for a k x k kernel; the dense blocks' pixel-pair form has a 3 x 2 kernel and a one wider output).
+        padding (int): Zero padding on each side. Default: 1.
 
     Returns:
         Tensor: ``acc``.
@@ -263,5 +269,184 @@ def conv2d_accumulate_(acc, input, weight, padding=1):
     return acc
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Winograd F(m x m, 3 x 3): the wide 3x3 convolutions as matrix products
+
+# Lavin & Gray (2016): an m x m output tile from an (m + 2) x (m + 2) input tile d is A^T [(G g G^T) * (B^T d B)] A.
+# F(2x2, 3x3): 16 multiplies per tile and channel pair instead of 36 (2.25x fewer); F(4x4, 3x3) (points 0, +-1, +-2):
+# 36 instead of 144 (4x fewer), for larger transforms and ~4x the rounding error (1e-5 relative instead of 3e-6).
+_WINOGRAD = {
+    2: {'BT': ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+        'G': ((1, 0, 0), (1 / 2, 1 / 2, 1 / 2), (1 / 2, -1 / 2, 1 / 2), (0, 0, 1)),
+        'AT': ((1, 1, 1, 0), (0, 1, -1, -1)),
+        'bias_tap': 1},  # column 1 of A^T is all ones: a bias added to tap (1, 1) reaches every output
+    4: {'BT': ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0),
+               (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)),
+        'G': ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
+              (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
+        'AT': ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
+        'bias_tap': 1},
+}
+
+
+def winograd_tile(x, weight, stride=1, padding=1, dilation=1, groups=1):
+    """The Winograd output tile :func:`conv3x3_winograd` should use for ``F.conv2d(x, weight, ...)``, or 0 (direct).
+
+    Only for eager float32 CPU inference (:func:`cpu_inference_dtype`; not bfloat16, not under autocast) of a 3 x 3,
+    stride 1, padding 1, ungrouped convolution. Where the transforms (passes over the transformed input and output)
+    cost less than the multiplies they save, as ``benchmarks/bench_winograd.py`` measured against AVX-512 oneDNN (2
+    Zen 4 cores): F(4x4) for >= 256 channels on maps of >= 32 x 32 (1.5-2.5x the direct conv), F(2x2) for >= 256
+    channels on 8 x 8 to 16 x 16 (1.3-1.9x: few tiles); direct elsewhere (128 channels gain or lose by up to 25 %
+    from run to run as the memory bandwidth varies, 64 and fewer lose at any size).
+
+    Args:
+        x (Tensor): (b, c_in, h, w).
+        weight (Tensor): (c_out, c_in, kh, kw).
+        stride (int | tuple): Of the convolution. Default: 1.
+        padding (int | tuple): Default: 1.
+        dilation (int | tuple): Default: 1.
+        groups (int): Default: 1.
+
+    Returns:
+        int: 4, 2 or 0.
+    """
+    def pair(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    if pair(stride) != (1, 1) or pair(padding) != (1, 1) or pair(dilation) != (1, 1) or groups != 1:
+        return 0
+    if x.ndim != 4 or weight.ndim != 4 or tuple(weight.shape[2:]) != (3, 3):
+        return 0
+    channels, size = min(weight.shape[0], weight.shape[1]), min(x.shape[2:])
+    tile = 0 if channels < 256 else 4 if size >= 32 else 2 if size >= 8 else 0
+    if not tile or cpu_inference_dtype(x, weight) != torch.float32 or torch.is_autocast_enabled('cpu'):
+        return 0
+    return tile
+
+
+def winograd_weight(weight, tile):
+    """The F(tile x tile, 3 x 3) transform ``G g G^T`` of a 3 x 3 weight, laid out for :func:`conv3x3_winograd`.
+
+    Args:
+        weight (Tensor): (c_out, c_in, 3, 3).
+        tile (int): 2 or 4.
+
+    Returns:
+        Tensor: ((tile + 2)^2, c_in, c_out) float32, contiguous; entry ``(tile + 2) * a + b`` is tap (a, b).
+    """
+    g = torch.tensor(_WINOGRAD[tile]['G'], dtype=torch.float64, device=weight.device)
+    u = torch.einsum('ai,ocij,bj->abco', g, weight.double(), g)  # in float64, rounded once
+    return u.reshape((tile + 2)**2, weight.shape[1], weight.shape[0]).float().contiguous()
+
+
+def _combine(coefs, terms, out):
+    """``out = sum(c * t for c, t in zip(coefs, terms) if c)`` with at most one pass per term (two or more terms)."""
+    nonzero = [(c, t) for c, t in zip(coefs, terms) if c]
+    (c0, t0), (c1, t1) = nonzero[:2]
+    if c0 == 1:
+        torch.add(t0, t1, alpha=c1, out=out)
+    elif c1 == 1:
+        torch.add(t1, t0, alpha=c0, out=out)
+    else:
+        torch.mul(t0, c0, out=out).add_(t1, alpha=c1)
+    for c, t in nonzero[2:]:
+        out.add_(t, alpha=c)
+    return out
+
+
+def conv3x3_winograd(x, u, bias=None):
+    """``F.conv2d(x, weight, bias, padding=1)`` by Winograd F(m x m, 3 x 3), ``u = winograd_weight(weight, m)``.
+
+    The input is cut into overlapping (m + 2)^2 tiles (stride m), each transformed by ``B^T d B`` (rows, then
+    columns, as sums of strided views); the (m + 2)^2 transformed taps are as many matrix products
+    (tiles x c_in) @ (c_in x c_out), one ``torch.bmm``; ``A^T M A`` (columns, then rows) gives each m x m output tile.
+    The bias is added to the one tap that ``A^T M A`` passes to every output with weight 1. The result equals the
+    direct one to float rounding (3e-6 relative at 512 channels for m = 2, 1e-5 for m = 4).
+
+    Args:
+        x (Tensor): (b, c_in, h, w) float32, any memory format; sizes that are not multiples of m are padded and
+            cropped.
+        u (Tensor): ((m + 2)^2, c_in, c_out), from :func:`winograd_weight`.
+        bias (Tensor | None): (c_out,). Default: None.
+
+    Returns:
+        Tensor: (b, c_out, h, w) float32, channels_last.
+    """
+    k = int(round(u.shape[0]**0.5))
+    m = k - 2
+    bt, at = _WINOGRAD[m]['BT'], _WINOGRAD[m]['AT']
+    n, c, h, w = x.shape
+    th, tw = -(-h // m), -(-w // m)
+    xp = x.new_zeros(n, m * th + 2, m * tw + 2, c)  # zero border of 1 (the conv's padding) and up to a tile
+    xp[:, 1:h + 1, 1:w + 1] = x.permute(0, 2, 3, 1)
+    d = [xp[:, i:i + m * th:m] for i in range(k)]  # row i of every tile: (n, th, m tw + 2, c)
+    rows = x.new_empty(k, n, th, m * tw + 2, c)
+    for a in range(k):
+        _combine(bt[a], d, rows[a])
+    v = x.new_empty(k, k, n, th, tw, c)
+    for a in range(k):
+        e = [rows[a][:, :, j:j + m * tw:m] for j in range(k)]
+        for b in range(k):
+            _combine(bt[b], e, v[a, b])
+    prod = torch.bmm(v.view(k * k, n * th * tw, c), u)  # (k^2, tiles, c_out)
+    o = prod.shape[2]
+    if bias is not None:
+        tap = _WINOGRAD[m]['bias_tap']
+        prod[tap * k + tap].add_(bias.to(prod.dtype))
+    prod = prod.view(k, k, n, th, tw, o)
+    cols = x.new_empty(m, k, n, th, tw, o)
+    for q in range(m):
+        _combine(at[q], [prod[:, b] for b in range(k)], cols[q])
+    out = x.new_empty(n, m * th, m * tw, o)
+    tiles = out.view(n, th, m, tw, m, o)
+    for q in range(m):
+        for p in range(m):
+            _combine(at[p], [cols[q][a] for a in range(k)], tiles[:, :, p, :, q])
+    out = out.permute(0, 3, 1, 2)
+    if out.shape[2:] != (h, w):  # padded to whole tiles: crop to a dense tensor again
+        out = out[:, :, :h, :w].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+class WinogradConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same arguments, parameters, keys and initialisation) that runs :func:`conv3x3_winograd` where
+    :func:`winograd_tile` picks a tile, else ``nn.Conv2d``'s forward.
+
+    The transformed weight is cached on the module (:func:`cached_winograd_weight`). Forward hooks fire as for any
+    module.
+    """
+
+    def forward(self, x):
+        """(b, c_in, h, w) -> (b, c_out, h', w'); channels_last where Winograd ran."""
+        weight = self.weight
+        tile = winograd_tile(x, weight, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode != 'zeros' or not tile:
+            return super().forward(x)
+        return conv3x3_winograd(x, cached_winograd_weight(self, weight, tile), self.bias)
+
+
+def cached_winograd_weight(owner, weight, tile):
+    """:func:`winograd_weight` of ``weight``, cached on the module ``owner`` (one entry per tile size).
+
+    Keyed by the weight's storage and version, so a reloaded or changed weight is seen; kept in the module's
+    ``__dict__``, not in its state dict.
+
+    Args:
+        owner (nn.Module): Where the cache lives.
+        weight (Tensor): (c_out, c_in, 3, 3).
+        tile (int): 2 or 4.
+
+    Returns:
+        Tensor: ((tile + 2)^2, c_in, c_out).
+    """
+    cache = owner.__dict__.setdefault('_winograd_weights', {})
+    key = (weight.data_ptr(), weight._version)
+    if tile not in cache or cache[tile][0] != key:
+        with torch.no_grad():
+            cache[tile] = (key, winograd_weight(weight, tile))
+    return cache[tile][1]
+
+
 __all__ = ['upfirdn2d_fast', 'fused_leaky_relu_native', 'fused_leaky_relu_fast', 'fused_leaky_relu_',
+           'winograd_tile', 'winograd_weight', 'conv3x3_winograd', 'WinogradConv2d', 'cached_winograd_weight',
            'plain_ops', 'cpu_inference_dtype', 'eager_cpu_inference', 'conv2d_accumulate_']

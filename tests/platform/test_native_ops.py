@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from panininet.platform import compat_basicsr as compat
 from panininet.platform import native_ops as ops
@@ -298,3 +299,76 @@ def test_ops_is_a_leaf():
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or '' for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert names and not [m for m in names if m.split('.')[0] in ('panininet', 'basicsr')], names
+
+
+@pytest.mark.parametrize('tile', [2, 4])
+@pytest.mark.parametrize('shape', [(1, 256, 8, 8), (2, 256, 9, 14), (1, 256, 11, 7)])
+@pytest.mark.parametrize('bias', [True, False])
+def test_winograd_conv_equals_the_direct_conv(tile, shape, bias):
+    torch.manual_seed(0)
+    x = torch.randn(shape)  # NCHW in; sizes that are not multiples of the tile are padded and cropped
+    w = torch.randn(192, shape[1], 3, 3) / (9 * shape[1])**0.5
+    b = torch.randn(192) if bias else None
+    u = ops.winograd_weight(w, tile)
+    assert u.shape == ((tile + 2)**2, shape[1], 192)
+    out = ops.conv3x3_winograd(x, u, b)
+    ref = F.conv2d(x, w, b, padding=1)
+    assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert float((out - ref).abs().max() / ref.abs().max()) < (5e-6 if tile == 2 else 3e-5)
+
+
+def test_winograd_tile_only_for_wide_fp32_inference_convs():
+    def tile(c, size, **kw):
+        return ops.winograd_tile(torch.randn(1, c, size, size), torch.randn(c, c, 3, 3), **kw)
+
+    # measured choices (benchmarks/bench_winograd.py): F(4x4) wide and large, F(2x2) wide and small, else direct
+    assert [tile(512, s) for s in (4, 8, 16, 32, 64)] == [0, 2, 2, 4, 4]
+    assert [tile(128, s) for s in (64, 128, 256)] == [0, 0, 0]
+    assert tile(64, 512) == 0
+    x, w = torch.randn(1, 256, 32, 32), torch.randn(256, 256, 3, 3)
+    assert ops.winograd_tile(x, w) == 4
+    assert ops.winograd_tile(x, w, stride=2) == ops.winograd_tile(x, w, padding=0) == 0
+    assert ops.winograd_tile(x, w, groups=2) == ops.winograd_tile(x, torch.randn(256, 256, 1, 1)) == 0
+    assert ops.winograd_tile(x, w.requires_grad_()) == 0  # training
+    w.requires_grad_(False)
+    with torch.no_grad():
+        assert ops.winograd_tile(x, w) == 4
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert ops.winograd_tile(x, w) == 0  # bf16: oneDNN's direct conv
+        assert ops.winograd_tile(x.bfloat16(), w.bfloat16()) == 0
+        with ops.plain_ops():
+            assert ops.winograd_tile(x, w) == 0
+
+
+def test_winograd_conv2d_module_is_an_nn_conv2d_with_a_cached_transform():
+    torch.manual_seed(1)
+    ours = ops.WinogradConv2d(256, 256, 3, 1, 1).eval()
+    torch.manual_seed(1)
+    ref = torch.nn.Conv2d(256, 256, 3, 1, 1).eval()
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
+    seen = []
+    ours.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    x = torch.randn(1, 256, 10, 10)
+    with torch.no_grad():
+        out = ours(x)
+        assert list(ours.__dict__['_winograd_weights']) == [2] and out.is_contiguous(memory_format=torch.channels_last)
+        assert float((out - ref(x)).abs().max() / ref(x).abs().max()) < 1e-5
+        for conv in (ours, ref):
+            conv.weight.mul_(-1)  # in place: the cached transform must follow
+        assert float((ours(x) - ref(x)).abs().max() / ref(x).abs().max()) < 1e-5
+        big = torch.randn(1, 256, 32, 32)
+        assert float((ours(big) - ref(big)).abs().max() / ref(big).abs().max()) < 3e-5
+        assert sorted(ours.__dict__['_winograd_weights']) == [2, 4]
+    assert seen == [(1, 256, 10, 10)] * 2 + [(1, 256, 32, 32)]  # hooks fire
+    assert torch.equal(ours(x), ref(x))  # with gradients: nn.Conv2d's forward
+    assert '_winograd_weights' not in str(list(ours.state_dict()))
+
+
+@pytest.mark.parametrize('site', ['upconv_blur', 'to_rgb_upsample'])
+def test_upfirdn_bias_is_added_to_every_output_channel(site):
+    scale, up, down, (p0, p1) = STYLEGAN2_CALLS[site]
+    x, bias = torch.randn(1, 5, 9, 8), torch.randn(5)
+    args = (K4 * scale, up, up, down, down, p0, p1, p0, p1)
+    plain = ops.upfirdn2d_fast(x, *args)
+    torch.testing.assert_close(ops.upfirdn2d_fast(x, *args, bias=bias), plain + bias.view(1, -1, 1, 1))
