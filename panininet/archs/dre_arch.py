@@ -12,6 +12,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from panininet.platform.native_ops import WinogradConv2d
+
 
 @ARCH_REGISTRY.register()
 class DegradationEncoder(nn.Module):
@@ -33,7 +35,7 @@ class DegradationEncoder(nn.Module):
         in_ch = num_in_ch
         for out_ch, stride in zip(chans, strides):
             layers += [
-                nn.Conv2d(in_ch, out_ch, 3, stride, 1),
+                WinogradConv2d(in_ch, out_ch, 3, stride, 1),  # nn.Conv2d; Winograd where it pays (256 channels)
                 nn.BatchNorm2d(out_ch),
                 nn.LeakyReLU(0.1, inplace=True)
             ]

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from panininet.archs.dre_arch import DegradationEncoder
 from panininet.archs.gpm import GPM, fir_kernel_keys, load_gpm_state, register_fir_kernels  # noqa: F401 (aliases)
 from panininet.archs.rrdb import RRDB
-from panininet.platform.native_ops import cpu_inference_dtype
+from panininet.platform.native_ops import WinogradConv2d, cpu_inference_dtype
 from panininet.weights.checkpoint import load_checkpoint_file
 from panininet.weights.panini_checkpoint import extract_dre_state, extract_gpm_state
 
@@ -140,7 +140,7 @@ class IFE(nn.Module):
         for lvl in range(num_levels - 1, 0, -1):
             conv = nn.Conv2d(level_channels[lvl], level_channels[lvl - 1], 3, 2, 1)
             self.downs.append(nn.Sequential(conv, nn.LeakyReLU(0.2, True)))
-        self.h_convs = nn.ModuleList([nn.Conv2d(c, c, 3, 1, 1) for c in level_channels])
+        self.h_convs = nn.ModuleList([WinogradConv2d(c, c, 3, 1, 1) for c in level_channels])  # 512 channels
 
     def forward(self, x):
         """Preliminary features ~F_IFE (eq. 1) and fused features F_IFE (eq. 2).

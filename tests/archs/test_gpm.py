@@ -137,3 +137,33 @@ def test_panini_batch_on_cpu_equals_its_faces_one_by_one():
             plain = net(x)  # BasicSR's grouped convs over the batch
     assert _rel_err(batch, faces) < 1e-5 and _rel_err(batch, plain) < 1e-5
     assert not torch.equal(batch, plain)  # the fast forwards did run
+
+
+def test_wide_style_convs_run_winograd_and_match_basicsr(monkeypatch):
+    # 256 channels at every level (narrow 0.5, multiplier 2): the stride-1 style convs at 8 .. 64 take Winograd
+    # (F(2x2) at 8 and 16, F(4x4) at 32 and 64), with the stored weight's cached transform at 8 .. 32 (modulated
+    # input) and the modulated weight's at 64
+    import panininet.archs.gpm as gpm_module
+    from panininet.platform.native_ops import plain_ops
+    gen = dict(GEN, narrow=0.5, channel_multiplier=2)
+    torch.manual_seed(0)
+    ref = StyleGAN2Generator(64, **gen).eval()
+    gpm = GPM(64, **gen).eval()
+    gpm.load_prior(ref.state_dict())
+    sizes, fresh = [], []
+    real_conv, real_weight = gpm_module.conv3x3_winograd, gpm_module.winograd_weight
+    monkeypatch.setattr(gpm_module, 'conv3x3_winograd', lambda x, *a: sizes.append(x.shape[-1]) or real_conv(x, *a))
+    monkeypatch.setattr(gpm_module, 'winograd_weight', lambda w, t: fresh.append(t) or real_weight(w, t))
+    latent = torch.randn(1, ref.num_latent, gen['num_style_feat'])
+    with torch.no_grad():
+        expected, _ = ref([latent], input_is_latent=True, randomize_noise=False)
+        out = gpm.synthesize(latent)
+        assert sorted(sizes) == [8, 16, 32, 64]
+        n_fresh = len(fresh)
+        again = gpm.synthesize(latent)
+        with plain_ops():
+            plain = gpm.synthesize(latent)
+    assert fresh[:n_fresh] == [4]  # the 64 x 64 conv's modulated weight; the cached ones are made elsewhere
+    assert fresh == [4, 4] and sorted(sizes) == [8, 8, 16, 16, 32, 32, 64, 64]  # plain_ops: none
+    assert torch.equal(plain, expected)
+    assert _rel_err(out, expected) < 3e-5 and torch.equal(again, out)
