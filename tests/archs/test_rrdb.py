@@ -130,3 +130,35 @@ def test_conv2d_accumulate_falls_back_with_autograd():
     x.grad = w.grad = None
     ref.sum().backward()
     assert torch.allclose(gx, x.grad) and torch.allclose(gw, w.grad)
+
+
+def test_pair_weight_is_the_same_conv_over_pixel_pairs():
+    from panininet.archs.rrdb import _pairs, pair_weight
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 12).contiguous(memory_format=CL)
+    w = torch.randn(3, 5, 3, 3)
+    pairs = F.conv2d(_pairs(x), pair_weight(w), padding=1)  # (2, 6, 7, 7): pixels -1 .. 12
+    assert pairs.shape == (2, 6, 7, 7)
+    wide = pairs.permute(0, 2, 3, 1).reshape(2, 7, 14, 3).permute(0, 3, 1, 2)
+    torch.testing.assert_close(wide[..., 1:13], F.conv2d(x, w, padding=1), rtol=0, atol=1e-5)  # edges included
+
+
+@pytest.mark.parametrize('width', [20, 21])
+def test_last_conv_runs_in_pixel_pairs_where_the_width_is_even(monkeypatch, width):
+    import panininet.archs.rrdb as rrdb_module
+    block = _block()
+    x = torch.randn(1, 8, 12, width).contiguous(memory_format=CL)
+    kernels = []
+    real = rrdb_module.conv2d_accumulate_
+    monkeypatch.setattr(rrdb_module, 'conv2d_accumulate_',
+                        lambda acc, inp, w, padding=1: kernels.append(tuple(w.shape)) or real(acc, inp, w, padding))
+    with torch.no_grad():
+        ref = ResidualDenseBlock.forward(block, x)
+        out, again = block(x), block(x)  # the second call reads the cached pair weights
+        block.conv5.weight.mul_(-1)  # an in-place change: the cache must see it
+        changed, ref_changed = block(x), ResidualDenseBlock.forward(block, x)
+    last = kernels[6:10]  # conv2 .. conv4 take 1 + 2 + 3 accumulations, then conv5's four parts
+    assert last == ([(16, 32, 3, 2)] * 4 if width % 2 == 0 else [(8, 16, 3, 3)] * 4)
+    for a, b in ((out, ref), (again, ref), (changed, ref_changed)):
+        assert a.shape == b.shape and a.is_contiguous(memory_format=CL)
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
