@@ -295,9 +295,10 @@ def winograd_tile(x, weight, stride=1, padding=1, dilation=1, groups=1):
     Only for eager float32 CPU inference (:func:`cpu_inference_dtype`; not bfloat16, not under autocast) of a 3 x 3,
     stride 1, padding 1, ungrouped convolution. Where the transforms (passes over the transformed input and output)
     cost less than the multiplies they save, as ``benchmarks/bench_winograd.py`` measured against AVX-512 oneDNN (2
-    Zen 4 cores): F(4x4) for >= 256 channels on maps of >= 32 x 32 (1.5-2.5x the direct conv), F(2x2) for >= 256
-    channels on 8 x 8 to 16 x 16 (1.3-1.9x: few tiles); direct elsewhere (128 channels gain or lose by up to 25 %
-    from run to run as the memory bandwidth varies, 64 and fewer lose at any size).
+    Zen 4 cores), for at least 256 input and output channels on maps of at least 8 x 8: F(4x4) where channels x
+    width >= 16384 (512 channels from 32 x 32, 256 from 64 x 64: 1.5-2.5x the direct conv), F(2x2) on the smaller
+    maps (1.1-1.6x: few tiles, where F(4x4)'s larger transforms do not pay); direct elsewhere (128 channels gain or
+    lose by up to 15 % from run to run as the memory bandwidth varies, 64 and fewer lose at any size).
 
     Args:
         x (Tensor): (b, c_in, h, w).
