@@ -319,7 +319,7 @@ def winograd_tile(x, weight, stride=1, padding=1, dilation=1, groups=1):
     if x.ndim != 4 or weight.ndim != 4 or tuple(weight.shape[2:]) != (3, 3):
         return 0
     channels, size = min(weight.shape[0], weight.shape[1]), min(x.shape[2:])
-    tile = 0 if channels < 256 else 4 if size >= 32 else 2 if size >= 8 else 0
+    tile = 0 if channels < 256 or size < 8 else 4 if channels * size >= 16384 else 2
     if not tile or cpu_inference_dtype(x, weight) != torch.float32 or torch.is_autocast_enabled('cpu'):
         return 0
     return tile

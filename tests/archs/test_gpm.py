@@ -141,8 +141,8 @@ def test_panini_batch_on_cpu_equals_its_faces_one_by_one():
 
 def test_wide_style_convs_run_winograd_and_match_basicsr(monkeypatch):
     # 256 channels at every level (narrow 0.5, multiplier 2): the stride-1 style convs at 8 .. 64 take Winograd
-    # (F(2x2) at 8 and 16, F(4x4) at 32 and 64), with the stored weight's cached transform at 8 .. 32 (modulated
-    # input) and the modulated weight's at 64
+    # (F(2x2) at 8 .. 32, F(4x4) at 64), with the stored weight's cached transform at 8 .. 32 (modulated input) and
+    # the modulated weight's at 64
     import panininet.archs.gpm as gpm_module
     from panininet.platform.native_ops import plain_ops
     gen = dict(GEN, narrow=0.5, channel_multiplier=2)

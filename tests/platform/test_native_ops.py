@@ -323,9 +323,10 @@ def test_winograd_tile_only_for_wide_fp32_inference_convs():
 
     # measured choices (benchmarks/bench_winograd.py): F(4x4) wide and large, F(2x2) wide and small, else direct
     assert [tile(512, s) for s in (4, 8, 16, 32, 64)] == [0, 2, 2, 4, 4]
+    assert [tile(256, s) for s in (8, 16, 32, 64, 128)] == [2, 2, 2, 4, 4]
     assert [tile(128, s) for s in (64, 128, 256)] == [0, 0, 0]
     assert tile(64, 512) == 0
-    x, w = torch.randn(1, 256, 32, 32), torch.randn(256, 256, 3, 3)
+    x, w = torch.randn(1, 256, 64, 64), torch.randn(256, 256, 3, 3)
     assert ops.winograd_tile(x, w) == 4
     assert ops.winograd_tile(x, w, stride=2) == ops.winograd_tile(x, w, padding=0) == 0
     assert ops.winograd_tile(x, w, groups=2) == ops.winograd_tile(x, torch.randn(256, 256, 1, 1)) == 0
@@ -357,10 +358,10 @@ def test_winograd_conv2d_module_is_an_nn_conv2d_with_a_cached_transform():
         for conv in (ours, ref):
             conv.weight.mul_(-1)  # in place: the cached transform must follow
         assert float((ours(x) - ref(x)).abs().max() / ref(x).abs().max()) < 1e-5
-        big = torch.randn(1, 256, 32, 32)
+        big = torch.randn(1, 256, 64, 64)
         assert float((ours(big) - ref(big)).abs().max() / ref(big).abs().max()) < 3e-5
         assert sorted(ours.__dict__['_winograd_weights']) == [2, 4]
-    assert seen == [(1, 256, 10, 10)] * 2 + [(1, 256, 32, 32)]  # hooks fire
+    assert seen == [(1, 256, 10, 10)] * 2 + [(1, 256, 64, 64)]  # hooks fire
     assert torch.equal(ours(x), ref(x))  # with gradients: nn.Conv2d's forward
     assert '_winograd_weights' not in str(list(ours.state_dict()))
 
