@@ -51,13 +51,7 @@ class DenseBlock(ResidualDenseBlock):
         x = x.to(dtype)  # bf16 (CPU bf16 autocast): the block computes and keeps its features in bf16
         feats = [x]  # block input, then x1 .. x4
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
-            weight = conv.weight.to(dtype)
-            lo, hi = 0, x.shape[1]
-            acc = F.conv2d(x, weight[:, lo:hi], conv.bias.to(dtype), padding=1)
-            for feat in feats[1:]:
-                lo, hi = hi, hi + feat.shape[1]
-                conv2d_accumulate_(acc, feat, weight[:, lo:hi], padding=1)
-            feats.append(F.leaky_relu_(acc, 0.2))
+            feats.append(F.leaky_relu_(_conv_of_parts(conv, feats, dtype), 0.2))
         return torch.add(x, self._last_conv(feats, dtype), alpha=0.2)
 
     def _last_conv(self, feats, dtype):
@@ -82,13 +76,7 @@ class DenseBlock(ResidualDenseBlock):
         b, c, h, w = feats[0].shape
         cl = torch.channels_last
         if w % 2 or not all(f.is_contiguous(memory_format=cl) for f in feats):
-            weight = conv.weight.to(dtype)
-            lo, hi = 0, c
-            acc = F.conv2d(feats[0], weight[:, lo:hi], conv.bias.to(dtype), padding=1)
-            for feat in feats[1:]:
-                lo, hi = hi, hi + feat.shape[1]
-                conv2d_accumulate_(acc, feat, weight[:, lo:hi], padding=1)
-            return acc
+            return _conv_of_parts(conv, feats, dtype)
         weights = self._pair_weights(dtype, [f.shape[1] for f in feats])
         acc = F.conv2d(_pairs(feats[0]), weights[0], conv.bias.to(dtype).repeat(2), padding=1)  # (b, 2c, h, w/2+1)
         for feat, weight in zip(feats[1:], weights[1:]):
@@ -107,6 +95,27 @@ class DenseBlock(ResidualDenseBlock):
                 cached = (key, [pair_weight(p).to(dtype=dtype, memory_format=torch.channels_last) for p in parts])
             self.__dict__['_pair_weight_cache'] = cached
         return cached[1]
+
+
+def _conv_of_parts(conv, feats, dtype):
+    """``conv(cat(feats))`` (3 x 3, padding 1) without the concatenation: the first part's conv with the bias, then
+    one in-place accumulation per later part (:func:`conv2d_accumulate_`) with the matching slice of the weight.
+
+    Args:
+        conv (nn.Conv2d): Over ``sum(f.shape[1] for f in feats)`` input channels.
+        feats (list[Tensor]): The parts, (b, c_j, h, w) each.
+        dtype (torch.dtype): Of the computation.
+
+    Returns:
+        Tensor: (b, c_out, h, w), a new tensor.
+    """
+    weight = conv.weight.to(dtype)
+    lo, hi = 0, feats[0].shape[1]
+    acc = F.conv2d(feats[0], weight[:, lo:hi], conv.bias.to(dtype), padding=1)
+    for feat in feats[1:]:
+        lo, hi = hi, hi + feat.shape[1]
+        conv2d_accumulate_(acc, feat, weight[:, lo:hi], padding=1)
+    return acc
 
 
 def _pairs(x):
